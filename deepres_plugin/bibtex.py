@@ -1,0 +1,12 @@
+"""
+@article{RamirezAportela2019,
+  title = {DeepRes: a new deep-learning- and aspect-based local resolution method for electron-microscopy maps},
+  author = {Ram{\'i}rez-Aportela, Erney and Mota, Javier and Conesa, Pablo and Carazo, Jose Maria and Sorzano, Carlos Oscar S.},
+  journal = {IUCrJ},
+  volume = {6},
+  number = {6},
+  pages = {1054--1063},
+  year = {2019},
+  doi = {10.1107/S2052252519011692}
+}
+"""

@@ -1,0 +1,67 @@
+"""The ``deepres`` command line: one subcommand per module of :mod:`deepres_plugin.commands`."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from .core.errors import DeepResError
+from .version import __version__
+
+#: Subcommand name -> module in ``deepres_plugin.commands``.
+COMMANDS = {
+    "simulate": "simulate",
+    "dataset": "dataset",
+}
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+logger = logging.getLogger("deepres_plugin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Parser with one subparser per command, its help taken from the module docstring."""
+    parser = argparse.ArgumentParser(prog="deepres", description="DeepRes: deep-learning local resolution "
+                                     "of cryo-EM maps (Ramirez-Aportela et al., IUCrJ 2019).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details (DEBUG level)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f".commands.{module_name}", __package__)
+        doc = (module.__doc__ or "").strip()
+        sub = subparsers.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_args(sub)
+        sub.set_defaults(run=module.main)
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    """Log to stderr for this process only (the library never configures logging itself)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``deepres``; return the exit status (0 success, 1 error, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return int(args.run(args) or EXIT_OK)
+    except DeepResError as exc:
+        print(f"deepres {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"deepres {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

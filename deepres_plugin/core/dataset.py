@@ -1,0 +1,465 @@
+"""Training data for DeepRes: boxes of simulated maps labelled with their filter resolution.
+
+For every atomic model (paper section 2.1, with the changes listed here):
+
+1. The model's density is simulated at the range's voxel size (1.0 A/px for ``wide``,
+   0.5 A/px for ``high``) with :mod:`.simulate` (electron form factors, B = 0).
+2. ``labels_per_structure`` resolutions are drawn from the range. *Label jitter*: instead
+   of the paper's fixed 0.1 A grid, the range is cut into equal strata and one resolution
+   is drawn uniformly inside each stratum, so every structure covers the whole range and
+   the labels are continuous (the network cannot learn a lattice of values).
+3. Each resolution gives a map low-passed with Xmipp's raised cosine (width 0.02), scaled
+   so that its maximum is 1.
+4. *Noise*: Gaussian noise with an SD drawn uniformly in ``[0, noise_sd_max]`` (same units)
+   is added to each map. A fraction ``filtered_noise_fraction`` of the maps get noise
+   low-passed by the same filter as the signal (and rescaled to the drawn SD), the rest
+   white noise: experimental maps carry noise shaped by the reconstruction's FSC
+   weighting, simulated benchmarks (paper 3.1) carry white noise; training on both keeps
+   the estimator from keying on either. Noise is stationary, so it is drawn per box
+   rather than over the whole map (the same distribution in every box, much cheaper):
+   white noise directly in the box, filtered noise as boxes cut at random from a
+   periodic field of :data:`NOISE_FIELD_SIZE`^3 voxels filtered at the label resolution.
+5. *Box centres*: every voxel within 3 A of an atom whose 13^3 box fits the grid is a
+   candidate; the candidates are shuffled once and dealt out to the label maps without
+   repetition (until exhausted), so the boxes cover the whole molecule evenly rather than
+   the first boxes in raster order as Xmipp's trainer took.
+6. Each 13^3 box is divided by its L2 norm (paper 2.1); the label is the filter's
+   resolution in A.
+
+*Split by structure*: each model belongs to a group (the complex it comes from:
+``BM5_1ABC_l_b`` and ``BM5_1ABC_r_u`` share group ``BM5_1ABC``); whole groups go to the
+validation split, chosen by a hash of the seed and the group name. Boxes of one complex
+never land on both sides.
+
+*Reproducible and resumable*: the random stream of a structure depends only on the seed
+and its name, never on worker scheduling. Each structure's examples go to one shard file,
+written under a temporary name and renamed when complete; a rerun with the same options
+skips complete shards. ``config.json`` holds the options; ``manifest.json`` (written last)
+lists structures, seeds, splits, counts and the label histogram.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from ..version import __version__
+from .errors import DeepResError, ParameterError
+from .fileio import atomic_outputs
+from .filters import lowpass_bank
+from .fourier import rfft_map
+from .masks import ATOM_MASK_RADIUS_A
+from .ranges import BOX_SIZE, ResolutionRange, get_range
+from .simulate import is_model_file, model_density, read_model
+
+logger = logging.getLogger(__name__)
+
+DATASET_FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.json"
+SHARD_DIR = "shards"
+SHARD_SUFFIX = ".npz"
+#: Width of the bins of the manifest's label histogram, in A.
+HISTOGRAM_BIN_A = 0.5
+#: Boxes with a smaller L2 norm than this are not normalised (there are none in practice).
+MIN_BOX_NORM = 1e-12
+SPLITS = ("train", "val")
+#: Distance, in worst-range resolutions, kept between a box and the molecule's periodic image.
+WRAP_MARGIN_RESOLUTIONS = 1.5
+#: Edge (voxels) of the periodic field from which filtered-noise boxes are cut.
+NOISE_FIELD_SIZE = 48
+_HASH_BUCKETS = 10_000
+#: Receptor/ligand, bound/unbound tails of Docking Benchmark and DIPS names (``_r_b-matched``).
+_GROUP_SUFFIX = re.compile(r"_[lr]_[bu]([-_.].*)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """Options of a dataset; a dataset folder is bound to one configuration."""
+
+    range_name: str
+    seed: int = 0
+    labels_per_structure: int = 16
+    boxes_per_label: int = 100
+    noise_sd_max: float = 0.15
+    filtered_noise_fraction: float = 0.5
+    val_fraction: float = 0.1
+    dtype: str = "float16"
+    padding: float | None = None
+    box_size: int = BOX_SIZE
+
+    def validate(self) -> ResolutionRange:
+        """Check the options; return the resolution range."""
+        resolution_range = get_range(self.range_name)
+        if self.labels_per_structure < 1 or self.boxes_per_label < 1:
+            raise ParameterError("labels per structure and boxes per label must be at least 1")
+        if self.noise_sd_max < 0:
+            raise ParameterError("the maximum noise SD must be >= 0")
+        if not 0 <= self.filtered_noise_fraction <= 1 or not 0 <= self.val_fraction < 1:
+            raise ParameterError("fractions must lie in [0, 1]")
+        if self.dtype not in ("float16", "float32"):
+            raise ParameterError(f"dtype must be float16 or float32, not {self.dtype!r}")
+        if self.box_size % 2 == 0 or self.box_size < 3:
+            raise ParameterError("the box size must be odd and at least 3 voxels")
+        if self.padding is not None and self.padding < 0:
+            raise ParameterError("padding must be >= 0 A")
+        return resolution_range
+
+    def padding_angstrom(self) -> float:
+        """Margin around the model in A: ``padding`` if set, else :func:`training_padding`."""
+        return self.padding if self.padding is not None else training_padding(get_range(self.range_name),
+                                                                               self.box_size)
+
+
+def training_padding(resolution_range: ResolutionRange, box_size: int = BOX_SIZE) -> float:
+    """Smallest margin (A) that keeps the periodic FFT filters from mixing the molecule with
+    its own wrapped-around copy inside the training boxes.
+
+    A box voxel lies at most ``r + h`` from an atom (``r`` the atom-mask radius, ``h`` half a
+    box in A); the nearest wrapped copy of the molecule is then ``2 P - r - h`` away. That
+    distance is made :data:`WRAP_MARGIN_RESOLUTIONS` times the range's worst resolution,
+    where the low-pass kernel has decayed: about 14 A for ``wide``, 8 A for ``high``, much
+    smaller grids than a fixed margin for the 0.5 A/px maps.
+    """
+    half_box = (box_size // 2) * resolution_range.voxel_size
+    needed = ATOM_MASK_RADIUS_A + half_box + WRAP_MARGIN_RESOLUTIONS * resolution_range.max_resolution
+    return float(np.ceil(needed / 2))
+
+
+def structure_name(path: str | os.PathLike) -> str:
+    """File name without model suffixes: ``BM5_1ABC_l_b.pdb.gz`` -> ``BM5_1ABC_l_b``."""
+    name = Path(path).name
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in (".gz", ".pdb", ".ent", ".mmcif", ".cif"):
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name, stripped = name[: -len(suffix)], True
+    return name
+
+
+def structure_group(name: str) -> str:
+    """The complex a structure belongs to: ``BM5_1ABC_r_b-matched`` -> ``BM5_1ABC``.
+
+    Drops the receptor/ligand and bound/unbound tail (and what follows it); other names
+    are their own group.
+    """
+    return _GROUP_SUFFIX.sub("", name) or name
+
+
+def _stable_hash(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:8], "little")
+
+
+def assign_split(group: str, seed: int, val_fraction: float) -> str:
+    """``"val"`` for a ``val_fraction`` of the groups (by a hash of seed and group), else ``"train"``."""
+    return "val" if _stable_hash(seed, group) % _HASH_BUCKETS < val_fraction * _HASH_BUCKETS else "train"
+
+
+def structure_seed(seed: int, name: str) -> list[int]:
+    """Entropy of a structure's random stream: the global seed and a CRC of its name."""
+    return [int(seed), zlib.crc32(name.encode())]
+
+
+def draw_labels(rng: np.random.Generator, resolution_range: ResolutionRange, count: int) -> np.ndarray:
+    """``count`` resolutions (A), one uniform draw in each of ``count`` equal strata of the range."""
+    edges = np.linspace(resolution_range.min_resolution, resolution_range.max_resolution, count + 1)
+    return edges[:-1] + rng.random(count) * np.diff(edges)
+
+
+def box_centre_candidates(mask: np.ndarray, box_size: int) -> np.ndarray:
+    """(N, 3) indices of masked voxels whose whole box lies in the grid."""
+    half = box_size // 2
+    interior = np.zeros_like(mask)
+    interior[half:mask.shape[0] - half, half:mask.shape[1] - half, half:mask.shape[2] - half] = True
+    return np.argwhere(mask & interior)
+
+
+def deal_centres(candidates: np.ndarray, groups: int, per_group: int, rng: np.random.Generator) -> np.ndarray:
+    """Shuffle the candidates once and deal ``per_group`` to each of ``groups``.
+
+    Without repetition while candidates last; the deck is reshuffled if more are needed.
+
+    Returns:
+        (groups, per_group, 3) indices.
+    """
+    needed = groups * per_group
+    decks = [rng.permutation(len(candidates)) for _ in range(-(-needed // len(candidates)))]
+    order = np.concatenate(decks)[:needed]
+    return candidates[order].reshape(groups, per_group, 3)
+
+
+def extract_boxes(volume: np.ndarray, centres: np.ndarray, box_size: int = BOX_SIZE) -> np.ndarray:
+    """Boxes of ``box_size``^3 voxels centred on ``centres`` ((N, 3) z, y, x indices).
+
+    Returns:
+        (N, box, box, box) copy (a strided view of the map is indexed, no Python loop).
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(volume, (box_size,) * 3)
+    corner = np.asarray(centres) - box_size // 2
+    return windows[corner[:, 0], corner[:, 1], corner[:, 2]].copy()
+
+
+def normalise_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Divide each box by its L2 norm (paper 2.1), in float32."""
+    boxes = boxes.astype(np.float32)
+    norms = np.sqrt(np.sum(boxes.astype(np.float64) ** 2, axis=(1, 2, 3)))
+    return boxes / np.maximum(norms, MIN_BOX_NORM)[:, None, None, None].astype(np.float32)
+
+
+def filtered_noise_boxes(rng: np.random.Generator, voxel_size: float, resolution: float, count: int,
+                         box_size: int = BOX_SIZE, field_size: int = NOISE_FIELD_SIZE) -> np.ndarray:
+    """``count`` boxes of unit-SD Gaussian noise low-passed at ``resolution`` A.
+
+    A periodic white-noise field of ``field_size``^3 voxels is filtered with the same
+    raised cosine as the signal, scaled to unit SD, and boxes are cut at random positions
+    (wrapping around, the field being periodic).
+    """
+    field_shape = (field_size,) * 3
+    field = next(lowpass_bank(rfft_map(rng.standard_normal(field_shape, dtype=np.float32)), field_shape,
+                              voxel_size, [resolution], workers=1))
+    field /= max(float(field.std()), MIN_BOX_NORM)
+    wrapped = np.pad(field, [(0, box_size - 1)] * 3, mode="wrap")
+    corners = rng.integers(0, field_size, size=(count, 3))
+    return extract_boxes(wrapped, corners + box_size // 2, box_size)
+
+
+def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
+                       fft_workers: int = 1) -> dict[str, np.ndarray]:
+    """All boxes and labels of one structure (steps 1-6 of the module docstring).
+
+    Returns:
+        arrays ``boxes`` (N, b, b, b), ``labels`` (N,) in A, ``noise_sd`` (N,),
+        ``filtered_noise`` (N,) bool and ``centres`` (N, 3) voxel indices.
+    """
+    resolution_range = config.validate()
+    rng = np.random.default_rng(structure_seed(config.seed, structure_name(model_path)))
+    simulated = model_density(read_model(model_path), resolution_range.voxel_size, config.padding_angstrom())
+    candidates = box_centre_candidates(simulated.atom_mask(ATOM_MASK_RADIUS_A), config.box_size)
+    if len(candidates) == 0:
+        raise DeepResError(f"{model_path}: no voxel of the molecule has a full box in the grid")
+
+    count, per_label = config.labels_per_structure, config.boxes_per_label
+    labels = draw_labels(rng, resolution_range, count)
+    noise_sd = rng.random(count) * config.noise_sd_max
+    filtered_noise = rng.random(count) < config.filtered_noise_fraction
+    centres = deal_centres(candidates, count, per_label, rng)
+
+    shape, voxel = simulated.density.shape, resolution_range.voxel_size
+    spectrum = rfft_map(simulated.density, workers=fft_workers)
+    signals = lowpass_bank(spectrum, shape, voxel, labels, workers=fft_workers)
+    boxes = np.empty((count, per_label) + (config.box_size,) * 3, dtype=config.dtype)
+    for i, signal in enumerate(signals):
+        signal_boxes = extract_boxes(signal, centres[i], config.box_size) / signal.max()
+        if filtered_noise[i]:
+            noise_boxes = filtered_noise_boxes(rng, voxel, labels[i], per_label, config.box_size)
+        else:
+            noise_boxes = rng.standard_normal(signal_boxes.shape, dtype=np.float32)
+        boxes[i] = normalise_boxes(signal_boxes + np.float32(noise_sd[i]) * noise_boxes)
+    return {
+        "boxes": boxes.reshape((-1,) + (config.box_size,) * 3),
+        "labels": np.repeat(labels, per_label).astype(np.float32),
+        "noise_sd": np.repeat(noise_sd, per_label).astype(np.float32),
+        "filtered_noise": np.repeat(filtered_noise, per_label),
+        "centres": centres.reshape(-1, 3).astype(np.int32),
+    }
+
+
+def find_structures(structure_dir: str | os.PathLike) -> list[Path]:
+    """Model files (PDB/mmCIF, optionally gzipped) directly inside ``structure_dir``, sorted.
+
+    Raises:
+        ParameterError: not a directory, or no model file in it.
+    """
+    folder = Path(structure_dir)
+    if not folder.is_dir():
+        raise ParameterError(f"{folder} is not a directory")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and is_model_file(p))
+    if not paths:
+        raise ParameterError(f"{folder} contains no PDB/mmCIF files")
+    names = [structure_name(p) for p in paths]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"{folder} has several files for one structure name")
+    return paths
+
+
+def _shard_is_complete(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path) as shard:
+            return {"boxes", "labels"} <= set(shard.files) and len(shard["labels"]) > 0
+    except (OSError, ValueError, EOFError, zlib.error):
+        return False
+
+
+def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_outputs(path) as (tmp,):
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+
+def _shard_task(task: tuple[str, str, DatasetConfig]) -> tuple[str, int, str | None]:
+    """Worker: make one structure's shard. Returns (name, box count, error or None)."""
+    model_path, shard_path, config = task
+    name = structure_name(model_path)
+    try:
+        arrays = structure_examples(model_path, config)
+        _write_shard(Path(shard_path), arrays)
+        return name, len(arrays["labels"]), None
+    except DeepResError as exc:
+        return name, 0, str(exc)
+
+
+def _check_config(out_dir: Path, config: DatasetConfig) -> None:
+    """Bind ``out_dir`` to ``config``; refuse to mix datasets made with other options."""
+    path = out_dir / CONFIG_FILE
+    wanted = {"format_version": DATASET_FORMAT_VERSION, **dataclasses.asdict(config)}
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != wanted:
+            differing = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            raise ParameterError(f"{out_dir} holds a dataset made with other options ({', '.join(differing)}); "
+                                 "use the same options to resume or another output folder")
+        return
+    with atomic_outputs(path) as (tmp,):
+        tmp.write_text(json.dumps(wanted, indent=2))
+
+
+def select_structures(paths: list[Path], max_structures: int | None, seed: int) -> list[Path]:
+    """All paths, or a seeded random subset of ``max_structures`` of them (kept in name order)."""
+    if max_structures is None or max_structures >= len(paths):
+        return paths
+    if max_structures < 1:
+        raise ParameterError("the number of structures must be at least 1")
+    chosen = np.random.default_rng(seed).choice(len(paths), size=max_structures, replace=False)
+    return [paths[i] for i in sorted(chosen)]
+
+
+def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DatasetConfig,
+                     workers: int = 1, max_structures: int | None = None, progress: bool = True) -> dict:
+    """Generate (or resume) a sharded dataset; return its manifest.
+
+    Args:
+        structure_dir: folder of PDB/mmCIF files.
+        out_dir: dataset folder (created; must be empty or hold the same configuration).
+        config: dataset options.
+        workers: processes working on structures in parallel.
+        max_structures: use a seeded random subset of this many structures.
+        progress: show a progress bar on stderr.
+    """
+    resolution_range = config.validate()
+    if workers < 1:
+        raise ParameterError("workers must be at least 1")
+    paths = select_structures(find_structures(structure_dir), max_structures, config.seed)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"{out} exists and is not a directory")
+    (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    _check_config(out, config)
+
+    shard_of = {p: out / SHARD_DIR / (structure_name(p) + SHARD_SUFFIX) for p in paths}
+    todo = [(str(p), str(shard_of[p]), config) for p in paths if not _shard_is_complete(shard_of[p])]
+    logger.info("%d structures, %d already done, %d to simulate (%s range, %d workers)",
+                len(paths), len(paths) - len(todo), len(todo), resolution_range.name, workers)
+    errors: dict[str, str] = {}
+    with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="structure",
+              desc=f"dataset {resolution_range.name}", disable=not progress) as bar:
+        if workers == 1 or len(todo) <= 1:
+            results: Iterable = map(_shard_task, todo)
+            pool = None
+        else:
+            pool = multiprocessing.get_context("fork").Pool(workers)
+            results = pool.imap_unordered(_shard_task, todo)
+        try:
+            for name, _, error in results:
+                if error:
+                    errors[name] = error
+                    logger.warning("skipped %s: %s", name, error)
+                bar.update()
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    manifest = build_manifest(structure_dir, out, config, paths, errors)
+    with atomic_outputs(out / MANIFEST_FILE) as (tmp,):
+        tmp.write_text(json.dumps(manifest, indent=2))
+    return manifest
+
+
+def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetConfig,
+                   paths: list[Path], errors: dict[str, str]) -> dict:
+    """Manifest of the shards present: structures, seeds, splits, counts, label histogram."""
+    resolution_range = config.validate()
+    edges = np.arange(resolution_range.min_resolution,
+                      resolution_range.max_resolution + HISTOGRAM_BIN_A / 2, HISTOGRAM_BIN_A)
+    histogram = {split: np.zeros(len(edges) - 1, dtype=np.int64) for split in SPLITS}
+    counts = {split: {"structures": 0, "boxes": 0} for split in SPLITS}
+    entries = []
+    for path in paths:
+        name = structure_name(path)
+        shard = out / SHARD_DIR / (name + SHARD_SUFFIX)
+        if name in errors or not _shard_is_complete(shard):
+            continue
+        group = structure_group(name)
+        split = assign_split(group, config.seed, config.val_fraction)
+        with np.load(shard) as data:
+            labels = data["labels"]
+        histogram[split] += np.histogram(labels, bins=edges)[0]
+        counts[split]["structures"] += 1
+        counts[split]["boxes"] += int(len(labels))
+        entries.append({"name": name, "file": path.name, "group": group, "split": split,
+                        "seed": structure_seed(config.seed, name), "boxes": int(len(labels)),
+                        "shard": f"{SHARD_DIR}/{shard.name}"})
+    return {
+        "format_version": DATASET_FORMAT_VERSION,
+        "deepres_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "structure_dir": str(Path(structure_dir).resolve()),
+        "config": dataclasses.asdict(config),
+        "range": dataclasses.asdict(resolution_range),
+        "counts": counts,
+        "label_histogram": {"bin_edges_angstrom": np.round(edges, 6).tolist(),
+                            **{split: histogram[split].tolist() for split in SPLITS}},
+        "structures": entries,
+        "skipped": [{"name": name, "reason": reason} for name, reason in sorted(errors.items())],
+    }
+
+
+def load_split(dataset_dir: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Boxes and labels of one split of a finished dataset, in manifest order.
+
+    Returns:
+        ``(boxes, labels)``: (N, b, b, b) in the stored dtype and (N,) float32 in A.
+
+    Raises:
+        ParameterError: no manifest (unfinished dataset) or unknown split.
+    """
+    if split not in SPLITS:
+        raise ParameterError(f"split must be one of {SPLITS}")
+    folder = Path(dataset_dir)
+    manifest_path = folder / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise ParameterError(f"{folder} has no {MANIFEST_FILE}: the dataset is missing or unfinished")
+    manifest = json.loads(manifest_path.read_text())
+    boxes, labels = [], []
+    for entry in manifest["structures"]:
+        if entry["split"] == split:
+            with np.load(folder / entry["shard"]) as shard:
+                boxes.append(shard["boxes"])
+                labels.append(shard["labels"])
+    if not boxes:
+        size = manifest["config"]["box_size"]
+        return np.empty((0, size, size, size), manifest["config"]["dtype"]), np.empty(0, np.float32)
+    return np.concatenate(boxes), np.concatenate(labels)

@@ -1,0 +1,158 @@
+"""Masks: reading a user's mask against its map, automatic molecular masks, atom masks.
+
+Masks are boolean arrays indexed [z, y, x] on the map's grid.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import scipy.ndimage
+
+from .errors import MaskError
+from .mrc import ISOTROPY_TOLERANCE, MapGeometry, read_map
+
+logger = logging.getLogger(__name__)
+
+#: A soft mask keeps the voxels whose value exceeds this level.
+MASK_THRESHOLD = 0.5
+#: Mask values may exceed [0, 1] by this much (rounding in other programs).
+MASK_VALUE_TOLERANCE = 1e-3
+#: Automatic mask: resolution (A) at which the Gaussian low-pass halves the amplitude.
+AUTO_MASK_LOWPASS_A = 8.0
+#: Automatic mask: dilation of the thresholded envelope, in A.
+AUTO_MASK_DILATION_A = 3.0
+#: Automatic mask: connected pieces smaller than this fraction of the largest are dropped.
+AUTO_MASK_MIN_COMPONENT_FRACTION = 0.05
+#: Automatic mask: bins of the histogram used by Otsu's threshold.
+OTSU_BINS = 256
+#: Atom mask: voxels within this distance (A) of an atom centre are "inside the molecule".
+ATOM_MASK_RADIUS_A = 3.0
+
+
+def read_mask(path: str | os.PathLike, map_shape: tuple[int, int, int],
+              map_geometry: MapGeometry) -> np.ndarray:
+    """Read a binary or soft mask and check that it lies on the map's grid.
+
+    Voxels whose value exceeds :data:`MASK_THRESHOLD` are inside.
+
+    Raises:
+        MapFormatError: the file is not a usable map.
+        MaskError: other shape or voxel size than the map, values outside [0, 1], or empty.
+    """
+    values, geometry = read_map(path)
+    check_mask_grid(values.shape, geometry.voxel_size, map_shape, map_geometry.voxel_size, str(path))
+    low, high = float(values.min()), float(values.max())
+    if low < -MASK_VALUE_TOLERANCE or high > 1 + MASK_VALUE_TOLERANCE:
+        raise MaskError(f"{path}: mask values must lie in [0, 1], found [{low:g}, {high:g}]")
+    mask = values > MASK_THRESHOLD
+    if not mask.any():
+        raise MaskError(f"{path}: the mask is empty (no value above {MASK_THRESHOLD})")
+    soft = np.count_nonzero((values > MASK_VALUE_TOLERANCE) & (values < 1 - MASK_VALUE_TOLERANCE))
+    if soft:
+        logger.info("soft mask: %d voxels between 0 and 1, keeping those above %.1f", soft, MASK_THRESHOLD)
+    return mask
+
+
+def check_mask_grid(mask_shape: tuple[int, ...], mask_voxel_size: float,
+                    map_shape: tuple[int, ...], map_voxel_size: float, name: str = "mask") -> None:
+    """Raise :class:`MaskError` unless mask and map have the same shape and voxel size (A/px)."""
+    if tuple(mask_shape) != tuple(map_shape):
+        raise MaskError(f"{name}: mask shape {tuple(mask_shape)} differs from map shape {tuple(map_shape)}")
+    if abs(mask_voxel_size - map_voxel_size) > ISOTROPY_TOLERANCE * map_voxel_size:
+        raise MaskError(f"{name}: mask voxel size {mask_voxel_size:g} A/px differs from "
+                        f"map voxel size {map_voxel_size:g} A/px")
+
+
+def gaussian_lowpass(volume: np.ndarray, voxel_size: float, resolution: float) -> np.ndarray:
+    """Gaussian low-pass whose amplitude response is 1/2 at ``1 / resolution``.
+
+    A Gaussian of real-space sigma ``s`` (A) has response ``exp(-2 pi^2 s^2 f^2)``; it
+    equals 1/2 at ``f = 1/resolution`` when ``s = resolution * sqrt(ln 2 / 2) / pi``.
+    No ringing, unlike a sharp low-pass, which matters before thresholding.
+    """
+    sigma_angstrom = resolution * np.sqrt(np.log(2.0) / 2.0) / np.pi
+    return scipy.ndimage.gaussian_filter(volume.astype(np.float32), sigma_angstrom / voxel_size, mode="constant")
+
+
+def otsu_threshold(values: np.ndarray, bins: int = OTSU_BINS) -> float:
+    """Otsu's threshold: the level that maximises the between-class variance."""
+    counts, edges = np.histogram(values, bins=bins)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    weight_low = np.cumsum(counts).astype(np.float64)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[1:][np.argmax(between)])
+
+
+def dilate(mask: np.ndarray, voxel_size: float, distance: float) -> np.ndarray:
+    """Grow a mask by ``distance`` A (Euclidean, exact, through a distance transform)."""
+    if distance <= 0:
+        return mask.copy()
+    outside_distance = scipy.ndimage.distance_transform_edt(~mask) * voxel_size
+    return outside_distance <= distance
+
+
+def automatic_mask(volume: np.ndarray, voxel_size: float,
+                   lowpass_resolution: float = AUTO_MASK_LOWPASS_A,
+                   dilation: float = AUTO_MASK_DILATION_A,
+                   min_component_fraction: float = AUTO_MASK_MIN_COMPONENT_FRACTION) -> np.ndarray:
+    """Molecular mask of a map, for maps that come without one.
+
+    1. Gaussian low-pass at ``lowpass_resolution`` A, so that noise and fine detail do not
+       break the envelope (:func:`gaussian_lowpass`).
+    2. Threshold at Otsu's level of the low-passed map: the level that best separates
+       solvent from molecule in the histogram.
+    3. Keep the connected pieces (26-connectivity) at least ``min_component_fraction`` of
+       the largest one: isolated noise blobs go.
+    4. Fill internal holes (cavities of the molecule are inside it).
+    5. Dilate by ``dilation`` A, so that voxels at the molecule's surface, where local
+       resolution is often worst, are estimated too.
+
+    Args:
+        volume: map indexed [z, y, x].
+        voxel_size: A/px.
+
+    Returns:
+        boolean mask.
+
+    Raises:
+        MaskError: the map is flat, so no envelope can be found.
+    """
+    smooth = gaussian_lowpass(volume, voxel_size, lowpass_resolution)
+    if float(np.ptp(smooth)) <= 0:
+        raise MaskError("cannot make an automatic mask: the map is constant")
+    envelope = smooth > otsu_threshold(smooth)
+    labels, count = scipy.ndimage.label(envelope, structure=np.ones((3, 3, 3), bool))
+    if count > 1:
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.flatnonzero(sizes >= min_component_fraction * sizes.max()) + 1
+        envelope = np.isin(labels, keep)
+    envelope = scipy.ndimage.binary_fill_holes(envelope)
+    mask = dilate(envelope, voxel_size, dilation)
+    logger.info("automatic mask: %d voxels (%.1f%% of the box)", mask.sum(), 100.0 * mask.mean())
+    return mask
+
+
+def mask_from_points(shape: tuple[int, int, int], voxel_size: float, points_zyx: np.ndarray,
+                     radius: float = ATOM_MASK_RADIUS_A) -> np.ndarray:
+    """Voxels within ``radius`` A of any point (e.g. atom centres).
+
+    Args:
+        shape: grid shape (z, y, x).
+        voxel_size: A/px.
+        points_zyx: (N, 3) positions in A, in the grid's frame (voxel i is at i * voxel_size).
+        radius: A.
+    """
+    seeds = np.zeros(shape, dtype=bool)
+    index = np.rint(np.asarray(points_zyx) / voxel_size).astype(np.int64)
+    inside = np.all((index >= 0) & (index < np.array(shape)), axis=1)
+    seeds[tuple(index[inside].T)] = True
+    if not seeds.any():
+        return seeds
+    # the nearest voxel centre is up to half a voxel diagonal from the atom
+    return dilate(seeds, voxel_size, radius)

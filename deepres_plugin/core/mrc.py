@@ -1,0 +1,156 @@
+"""MRC/CCP4 map input and output with the geometry a user expects to keep.
+
+Maps are returned as float32 arrays indexed ``[z, y, x]`` whatever the file's axis order
+(MAPC/MAPR/MAPS); the original order, the origin (A) and the start indices are kept in a
+:class:`MapGeometry` and restored when the map is written back, so a read/write round trip
+preserves the file's layout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from .errors import MapFormatError
+from .fileio import atomic_outputs
+
+#: Relative difference allowed between the voxel sizes along x, y and z.
+ISOTROPY_TOLERANCE = 1e-3
+#: MRC axis labels: 1 = X, 2 = Y, 3 = Z; the standard order has columns along X.
+STANDARD_AXIS_ORDER = (1, 2, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapGeometry:
+    """Where a map's voxels lie.
+
+    Attributes:
+        voxel_size: isotropic voxel size in A/px.
+        origin: MRC header origin (x, y, z) in A.
+        nstart: MRC start indices (column, row, section), in voxels.
+        axis_order: MRC (MAPC, MAPR, MAPS) labels of the file's axes (1=X, 2=Y, 3=Z).
+    """
+
+    voxel_size: float
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    nstart: tuple[int, int, int] = (0, 0, 0)
+    axis_order: tuple[int, int, int] = STANDARD_AXIS_ORDER
+
+    def with_voxel_size(self, voxel_size: float) -> "MapGeometry":
+        """The same geometry with another voxel size (A/px), e.g. after resampling."""
+        return dataclasses.replace(self, voxel_size=float(voxel_size))
+
+
+def _file_to_zyx_axes(axis_order: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Permutation that turns the file's [section, row, column] array into [z, y, x].
+
+    The file's axis 0 (sections) carries label MAPS, axis 1 MAPR, axis 2 MAPC; the
+    canonical array axis of label L (1=X, 2=Y, 3=Z) is ``3 - L``.
+    """
+    mapc, mapr, maps = axis_order
+    canonical_of_file_axis = [3 - maps, 3 - mapr, 3 - mapc]
+    return tuple(int(axis) for axis in np.argsort(canonical_of_file_axis))
+
+
+def check_voxel_size(voxel_size: float, source: str = "map") -> float:
+    """Return ``voxel_size`` as a float if it is finite and positive.
+
+    Raises:
+        MapFormatError: zero, negative or non-finite voxel size.
+    """
+    value = float(voxel_size)
+    if not np.isfinite(value) or value <= 0:
+        raise MapFormatError(
+            f"{source} has voxel size {value:g} A/px; give the real pixel size (e.g. --sampling)")
+    return value
+
+
+def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[np.ndarray, MapGeometry]:
+    """Read a 3D MRC/CCP4 map (optionally gzip/bzip2 compressed).
+
+    Args:
+        path: the map file.
+        voxel_size: A/px to use instead of the header's value (for headers that lie).
+
+    Returns:
+        ``(data, geometry)``: float32 array indexed [z, y, x] and the map's geometry.
+
+    Raises:
+        MapFormatError: missing or non-MRC file, data that is not a single 3D volume,
+            complex data, NaN/Inf values, zero/negative or anisotropic voxel size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MapFormatError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mrcfile warns about odd headers; we check what matters
+            with mrcfile.open(path, mode="r", permissive=False) as mrc:
+                data = np.asarray(mrc.data)
+                header = mrc.header
+                is_stack = mrc.is_image_stack() or mrc.is_volume_stack()
+                file_voxel = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], float)
+                origin = (float(header.origin.x), float(header.origin.y), float(header.origin.z))
+                nstart = (int(header.nxstart), int(header.nystart), int(header.nzstart))
+                axis_order = (int(header.mapc), int(header.mapr), int(header.maps))
+    except (ValueError, OSError, EOFError) as exc:
+        raise MapFormatError(f"{path} is not a readable MRC/CCP4 map ({exc})") from None
+
+    if data is None or data.ndim != 3 or is_stack:
+        kind = "an image stack" if is_stack else f"{0 if data is None else data.ndim}-dimensional"
+        raise MapFormatError(f"{path} is {kind}; a single 3D volume is required")
+    if np.iscomplexobj(data):
+        raise MapFormatError(f"{path} holds complex (Fourier) data; a real-space map is required")
+    if sorted(axis_order) != [1, 2, 3]:
+        raise MapFormatError(f"{path} has an invalid axis order MAPC/MAPR/MAPS = {axis_order}")
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise MapFormatError(f"{path} contains {bad} NaN or infinite values")
+
+    if voxel_size is None:
+        if np.any(file_voxel <= 0) or not np.all(np.isfinite(file_voxel)):
+            check_voxel_size(float(file_voxel.min()), str(path))
+        if np.ptp(file_voxel) > ISOTROPY_TOLERANCE * file_voxel.max():
+            raise MapFormatError(
+                f"{path} has anisotropic voxels {tuple(np.round(file_voxel, 4))} A/px; "
+                "resample it to cubic voxels first")
+        voxel_size = float(file_voxel.mean())
+    voxel_size = check_voxel_size(voxel_size, str(path))
+
+    zyx = np.transpose(data, _file_to_zyx_axes(axis_order)).astype(np.float32, copy=True)
+    return zyx, MapGeometry(voxel_size, origin, nstart, axis_order)
+
+
+def write_map(path: str | os.PathLike, data: np.ndarray, geometry: MapGeometry | float) -> None:
+    """Write a 3D map atomically (a temporary file renamed on success).
+
+    Args:
+        path: destination file, replaced if it exists.
+        data: array indexed [z, y, x]; stored as float32 (mode 2).
+        geometry: a :class:`MapGeometry`, or just a voxel size in A/px.
+
+    Raises:
+        MapFormatError: ``data`` is not 3D or has NaN/Inf values.
+        ParameterError: the destination directory does not exist.
+    """
+    if not isinstance(geometry, MapGeometry):
+        geometry = MapGeometry(check_voxel_size(geometry))
+    data = np.asarray(data)
+    if data.ndim != 3:
+        raise MapFormatError(f"cannot write {data.ndim}-dimensional data as a map")
+    if not np.all(np.isfinite(data)):
+        raise MapFormatError(f"refusing to write NaN or infinite values to {path}")
+    file_axes = np.argsort(_file_to_zyx_axes(geometry.axis_order))
+    file_data = np.ascontiguousarray(np.transpose(data.astype(np.float32), file_axes))
+    with atomic_outputs(path) as (tmp,):
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(file_data)
+            mrc.set_volume()
+            mrc.voxel_size = geometry.voxel_size
+            mrc.header.origin = geometry.origin
+            mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = geometry.nstart
+            mrc.header.mapc, mrc.header.mapr, mrc.header.maps = geometry.axis_order

@@ -1,0 +1,1 @@
+"""DeepRes protocols (one class per ``protocol_<name>.py`` module, re-exported here)."""
