@@ -2,25 +2,22 @@
 
 The Scipion plugin (protocols, viewers) is a thin layer over :mod:`deepres_plugin.core`,
 which imports neither pyworkflow nor pwem and also backs the ``deepres`` command line.
-"""
-import pwem
 
-from .constants import DEEPRES_CITATION, DEEPRES_PAPER_URL
+``Plugin`` (the class Scipion looks up here) is defined in :mod:`deepres_plugin.plugin`
+and imported on first access, so that ``import deepres_plugin.core`` and the ``deepres``
+command do not import Scipion: pyworkflow reads its configuration (SCIPION_HOME,
+SCIPION_USER_DATA, ...) from the environment when it is first imported, and a test
+harness or a script must be able to set that environment first.
+"""
+from .constants import DEEPRES_CITATION
 from .version import __version__
 
 _references = [DEEPRES_CITATION]
 
 
-class Plugin(pwem.Plugin):
-    """Nothing external to install: the networks ship inside the package and TensorFlow
-    comes from pip (it uses a GPU when one is visible)."""
+def __getattr__(name: str):
+    if name == "Plugin":
+        from .plugin import Plugin
 
-    _url = DEEPRES_PAPER_URL
-
-    @classmethod
-    def _defineVariables(cls):
-        """No environment variables: no external program or model download is needed."""
-
-    @classmethod
-    def defineBinaries(cls, env):
-        """No binaries: everything is installed by pip with the plugin."""
+        return Plugin
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -73,7 +73,7 @@ def gaussian_lowpass(volume: np.ndarray, voxel_size: float, resolution: float) -
     No ringing, unlike a sharp low-pass, which matters before thresholding.
     """
     sigma_angstrom = resolution * np.sqrt(np.log(2.0) / 2.0) / np.pi
-    return scipy.ndimage.gaussian_filter(volume.astype(np.float32), sigma_angstrom / voxel_size, mode="constant")
+    return scipy.ndimage.gaussian_filter(volume.astype(np.float32), sigma_angstrom / voxel_size, mode="nearest")
 
 
 def otsu_threshold(values: np.ndarray, bins: int = OTSU_BINS) -> float:
@@ -123,9 +123,9 @@ def automatic_mask(volume: np.ndarray, voxel_size: float,
     Raises:
         MaskError: the map is flat, so no envelope can be found.
     """
-    smooth = gaussian_lowpass(volume, voxel_size, lowpass_resolution)
-    if float(np.ptp(smooth)) <= 0:
+    if float(np.ptp(volume)) <= 0:
         raise MaskError("cannot make an automatic mask: the map is constant")
+    smooth = gaussian_lowpass(volume, voxel_size, lowpass_resolution)
     envelope = smooth > otsu_threshold(smooth)
     labels, count = scipy.ndimage.label(envelope, structure=np.ones((3, 3, 3), bool))
     if count > 1:

@@ -100,5 +100,5 @@ def resample_mask(mask: np.ndarray, voxel_size: float, new_voxel_size: float,
         return mask.astype(bool, copy=True)
     scale = new_voxel_size / voxel_size
     values = scipy.ndimage.affine_transform(
-        mask.astype(np.float32), np.full(3, scale), output_shape=tuple(shape), order=1, mode="nearest")
+        mask.astype(np.float32), np.diag(np.full(3, scale)), output_shape=tuple(shape), order=1, mode="nearest")
     return values >= MASK_RESAMPLE_THRESHOLD

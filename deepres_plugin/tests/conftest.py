@@ -1,0 +1,58 @@
+"""pytest set-up: a private, headless Scipion environment in a temporary folder.
+
+pyworkflow reads its configuration from the environment when first imported, so it is set
+here, before any test module imports Scipion (``deepres_plugin`` itself imports Scipion only
+when ``deepres_plugin.Plugin`` is used).
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+
+def _setup_scipion_environment() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="deepres-scipion-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    home, user_data = root / "scipion", root / "user_data"
+    (home / "config").mkdir(parents=True)
+    user_data.mkdir()
+    os.environ.update({
+        "SCIPION_DOMAIN": "pwem",
+        "SCIPION_HOME": str(home),
+        "SCIPION_USER_DATA": str(user_data),
+        "SCIPION_TESTS": str(root / "tests"),
+        "SCIPION_PYTHON": sys.executable,
+        "SCIPION_TEST_NOSYNC": "1",
+        "SCIPION_NOTIFY": "False",
+        "SCIPION_HOSTS": str(home / "config" / "hosts.conf"),
+        "MPLBACKEND": "Agg",
+    })
+    from pyworkflow.protocol import HostConfig
+
+    HostConfig.writeBasic(os.environ["SCIPION_HOSTS"])
+    return root
+
+
+if "pyworkflow" not in sys.modules:
+    SCIPION_ROOT = _setup_scipion_environment()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Folder of the small atomic models shipped for the tests."""
+    return DATA_DIR
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(20191054)
