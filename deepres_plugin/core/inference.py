@@ -1,0 +1,386 @@
+"""Whole-map DeepRes inference.
+
+The paper assigns to every voxel inside the mask the network's answer for the 13^3 box
+centred on it, each box divided by its L2 norm (sections 2.1, 2.3). Two exact ways to
+compute that are implemented; both zero-pad the map by half a box, so voxels near the
+edge see zeros beyond it, and both give the same numbers (to float32 rounding):
+
+* **whole-map path** for fully convolutional networks (``deepres`` architecture). The
+  first layer is linear, so ``conv(box / |box|) = conv(box) / |box|``, and ``|box|^2`` is a
+  13^3 box-sum of the squared map. One "valid" 3D convolution of the map (TensorFlow,
+  oneDNN on CPU, cuDNN on a GPU) and one box-sum give every voxel's first-layer output;
+  the per-voxel dense layers are then applied to the masked voxels only. The map is
+  processed in slabs along z (each with a 6-voxel halo, cropped in y and x to the mask's
+  bounding box within the slab) whose size is set by a memory budget, so peak memory does
+  not grow with the map; slabs without masked voxels are skipped.
+* **box path** for any network: boxes around the masked voxels are cut in batches
+  (strided views, no Python loop over voxels), normalised and passed to the network.
+  It is the reference for verification, the only path for the ``xmipp`` architecture,
+  and the cheaper one for a slab whose mask is sparse: the convolution costs grow with the
+  slab's bounding box, the box evaluation with its masked voxels only. The engine uses
+  the box path for a slab when ``masked voxels x BOX_PATH_COST_RATIO < bounding-box
+  voxels`` (the ratio is the measured cost of a box relative to a voxel of convolution,
+  see ``benchmarks/inference_speed.py``).
+
+Before prediction the map's background level is removed (the median of the voxels
+outside the mask dilated by half a box: solvent, where simulated training maps are zero
+on average), and the map and mask are resampled to the network's voxel size; the result
+is clamped to [max(2 x input voxel size, range minimum), range maximum] as Xmipp does and
+brought back onto the input grid (trilinear interpolation of the resolution, after
+extending it outwards from the mask so that no zero leaks in); voxels outside the mask are
+0.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from typing import Iterator
+
+import numpy as np
+import scipy.ndimage
+from tqdm import tqdm
+
+from .errors import MaskError, ParameterError
+from .masks import dilate
+from .networks import ModelInfo
+from .resample import fourier_resample, resample_mask
+
+logger = logging.getLogger(__name__)
+
+#: Cost of evaluating one box on the box path relative to one voxel of the whole-map
+#: convolution, measured with benchmarks/inference_speed.py on a 2-core CPU.
+BOX_PATH_COST_RATIO = 4.0
+#: Memory for one slab's first-layer output, in bytes (the slab thickness follows from it).
+#: Thin slabs hug the mask more closely (each is cropped to its own bounding box).
+DEFAULT_SLAB_BYTES = 64 * 1024 ** 2
+#: Boxes per batch on the box path.
+BOX_BATCH = 2048
+#: Voxels per call of the per-voxel dense layers: the hidden activations stay in cache
+#: (measured: 85 GFLOPS in chunks of 16k voxels against 9 GFLOPS for 300k at once).
+HEAD_CHUNK = 16384
+#: Norm below which a box is left unnormalised (an all-zero box).
+MIN_BOX_NORM = 1e-12
+#: Voxels needed outside the dilated mask to estimate the background level.
+MIN_BACKGROUND_VOXELS = 1000
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclasses.dataclass
+class FullyConvolutionalWeights:
+    """Weights of a conv + per-voxel dense network, as numpy arrays.
+
+    Attributes:
+        kernel: (b, b, b, 1, F) first-layer filters; ``conv_bias`` (F,); ``conv_relu``
+            whether a ReLU follows the convolution.
+        dense: per-voxel layers ``(W, bias, relu)`` in order; the last gives the resolution.
+    """
+
+    kernel: np.ndarray
+    conv_bias: np.ndarray
+    conv_relu: bool
+    dense: list[tuple[np.ndarray, np.ndarray, bool]]
+
+    @property
+    def box_size(self) -> int:
+        return int(self.kernel.shape[0])
+
+    def multiply_adds_per_voxel(self) -> int:
+        """Multiply-adds of one voxel's answer (the floor of any exact evaluation)."""
+        return int(self.kernel.size + sum(w.size for w, _, _ in self.dense))
+
+
+def fully_convolutional_weights(network) -> FullyConvolutionalWeights | None:
+    """The network's weights if it is a valid conv + per-voxel dense stack, else None.
+
+    Accepted: input, one Conv3D ("valid", kernel = box, ReLU or linear), then Dense layers
+    (ReLU or linear), Dropout (inactive at inference) and shape-only Reshape/Flatten.
+    """
+    from keras import layers
+
+    body = [layer for layer in network.layers if not isinstance(layer, layers.InputLayer)]
+    if not body or not isinstance(body[0], layers.Conv3D):
+        return None
+    conv = body[0]
+    box = network.input_shape[1]
+    config = conv.get_config()
+    if (config["padding"] != "valid" or tuple(config["kernel_size"]) != (box,) * 3
+            or tuple(config["strides"]) != (1, 1, 1) or conv.activation.__name__ not in ("relu", "linear")):
+        return None
+    dense = []
+    for layer in body[1:]:
+        if isinstance(layer, layers.Dense):
+            name = layer.activation.__name__
+            if name not in ("relu", "linear"):
+                return None
+            kernel, bias = (np.asarray(w, np.float32) for w in layer.get_weights())
+            dense.append((kernel, bias, name == "relu"))
+        elif not isinstance(layer, (layers.Dropout, layers.Reshape, layers.Flatten)):
+            return None
+    if not dense or dense[-1][0].shape[1] != 1 or dense[-1][2]:
+        return None
+    kernel, bias = (np.asarray(w, np.float32) for w in conv.get_weights())
+    return FullyConvolutionalWeights(kernel, bias, conv.activation.__name__ == "relu", dense)
+
+
+@contextlib.contextmanager
+def tensorflow_device(device: str) -> Iterator[str]:
+    """Run TensorFlow ops on ``auto`` (GPU if visible), ``cpu`` or ``gpu``; yields the device used.
+
+    Raises:
+        ParameterError: unknown device, or ``gpu`` asked for and none is visible.
+    """
+    import tensorflow as tf
+
+    if device not in DEVICES:
+        raise ParameterError(f"device must be one of {', '.join(DEVICES)}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise ParameterError("--device gpu: TensorFlow sees no GPU (is the CUDA build of TensorFlow installed?)")
+    name = gpus[0].name if gpus and device != "cpu" else "/CPU:0"
+    with tf.device(name):
+        yield name
+
+
+class Predictor:
+    """Local resolution at every masked voxel of a map already at the network's voxel size.
+
+    Args:
+        network: a Keras DeepRes network.
+        info: its sidecar.
+        path: ``auto`` (per-slab rule), ``whole`` (whole-map only) or ``box`` (box path only).
+        slab_bytes: memory budget of a slab's first-layer output.
+    """
+
+    def __init__(self, network, info: ModelInfo, path: str = "auto", slab_bytes: int = DEFAULT_SLAB_BYTES):
+        if path not in ("auto", "whole", "box"):
+            raise ParameterError(f"inference path must be auto, whole or box, not {path!r}")
+        self.network, self.info = network, info
+        self.weights = fully_convolutional_weights(network)
+        if path == "whole" and self.weights is None:
+            raise ParameterError(f"the {info.architecture!r} network is not fully convolutional: "
+                                 "only the box path can evaluate it")
+        self.path = "box" if self.weights is None else path
+        self.box = info.box_size
+        self.slab_bytes = slab_bytes
+        self.voxels_by_path = {"whole": 0, "box": 0}
+        self._head_function = None
+        if self.weights is not None:
+            self._kernel_matrix = self.weights.kernel.reshape(-1, self.weights.kernel.shape[-1])
+
+    # -- public -------------------------------------------------------------------------
+    def predict(self, volume: np.ndarray, mask: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Resolution (A) at the masked voxels, 0 elsewhere; unclamped network output.
+
+        Args:
+            volume: map at the network's voxel size, background removed, [z, y, x].
+            mask: boolean mask of the same shape.
+        """
+        if volume.shape != mask.shape:
+            raise MaskError(f"mask shape {mask.shape} differs from map shape {volume.shape}")
+        half = self.box // 2
+        padded = np.pad(volume.astype(np.float32), half)
+        result = np.zeros(volume.shape, np.float32)
+        slabs = list(self._slabs(mask))
+        with tqdm(total=int(mask.sum()), unit="voxel", unit_scale=True, desc="deepres predict",
+                  disable=not progress) as bar:
+            for z0, z1 in slabs:
+                local = mask[z0:z1]
+                (y0, y1), (x0, x1) = _extent(local.any(axis=(0, 2))), _extent(local.any(axis=(0, 1)))
+                local = local[:, y0:y1, x0:x1]
+                block = padded[z0:z1 + 2 * half, y0:y1 + 2 * half, x0:x1 + 2 * half]
+                # |box| for every masked voxel at once, from box-sums of the squared map
+                norms = np.sqrt(box_sums(block.astype(np.float64) ** 2, self.box)[local])
+                norms = np.maximum(norms, MIN_BOX_NORM).astype(np.float32)
+                count = len(norms)
+                use_box = self.path == "box" or (self.path == "auto" and
+                                                 count * BOX_PATH_COST_RATIO < local.size)
+                if use_box:
+                    values = self._box_slab(block, local, norms)
+                else:
+                    values = self._whole_slab(block, local, norms)
+                self.voxels_by_path["box" if use_box else "whole"] += count
+                result[z0:z1, y0:y1, x0:x1][local] = values
+                bar.update(count)
+        return result
+
+    # -- internals ----------------------------------------------------------------------
+    def _box_slab(self, block: np.ndarray, local: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """Box path: cut the boxes around the ``local`` voxels of a slab, in batches."""
+        windows = np.lib.stride_tricks.sliding_window_view(block, (self.box,) * 3)
+        index = np.argwhere(local)
+        out = np.empty(len(index), np.float32)
+        for start in range(0, len(index), BOX_BATCH):
+            corner = index[start:start + BOX_BATCH]
+            boxes = windows[corner[:, 0], corner[:, 1], corner[:, 2]]
+            scale = norms[start:start + BOX_BATCH]
+            if self.weights is None:
+                normalised = (boxes / scale[:, None, None, None])[..., None]
+                out[start:start + len(corner)] = np.asarray(self.network(normalised, training=False)).reshape(-1)
+            else:   # the first layer box by box is one matrix product; conv(box / |box|) = conv(box) / |box|
+                first = boxes.reshape(len(corner), -1) @ self._kernel_matrix / scale[:, None]
+                out[start:start + len(corner)] = self._head(first)
+        return out
+
+    def _whole_slab(self, block: np.ndarray, local: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """Whole-map path: one valid convolution of the slab, then the head at ``local`` voxels."""
+        import tensorflow as tf
+
+        conv = tf.nn.conv3d(block[None, ..., None], self.weights.kernel, strides=[1] * 5, padding="VALID")[0]
+        return self._head(tf.gather_nd(conv, np.argwhere(local)) / norms[:, None])
+
+    def _head(self, first_layer) -> np.ndarray:
+        """Resolution from first-layer outputs (N, F) before bias and activation."""
+        import tensorflow as tf
+
+        if self._head_function is None:
+            weights = self.weights
+
+            def head(x):
+                x = x + weights.conv_bias
+                if weights.conv_relu:
+                    x = tf.nn.relu(x)
+                for kernel, bias, relu in weights.dense:
+                    x = tf.matmul(x, kernel) + bias
+                    if relu:
+                        x = tf.nn.relu(x)
+                return tf.reshape(x, [-1])
+
+            spec = tf.TensorSpec([None, weights.kernel.shape[-1]], tf.float32)
+            self._head_function = tf.function(head, input_signature=[spec], reduce_retracing=True)
+        count = int(first_layer.shape[0])
+        out = np.empty(count, np.float32)
+        for start in range(0, count, HEAD_CHUNK):
+            out[start:start + HEAD_CHUNK] = self._head_function(first_layer[start:start + HEAD_CHUNK]).numpy()
+        return out
+
+    def _slabs(self, mask: np.ndarray) -> Iterator[tuple[int, int]]:
+        """(z0, z1) ranges holding masked voxels, as thick as the memory budget allows."""
+        occupied = np.flatnonzero(mask.any(axis=(1, 2)))
+        if len(occupied) == 0:
+            return
+        rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+        plane = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        filters = self.weights.kernel.shape[-1] if self.weights is not None else 1
+        bytes_per_plane = int(plane) * (filters + 2) * 4      # features, box energy, input
+        thickness = int(max(1, self.slab_bytes // bytes_per_plane))
+        z = int(occupied[0])
+        last = int(occupied[-1])
+        while z <= last:
+            z1 = min(z + thickness, last + 1)
+            if mask[z:z1].any():
+                yield z, z1
+            z = z1
+
+
+def box_sums(values: np.ndarray, box: int) -> np.ndarray:
+    """Sums over every ``box``^3 window that fits in ``values`` ("valid"), via cumulative sums.
+
+    Three passes of O(N) work instead of ``box``^3 additions per voxel.
+    """
+    out = values
+    for axis in range(3):
+        cumulative = np.cumsum(out, axis=axis)
+        zero = np.zeros_like(cumulative.take([0], axis=axis))
+        cumulative = np.concatenate([zero, cumulative], axis=axis)
+        n = cumulative.shape[axis]
+        out = cumulative.take(np.arange(box, n), axis=axis) - cumulative.take(np.arange(0, n - box), axis=axis)
+    return out
+
+
+def _extent(flags: np.ndarray) -> tuple[int, int]:
+    index = np.flatnonzero(flags)
+    return int(index[0]), int(index[-1]) + 1
+
+
+@dataclasses.dataclass
+class Prediction:
+    """A local-resolution map on the input grid and how it was made.
+
+    Attributes:
+        resolution: float32 map in A, 0 outside the mask, input shape.
+        clamp: (low, high) bounds applied, in A.
+        background: level subtracted from the input map.
+        model_shape: shape of the map at the network's voxel size.
+        voxels_by_path: masked voxels evaluated by each path (at the network's voxel size).
+        seconds: wall time of the prediction.
+    """
+
+    resolution: np.ndarray
+    clamp: tuple[float, float]
+    background: float
+    model_shape: tuple[int, int, int]
+    voxels_by_path: dict[str, int]
+    seconds: float
+
+
+def clamp_bounds(info: ModelInfo, input_voxel_size: float) -> tuple[float, float]:
+    """[max(2 x input voxel size, range minimum), range maximum] in A (Xmipp's rule)."""
+    return max(2.0 * input_voxel_size, info.min_resolution), info.max_resolution
+
+
+def background_level(volume: np.ndarray, mask: np.ndarray, voxel_size: float, margin: float) -> float:
+    """Median of the voxels farther than ``margin`` A from the mask (0 if too few of them)."""
+    outside = ~dilate(mask, voxel_size, margin)
+    if np.count_nonzero(outside) < MIN_BACKGROUND_VOXELS:
+        logger.info("too little solvent outside the mask to estimate the background: none removed")
+        return 0.0
+    return float(np.median(volume[outside]))
+
+
+def extend_outwards(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Copy into every voxel outside ``mask`` the value of the nearest voxel inside it."""
+    if mask.all():
+        return values
+    nearest = scipy.ndimage.distance_transform_edt(~mask, return_distances=False, return_indices=True)
+    return values[tuple(nearest)]
+
+
+def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network, info: ModelInfo,
+                device: str = "auto", path: str = "auto", progress: bool = False,
+                slab_bytes: int = DEFAULT_SLAB_BYTES) -> Prediction:
+    """DeepRes local resolution of a map at any voxel size, on the map's own grid.
+
+    Args:
+        volume: the map, [z, y, x].
+        voxel_size: its voxel size in A/px.
+        mask: boolean mask of the map's shape (the voxels to estimate).
+        network, info: a loaded model (:func:`.networks.load_model`).
+        device: ``auto``, ``cpu`` or ``gpu``.
+        path: ``auto``, ``whole`` or ``box`` (see :class:`Predictor`).
+
+    Raises:
+        MaskError: mask and map shapes differ, or the mask is empty (also after resampling).
+    """
+    start = time.perf_counter()
+    if mask.shape != volume.shape:
+        raise MaskError(f"mask shape {mask.shape} differs from map shape {volume.shape}")
+    if not mask.any():
+        raise MaskError("the mask is empty")
+    background = background_level(volume, mask, voxel_size, info.box_size // 2 * info.voxel_size)
+    centred = volume.astype(np.float32) - np.float32(background)
+    target = info.voxel_size
+    same_grid = np.isclose(voxel_size, target, rtol=1e-6, atol=0)
+    if same_grid:
+        work, work_mask = centred, mask
+    else:
+        work = fourier_resample(centred, voxel_size, target)
+        work_mask = resample_mask(mask, voxel_size, target)
+        if not work_mask.any():
+            raise MaskError(f"the mask vanishes at the network's voxel size ({target:g} A/px)")
+    predictor = Predictor(network, info, path=path, slab_bytes=slab_bytes)
+    with tensorflow_device(device):
+        raw = predictor.predict(work, work_mask, progress)
+    low, high = clamp_bounds(info, voxel_size)
+    clamped = np.where(work_mask, np.clip(raw, low, high), 0).astype(np.float32)
+    if same_grid:
+        resolution = clamped
+    else:
+        filled = extend_outwards(clamped, work_mask)
+        scale = voxel_size / target        # input voxel i sits at network-grid coordinate i * scale
+        resolution = scipy.ndimage.affine_transform(filled, np.diag(np.full(3, scale)), output_shape=volume.shape,
+                                                    order=1, mode="nearest")
+        resolution = np.where(mask, np.clip(resolution, low, high), 0).astype(np.float32)
+    return Prediction(resolution, (low, high), background, work.shape, dict(predictor.voxels_by_path),
+                      time.perf_counter() - start)
