@@ -14,21 +14,32 @@ from .version import __version__
 COMMANDS = {
     "simulate": "simulate",
     "dataset": "dataset",
+    "predict": "predict",
+    "report": "report",
 }
 EXIT_OK = 0
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 logger = logging.getLogger("deepres_plugin")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Parser with one subparser per command, its help taken from the module docstring."""
-    parser = argparse.ArgumentParser(prog="deepres", description="DeepRes: deep-learning local resolution "
+    parser = OneLineErrorParser(prog="deepres", description="DeepRes: deep-learning local resolution "
                                      "of cryo-EM maps (Ramirez-Aportela et al., IUCrJ 2019).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details (DEBUG level)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       parser_class=OneLineErrorParser)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f".commands.{module_name}", __package__)
         doc = (module.__doc__ or "").strip()
@@ -49,7 +60,7 @@ def configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``deepres``; return the exit status (0 success, 1 error, 130 interrupted)."""
+    """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 130 interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)

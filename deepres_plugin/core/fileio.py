@@ -5,7 +5,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Mapping, Union
 
 from .errors import ParameterError
 
@@ -64,3 +64,38 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for tmp in temporaries:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+
+#: What to write into a file: its bytes, or a function that writes a given path.
+FileContent = Union[bytes, Callable[[Path], None]]
+
+
+def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent]) -> list[Path]:
+    """Write several files into ``out_dir`` all-or-nothing; return their final paths."""
+    names = list(contents)
+    finals = [Path(out_dir) / name for name in names]
+    with atomic_outputs(*finals) as temporaries:
+        for name, tmp in zip(names, temporaries):
+            content = contents[name]
+            if isinstance(content, bytes):
+                tmp.write_bytes(content)
+            else:
+                content(tmp)
+    return finals
+
+
+@contextlib.contextmanager
+def output_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Create ``path`` if needed; if the block fails, remove it again when it was created here
+    and is still empty (so a failed run leaves nothing behind)."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"{folder} exists and is not a directory")
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise

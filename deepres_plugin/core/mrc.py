@@ -40,6 +40,16 @@ class MapGeometry:
     nstart: tuple[int, int, int] = (0, 0, 0)
     axis_order: tuple[int, int, int] = STANDARD_AXIS_ORDER
 
+    def first_voxel_xyz(self) -> tuple[float, float, float]:
+        """Position (x, y, z) in A of voxel (0, 0, 0), as ChimeraX places MRC maps: the
+        header origin when it is set, otherwise the start indices times the voxel size."""
+        if any(self.origin):
+            return tuple(float(v) for v in self.origin)
+        start_xyz = [0, 0, 0]
+        for file_axis, label in enumerate(self.axis_order):
+            start_xyz[label - 1] = self.nstart[file_axis]
+        return tuple(float(n * self.voxel_size) for n in start_xyz)
+
     def with_voxel_size(self, voxel_size: float) -> "MapGeometry":
         """The same geometry with another voxel size (A/px), e.g. after resampling."""
         return dataclasses.replace(self, voxel_size=float(voxel_size))

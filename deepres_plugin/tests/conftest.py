@@ -56,3 +56,26 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(20191054)
+
+
+@pytest.fixture(scope="session")
+def untrained_models(tmp_path_factory):
+    """Freshly initialised networks saved in the model format (clearly labelled untrained).
+
+    The output layer is scaled so that answers spread over several A: agreement tests then
+    compare values that differ from voxel to voxel. Returns {(architecture, range): path}.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from deepres_plugin.core.networks import ModelInfo, build_network, save_model
+
+    folder = tmp_path_factory.mktemp("models")
+    paths = {}
+    for architecture, range_name in [("deepres", "wide"), ("deepres", "high"), ("xmipp", "wide")]:
+        network = build_network(architecture, seed=11)
+        output = network.get_layer("resolution")
+        kernel, bias = output.get_weights()
+        output.set_weights([kernel * 200.0, bias + 7.0])
+        path = folder / f"untrained_{architecture}_{range_name}.keras"
+        save_model(network, ModelInfo.for_range(architecture, range_name, name=f"untrained-{architecture}"), path)
+        paths[architecture, range_name] = path
+    return paths

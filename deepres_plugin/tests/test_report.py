@@ -1,0 +1,147 @@
+"""`deepres predict` and `deepres report` outputs: content checked against numpy, bad inputs."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from deepres_plugin import cli
+from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
+from deepres_plugin.core.report import histogram, palette_stops, summary_statistics
+
+PREDICT_FILES = {"resolution.mrc", "summary.json", "histogram.png", "histogram.csv", "slices.png",
+                 "chimerax.cxc", "chimera.cmd"}
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    """A small map with an unusual geometry, and a mask touching one face."""
+    folder = tmp_path_factory.mktemp("case")
+    rng = np.random.default_rng(5)
+    volume = np.zeros((30, 34, 27), np.float32)
+    volume[6:24, 8:26, 5:22] = rng.random((18, 18, 17))
+    volume += rng.normal(0, 0.05, volume.shape).astype(np.float32)
+    geometry = MapGeometry(voxel_size=1.1, origin=(12.0, -4.5, 30.25))
+    write_map(folder / "map.mrc", volume, geometry)
+    mask = np.zeros(volume.shape, np.float32)
+    mask[0:26, 7:27, 4:23] = 1
+    write_map(folder / "mask.mrc", mask, geometry)
+    write_map(folder / "wrong_shape.mrc", mask[:, :, :-1], geometry)
+    write_map(folder / "wrong_voxel.mrc", mask, geometry.with_voxel_size(1.3))
+    write_map(folder / "empty.mrc", np.zeros_like(mask), geometry)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def predicted(case, untrained_models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("predicted") / "out"
+    status = cli.main(["predict", str(case / "map.mrc"), "--mask", str(case / "mask.mrc"), "--model",
+                       str(untrained_models["deepres", "wide"]), "--out", str(out), "--no-progress"])
+    assert status == 0
+    return out
+
+
+def test_predict_writes_every_output_on_the_input_grid(case, predicted):
+    assert {p.name for p in predicted.iterdir()} == PREDICT_FILES
+    resolution, geometry = read_map(predicted / "resolution.mrc")
+    volume, map_geometry = read_map(case / "map.mrc")
+    assert resolution.shape == volume.shape and geometry == map_geometry
+    mask = read_map(case / "mask.mrc")[0] > 0.5
+    assert (resolution[mask] >= 2.5).all() and (resolution[mask] <= 13.0).all()
+    assert not resolution[~mask].any()
+
+
+def test_summary_numbers_are_numpy_s(predicted):
+    summary = json.loads((predicted / "summary.json").read_text())
+    resolution = read_map(predicted / "resolution.mrc")[0]
+    values = resolution[resolution > 0].astype(np.float64)
+    assert summary["voxels"] == values.size
+    for key, expected in [("median", np.median(values)), ("mean", values.mean()), ("std", values.std()),
+                          ("min", values.min()), ("max", values.max()),
+                          ("percentile_20", np.percentile(values, 20)), ("percentile_80", np.percentile(values, 80))]:
+        assert summary[key] == pytest.approx(expected, rel=1e-6), key
+    assert summary["clamp"]["low"] == pytest.approx(2.5) and summary["clamp"]["high"] == 13.0
+    assert "clamped" in summary["clamp"]["note"]
+    assert summary["model"]["trained"] is False and summary["input_voxel_size"] == pytest.approx(1.1)
+    assert summary["mask"].endswith("mask.mrc")
+
+
+def test_histogram_csv_sums_to_the_masked_voxels_in_quarter_angstrom_bins(predicted):
+    rows = list(csv.DictReader((predicted / "histogram.csv").open()))
+    summary = json.loads((predicted / "summary.json").read_text())
+    assert sum(int(r["voxels"]) for r in rows) == summary["voxels"]
+    widths = {round(float(r["resolution_to_A"]) - float(r["resolution_from_A"]), 6) for r in rows}
+    assert widths == {0.25}
+
+
+def test_chimerax_script_names_both_files_geometry_and_palette(case, predicted):
+    script = (predicted / "chimerax.cxc").read_text()
+    opened = [json.loads(line.split(" ", 1)[1].rsplit(" format", 1)[0])
+              for line in script.splitlines() if line.startswith("open ")]
+    assert [(predicted / name).resolve() for name in opened] == [(case / "map.mrc").resolve(),
+                                                                 (predicted / "resolution.mrc").resolve()]
+    assert "voxelSize 1.1 origin 12,-4.5,30.25" in script
+    stops = palette_stops("jet", 2.5, 13.0)
+    assert f"palette {stops[0][0]:.3g},{stops[0][1]}" in script and stops[0][1] == "#000080"  # blue = 2.5 A
+    assert "color sample #1 map #2" in script and "key " in script
+    chimera = (predicted / "chimera.cmd").read_text()
+    assert "scolor #0 volume #1 cmap 2.5,#000080" in chimera and "colorkey" in chimera
+
+
+def test_report_rebuilds_outputs_with_another_scale(case, predicted, tmp_path):
+    status = cli.main(["report", str(predicted / "resolution.mrc"), "--map", str(case / "map.mrc"),
+                       "--out", str(tmp_path / "report"), "--palette", "viridis",
+                       "--range-min", "3", "--range-max", "9"])
+    assert status == 0
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    original = json.loads((predicted / "summary.json").read_text())
+    assert summary["median"] == pytest.approx(original["median"])
+    assert summary["colour_range"] == [3.0, 9.0] and summary["palette"] == "viridis"
+    assert f"palette 3,{palette_stops('viridis', 3, 9)[0][1]}" in (tmp_path / "report" / "chimerax.cxc").read_text()
+
+
+def test_automatic_mask_is_written_when_none_is_given(case, untrained_models, tmp_path):
+    status = cli.main(["predict", str(case / "map.mrc"), "--model", str(untrained_models["deepres", "wide"]),
+                       "--out", str(tmp_path / "auto"), "--no-progress"])
+    assert status == 0
+    mask = read_map(tmp_path / "auto" / "mask.mrc")[0] > 0.5
+    resolution = read_map(tmp_path / "auto" / "resolution.mrc")[0]
+    np.testing.assert_array_equal(resolution > 0, mask)
+    assert 0.1 < mask.mean() < 0.8
+
+
+def test_summary_statistics_and_histogram_known_values():
+    values = np.array([3.0, 3.1, 3.3, 4.0, 4.2])
+    stats = summary_statistics(values)
+    assert stats["median"] == 3.3 and stats["voxels"] == 5 and stats["min"] == 3.0
+    edges, counts = histogram(values)
+    np.testing.assert_allclose(edges, [3.0, 3.25, 3.5, 3.75, 4.0, 4.25])
+    np.testing.assert_array_equal(counts, [2, 1, 0, 0, 2])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--mask", "{case}/wrong_shape.mrc"], "shape"),
+    (["--mask", "{case}/wrong_voxel.mrc"], "voxel size"),
+    (["--mask", "{case}/empty.mrc"], "empty"),
+    (["--model", "{case}/map.mrc"], "metadata file"),
+    (["--model", "{case}/missing.keras"], "no such model"),
+    (["--model", "{high}"], "not a 'wide' one"),
+])
+def test_bad_predict_inputs_give_one_line_and_leave_nothing(case, untrained_models, tmp_path, capsys, extra, message):
+    args = ["predict", str(case / "map.mrc"), "--out", str(tmp_path / "out"), "--no-progress"]
+    if "--model" not in extra:
+        args += ["--model", str(untrained_models["deepres", "wide"])]
+    args += [a.format(case=case, high=untrained_models["deepres", "high"]) for a in extra]
+    assert cli.main(args) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("deepres predict: error:")
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_map_and_non_map_are_refused(tmp_path, capsys, untrained_models):
+    (tmp_path / "text.mrc").write_text("no map here\n" * 200)
+    for name in ["text.mrc"]:
+        assert cli.main(["predict", str(tmp_path / name), "--model", str(untrained_models["deepres", "wide"]),
+                         "--out", str(tmp_path / "out")]) == cli.EXIT_ERROR
+        assert "not a readable MRC" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
