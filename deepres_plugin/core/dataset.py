@@ -47,6 +47,7 @@ import logging
 import multiprocessing
 import os
 import re
+import time
 import zlib
 from pathlib import Path
 from typing import Iterable
@@ -314,8 +315,10 @@ def _shard_task(task: tuple[str, str, DatasetConfig]) -> tuple[str, int, str | N
     """Worker: make one structure's shard. Returns (name, box count, error or None)."""
     model_path, shard_path, config = task
     name = structure_name(model_path)
+    start = time.perf_counter()
     try:
         arrays = structure_examples(model_path, config)
+        arrays["seconds"] = np.float64(time.perf_counter() - start)
         _write_shard(Path(shard_path), arrays)
         return name, len(arrays["labels"]), None
     except DeepResError as exc:
@@ -374,6 +377,7 @@ def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLik
     logger.info("%d structures, %d already done, %d to simulate (%s range, %d workers)",
                 len(paths), len(paths) - len(todo), len(todo), resolution_range.name, workers)
     errors: dict[str, str] = {}
+    start = time.perf_counter()
     with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="structure",
               desc=f"dataset {resolution_range.name}", disable=not progress) as bar:
         if workers == 1 or len(todo) <= 1:
@@ -393,6 +397,9 @@ def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLik
                 pool.terminate()
                 pool.join()
     manifest = build_manifest(structure_dir, out, config, paths, errors)
+    manifest["timing"] = {"workers": workers, "wall_seconds_this_run": round(time.perf_counter() - start, 1),
+                          "structures_this_run": len(todo),
+                          "structure_seconds_total": manifest.pop("_structure_seconds")}
     with atomic_outputs(out / MANIFEST_FILE) as (tmp,):
         tmp.write_text(json.dumps(manifest, indent=2))
     return manifest
@@ -407,6 +414,7 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
     histogram = {split: np.zeros(len(edges) - 1, dtype=np.int64) for split in SPLITS}
     counts = {split: {"structures": 0, "boxes": 0} for split in SPLITS}
     entries = []
+    seconds = 0.0
     for path in paths:
         name = structure_name(path)
         shard = out / SHARD_DIR / (name + SHARD_SUFFIX)
@@ -416,6 +424,7 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
         split = assign_split(group, config.seed, config.val_fraction)
         with np.load(shard) as data:
             labels = data["labels"]
+            seconds += float(data["seconds"]) if "seconds" in data.files else 0.0
         histogram[split] += np.histogram(labels, bins=edges)[0]
         counts[split]["structures"] += 1
         counts[split]["boxes"] += int(len(labels))
@@ -434,6 +443,7 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
                             **{split: histogram[split].tolist() for split in SPLITS}},
         "structures": entries,
         "skipped": [{"name": name, "reason": reason} for name, reason in sorted(errors.items())],
+        "_structure_seconds": round(seconds, 1),
     }
 
 

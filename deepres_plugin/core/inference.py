@@ -23,8 +23,7 @@ edge see zeros beyond it, and both give the same numbers (to float32 rounding):
   see ``benchmarks/inference_speed.py``).
 
 Before prediction the map's background level is removed (the median of the voxels
-outside the mask dilated by half a box: solvent, where simulated training maps are zero
-on average), and the map and mask are resampled to the network's voxel size; the result
+outside the mask: solvent, where simulated training maps are zero on average), and the map and mask are resampled to the network's voxel size; the result
 is clamped to [max(2 x input voxel size, range minimum), range maximum] as Xmipp does and
 brought back onto the input grid (trilinear interpolation of the resolution, after
 extending it outwards from the mask so that no zero leaks in); voxels outside the mask are
@@ -43,18 +42,17 @@ import scipy.ndimage
 from tqdm import tqdm
 
 from .errors import MaskError, ParameterError
-from .masks import dilate
 from .networks import ModelInfo
 from .resample import fourier_resample, resample_mask
 
 logger = logging.getLogger(__name__)
 
 #: Cost of evaluating one box on the box path relative to one voxel of the whole-map
-#: convolution, measured with benchmarks/inference_speed.py on a 2-core CPU.
-BOX_PATH_COST_RATIO = 4.0
+#: convolution: 3.2 measured with benchmarks/inference_speed.py on this project's 2-core CPU.
+BOX_PATH_COST_RATIO = 3.2
 #: Memory for one slab's first-layer output, in bytes (the slab thickness follows from it).
 #: Thin slabs hug the mask more closely (each is cropped to its own bounding box).
-DEFAULT_SLAB_BYTES = 64 * 1024 ** 2
+DEFAULT_SLAB_BYTES = 32 * 1024 ** 2
 #: Boxes per batch on the box path.
 BOX_BATCH = 2048
 #: Voxels per call of the per-voxel dense layers: the hidden activations stay in cache
@@ -62,7 +60,7 @@ BOX_BATCH = 2048
 HEAD_CHUNK = 16384
 #: Norm below which a box is left unnormalised (an all-zero box).
 MIN_BOX_NORM = 1e-12
-#: Voxels needed outside the dilated mask to estimate the background level.
+#: Voxels needed outside the mask to estimate the background level.
 MIN_BACKGROUND_VOXELS = 1000
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -165,6 +163,7 @@ class Predictor:
         self.box = info.box_size
         self.slab_bytes = slab_bytes
         self.voxels_by_path = {"whole": 0, "box": 0}
+        self.convolved_voxels = 0      # voxels of the slabs' bounding boxes on the whole-map path
         self._head_function = None
         if self.weights is not None:
             self._kernel_matrix = self.weights.kernel.reshape(-1, self.weights.kernel.shape[-1])
@@ -200,6 +199,7 @@ class Predictor:
                     values = self._box_slab(block, local, norms)
                 else:
                     values = self._whole_slab(block, local, norms)
+                    self.convolved_voxels += local.size
                 self.voxels_by_path["box" if use_box else "whole"] += count
                 result[z0:z1, y0:y1, x0:x1][local] = values
                 bar.update(count)
@@ -320,13 +320,16 @@ def clamp_bounds(info: ModelInfo, input_voxel_size: float) -> tuple[float, float
     return max(2.0 * input_voxel_size, info.min_resolution), info.max_resolution
 
 
-def background_level(volume: np.ndarray, mask: np.ndarray, voxel_size: float, margin: float) -> float:
-    """Median of the voxels farther than ``margin`` A from the mask (0 if too few of them)."""
-    outside = ~dilate(mask, voxel_size, margin)
-    if np.count_nonzero(outside) < MIN_BACKGROUND_VOXELS:
+def background_level(volume: np.ndarray, mask: np.ndarray) -> float:
+    """Median of the voxels outside the mask (0 if too few of them).
+
+    The median ignores the thin shell of density a tight mask may leave outside.
+    """
+    outside = volume[~mask]
+    if outside.size < MIN_BACKGROUND_VOXELS:
         logger.info("too little solvent outside the mask to estimate the background: none removed")
         return 0.0
-    return float(np.median(volume[outside]))
+    return float(np.median(outside))
 
 
 def extend_outwards(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -358,7 +361,7 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
         raise MaskError(f"mask shape {mask.shape} differs from map shape {volume.shape}")
     if not mask.any():
         raise MaskError("the mask is empty")
-    background = background_level(volume, mask, voxel_size, info.box_size // 2 * info.voxel_size)
+    background = background_level(volume, mask)
     centred = volume.astype(np.float32) - np.float32(background)
     target = info.voxel_size
     same_grid = np.isclose(voxel_size, target, rtol=1e-6, atol=0)

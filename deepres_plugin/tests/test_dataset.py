@@ -121,7 +121,7 @@ def test_interrupted_run_resumes_and_ignores_half_written_files(structures, tmp_
     manifest = ds.generate_dataset(structures, out, config, workers=1, progress=False)
     assert kept.stat().st_mtime_ns == kept_mtime                   # not redone
     redone = np.load(lost)
-    for key in reference:
+    for key in set(reference) - {"seconds"}:
         np.testing.assert_array_equal(redone[key], reference[key])  # same seed, same data
     assert len(manifest["structures"]) == 3
 

@@ -1,0 +1,223 @@
+"""Inference speed of DeepRes: whole-map path, box path and Xmipp's architecture, one run.
+
+Builds a simulated 224^3 map at 1 A/px (smooth random density in an ellipsoid holding 15 %
+of the box, low-passed at 4 A, Gaussian noise of SD 0.08 at unit peak) with that
+ellipsoid as mask, and a network with random weights (timing does not depend on the
+weights). Then, each in a fresh process so that peak memory is its own:
+
+* ``deepres predict`` end to end (process start to every output written);
+* the compute part of the whole-map path, the box path and the automatic rule;
+* the ``xmipp`` architecture box by box on a sample of boxes, with Xmipp's checkerboard
+  (every other voxel evaluated, the rest filled from neighbours: 2 masked voxels per box);
+* the machine's float32 matrix-multiply rate (TensorFlow), hence the floor set by the
+  multiply-adds of the masked voxels;
+* optionally (``--large``) the whole-map path on a 400^3 map, for peak memory.
+
+Prints a Markdown table and writes the figures as JSON.
+
+Usage:
+    .venv/bin/python benchmarks/inference_speed.py [--large] [--json results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+EDGE = 224
+LARGE_EDGE = 400
+MASK_FRACTION = 0.15
+XMIPP_SAMPLE_BOXES = 300
+MATMUL_SHAPE = (4096, 2197, 512)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def ellipsoid_mask(edge: int, fraction: float) -> np.ndarray:
+    z, y, x = np.ogrid[:edge, :edge, :edge]
+    c = edge / 2
+    axes = np.array([1.0, 1.3, 0.8])
+    radius = (fraction * edge ** 3 / (4 / 3 * np.pi * np.prod(np.sqrt(axes)))) ** (1 / 3)
+    return ((z - c) ** 2 / axes[0] + (y - c) ** 2 / axes[1] + (x - c) ** 2 / axes[2]) <= radius ** 2
+
+
+def make_case(folder: Path, edge: int) -> None:
+    from deepres_plugin.core.filters import add_white_noise, lowpass_filter, scale_to_unit_peak
+    from deepres_plugin.core.masks import gaussian_lowpass
+    from deepres_plugin.core.mrc import write_map
+
+    rng = np.random.default_rng(224)
+    mask = ellipsoid_mask(edge, MASK_FRACTION)
+    density = gaussian_lowpass(rng.random((edge,) * 3).astype(np.float32), 1.0, 3.0) * mask
+    volume = add_white_noise(scale_to_unit_peak(lowpass_filter(density, 1.0, 4.0)), 0.08, rng)
+    write_map(folder / f"map{edge}.mrc", volume, 1.0)
+    write_map(folder / f"mask{edge}.mrc", mask.astype(np.float32), 1.0)
+
+
+def make_models(folder: Path) -> None:
+    from deepres_plugin.core.networks import ModelInfo, build_network, save_model
+
+    for architecture in ("deepres", "xmipp"):
+        save_model(build_network(architecture, seed=1),
+                   ModelInfo.for_range(architecture, "wide", name=f"random-{architecture}"),
+                   folder / f"{architecture}.keras")
+
+
+def worker(kind: str, folder: Path, edge: int) -> dict:
+    """One measurement in this process; returns its figures.
+
+    Peak memory (ru_maxrss) survives fork and exec on Linux, so every measurement runs in
+    a child of a small parent.
+    """
+    if kind == "e2e":
+        return end_to_end(folder, edge)
+    if kind.startswith("prepare"):
+        make_case(folder, edge)
+        if kind == "prepare":
+            make_models(folder)
+        return {}
+    from deepres_plugin.core.inference import Predictor, fully_convolutional_weights
+    from deepres_plugin.core.mrc import read_map
+    from deepres_plugin.core.networks import load_model
+
+    volume = read_map(folder / f"map{edge}.mrc")[0]
+    mask = read_map(folder / f"mask{edge}.mrc")[0] > 0.5
+    if kind == "matmul":
+        import tensorflow as tf
+
+        m, k, n = MATMUL_SHAPE
+        a, b = tf.random.normal((m, k)), tf.random.normal((k, n))
+        tf.matmul(a, b).numpy()
+        best = min(_timed(lambda: tf.matmul(a, b).numpy()) for _ in range(5))
+        return {"gflops": 2 * m * k * n / best / 1e9}
+    if kind == "xmipp":
+        network, info = load_model(folder / "xmipp.keras")
+        z, y, x = np.nonzero(mask)
+        checkerboard = (z + y + x) % 2 == 0
+        pick = np.random.default_rng(0).choice(np.flatnonzero(checkerboard), XMIPP_SAMPLE_BOXES, replace=False)
+        sample = np.zeros_like(mask)
+        sample[z[pick], y[pick], x[pick]] = True
+        predictor = Predictor(network, info, path="box")
+        warm = np.zeros_like(mask)
+        warm[z[pick[:8]], y[pick[:8]], x[pick[:8]]] = True
+        predictor.predict(volume, warm)
+        seconds = _timed(lambda: predictor.predict(volume, sample))
+        boxes_per_second = XMIPP_SAMPLE_BOXES / seconds
+        return {"boxes_per_second": boxes_per_second, "masked_voxels_per_second": 2 * boxes_per_second,
+                "seconds_whole_map_estimate": mask.sum() / (2 * boxes_per_second), "peak_mb": peak_rss_mb()}
+    network, info = load_model(folder / "deepres.keras")
+    predictor = Predictor(network, info, path=kind)
+    predictor.predict(volume[:20, :40, :40], mask[:20, :40, :40])   # warm-up: graph tracing
+    start = time.perf_counter()
+    result = predictor.predict(volume, mask)
+    seconds = time.perf_counter() - start
+    np.save(folder / f"result_{kind}_{edge}.npy", result[mask])
+    weights = fully_convolutional_weights(network)
+    return {"seconds": seconds, "masked_voxels": int(mask.sum()),
+            "masked_voxels_per_second": mask.sum() / seconds, "voxels_by_path": predictor.voxels_by_path,
+            "convolved_voxels": predictor.convolved_voxels,
+            "multiply_adds_per_voxel": weights.multiply_adds_per_voxel(), "peak_mb": peak_rss_mb()}
+
+
+def _timed(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def run_worker(kind: str, folder: Path, edge: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", kind, "--folder", str(folder), "--edge", str(edge)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def end_to_end(folder: Path, edge: int) -> dict:
+    """Time `deepres predict` from process start to all outputs written; its peak memory."""
+    deepres = Path(sys.executable).with_name("deepres")
+    command = [str(deepres), "predict", str(folder / f"map{edge}.mrc"), "--mask", str(folder / f"mask{edge}.mrc"),
+               "--model", str(folder / "deepres.keras"), "--out", str(folder / "e2e"), "--no-progress"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker")
+    parser.add_argument("--folder", type=Path)
+    parser.add_argument("--edge", type=int, default=EDGE)
+    parser.add_argument("--large", action="store_true", help=f"also run a {LARGE_EDGE}^3 map (peak memory)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.folder, args.edge)))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="deepres-bench-") as tmp:
+        folder = Path(tmp)
+        run_worker("prepare", folder, EDGE)   # in a child: children inherit the parent's peak memory
+        figures = {"end_to_end": run_worker("e2e", folder, EDGE)}   # a small child timing `deepres predict`
+        for kind in ("whole", "box", "auto", "xmipp", "matmul"):
+            figures[kind] = run_worker(kind, folder, EDGE)
+        whole = np.load(folder / f"result_whole_{EDGE}.npy")
+        figures["max_difference_whole_box_A"] = float(np.abs(whole - np.load(folder / f"result_box_{EDGE}.npy")).max())
+        figures["max_difference_whole_auto_A"] = float(np.abs(whole - np.load(folder / f"result_auto_{EDGE}.npy")).max())
+        if args.large:
+            run_worker("prepare-map", folder, LARGE_EDGE)
+            figures["large_whole"] = run_worker("whole", folder, LARGE_EDGE)
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def report(figures: dict) -> None:
+    whole, box, auto, xmipp = figures["whole"], figures["box"], figures["auto"], figures["xmipp"]
+    masked = whole["masked_voxels"]
+    floor = masked * whole["multiply_adds_per_voxel"] * 2 / (figures["matmul"]["gflops"] * 1e9)
+    rows = [
+        ("deepres predict, end to end", figures["end_to_end"]["seconds"], masked / figures["end_to_end"]["seconds"],
+         figures["end_to_end"]["peak_mb"]),
+        ("whole-map path (compute)", whole["seconds"], whole["masked_voxels_per_second"], whole["peak_mb"]),
+        ("box path (compute)", box["seconds"], box["masked_voxels_per_second"], box["peak_mb"]),
+        ("automatic rule (compute)", auto["seconds"], auto["masked_voxels_per_second"], auto["peak_mb"]),
+        ("xmipp architecture, checkerboard (estimate)", xmipp["seconds_whole_map_estimate"],
+         xmipp["masked_voxels_per_second"], xmipp["peak_mb"]),
+    ]
+    print(f"\n{EDGE}^3 map at 1 A/px, {masked} masked voxels ({masked / EDGE ** 3:.1%})\n")
+    print("| run | seconds | masked voxels/s | peak memory (MB) |\n|---|---|---|---|")
+    for name, seconds, rate, peak in rows:
+        print(f"| {name} | {seconds:.2f} | {rate:,.0f} | {peak:,.0f} |")
+    print(f"\nmatrix-multiply rate: {figures['matmul']['gflops']:.0f} GFLOPS; floor for "
+          f"{whole['multiply_adds_per_voxel']:,} multiply-adds per voxel: {floor:.2f} s; "
+          f"whole-map compute / floor = {whole['seconds'] / floor:.2f}")
+    print(f"whole-map vs xmipp architecture throughput: "
+          f"{whole['masked_voxels_per_second'] / xmipp['masked_voxels_per_second']:,.0f} x; "
+          f"box path / whole-map time: {box['seconds'] / whole['seconds']:.2f}; "
+          f"automatic rule used {auto['voxels_by_path']}")
+    per_box = box["seconds"] / masked
+    per_convolved = whole["seconds"] / whole["convolved_voxels"]
+    print(f"cost of a box / cost of a convolved voxel = {per_box / per_convolved:.1f} "
+          f"(BOX_PATH_COST_RATIO; {whole['convolved_voxels']} voxels convolved for {masked} masked)")
+    print(f"max |whole - box| = {figures['max_difference_whole_box_A']:.2e} A, "
+          f"max |whole - auto| = {figures['max_difference_whole_auto_A']:.2e} A")
+    if "large_whole" in figures:
+        large = figures["large_whole"]
+        print(f"{LARGE_EDGE}^3 map, whole-map path: {large['seconds']:.1f} s, peak memory {large['peak_mb']:,.0f} MB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
