@@ -14,6 +14,7 @@ from .version import __version__
 COMMANDS = {
     "simulate": "simulate",
     "dataset": "dataset",
+    "train": "train",
     "predict": "predict",
     "report": "report",
 }

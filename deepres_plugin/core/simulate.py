@@ -118,7 +118,7 @@ def atom_positions(model: gemmi.Model) -> np.ndarray:
                     dtype=np.float64)
 
 
-def _prepare_atoms(model: gemmi.Model, shift_xyz: np.ndarray, use_atom_bfactors: bool) -> None:
+def prepare_atoms(model: gemmi.Model, shift_xyz: np.ndarray, use_atom_bfactors: bool) -> None:
     """Move the model by ``shift_xyz`` A and, unless kept, zero its atomic displacement."""
     model.transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(*shift_xyz)))
     if use_atom_bfactors:
@@ -129,6 +129,50 @@ def _prepare_atoms(model: gemmi.Model, shift_xyz: np.ndarray, use_atom_bfactors:
             for atom in residue:
                 atom.b_iso = 0.0
                 atom.aniso = no_aniso
+
+
+def padded_box(positions_xyz: np.ndarray, voxel_size: float, padding: float) -> tuple[np.ndarray, np.ndarray]:
+    """Grid shape (x, y, z voxels) and shift (A) that put atoms in a padded, centred box.
+
+    The box is the bounding box plus ``padding`` A per side, rounded up to FFT-friendly
+    sizes (factors 2, 3, 5: the filters that follow are FFTs of this grid); adding the
+    shift puts the bounding-box centre on voxel n // 2.
+
+    Raises:
+        StructureError: the grid would exceed :data:`MAX_GRID_VOXELS`.
+    """
+    low, high = positions_xyz.min(axis=0), positions_xyz.max(axis=0)
+    needed = np.ceil((high - low + 2 * padding) / voxel_size).astype(int) + 1
+    shape_xyz = np.array([scipy.fft.next_fast_len(int(n), real=True) for n in needed])
+    if int(np.prod(shape_xyz)) > MAX_GRID_VOXELS:
+        raise StructureError(f"model spans {np.round(high - low, 1)} A: the {tuple(shape_xyz)} grid at "
+                             f"{voxel_size:g} A/px is too large")
+    return shape_xyz, (shape_xyz // 2) * voxel_size - (low + high) / 2
+
+
+def density_on_grid(model: gemmi.Model, shape_xyz: np.ndarray, voxel_size: float) -> np.ndarray:
+    """Band-limited electron-scattering density of ``model`` (already in the grid's frame,
+    voxel i at i * voxel_size) on a periodic grid of ``shape_xyz`` voxels.
+
+    Returns:
+        float32 array indexed [z, y, x].
+    """
+    calculator = gemmi.DensityCalculatorE()
+    calculator.d_min = 2 * voxel_size       # Nyquist resolution of the grid
+    calculator.rate = 1.0                   # grid spacing = d_min / (2 rate) = voxel_size
+    calculator.set_refmac_compatible_blur(model)
+    calculator.grid.spacegroup = gemmi.find_spacegroup_by_name("P1")
+    calculator.grid.set_unit_cell(gemmi.UnitCell(*(np.asarray(shape_xyz) * voxel_size), 90, 90, 90))
+    calculator.grid.set_size(*(int(n) for n in shape_xyz))
+    try:
+        calculator.add_model_density_to_grid(model)
+    except (RuntimeError, ValueError) as exc:
+        raise StructureError(f"cannot compute the density of the model ({exc})") from None
+    blurred = np.transpose(np.array(calculator.grid, dtype=np.float64, copy=True))  # (x,y,z) -> (z,y,x)
+    # Remove the sampling blur: multiply by exp(+blur s^2 / 4) up to Nyquist.
+    spectrum = rfft_map(blurred)
+    spectrum *= np.exp(0.25 * calculator.blur * frequency_magnitude(blurred.shape, voxel_size) ** 2)
+    return irfft_map(spectrum, blurred.shape).astype(np.float32)
 
 
 def model_density(model: gemmi.Model, voxel_size: float, padding: float = DEFAULT_PADDING_A,
@@ -148,34 +192,9 @@ def model_density(model: gemmi.Model, voxel_size: float, padding: float = DEFAUL
     if padding < 0:
         raise ParameterError(f"padding must be >= 0 A, got {padding:g}")
     positions = atom_positions(model)
-    low, high = positions.min(axis=0), positions.max(axis=0)
-    needed = np.ceil((high - low + 2 * padding) / voxel_size).astype(int) + 1
-    # FFT-friendly sizes (factors 2, 3, 5): the filters that follow are FFTs of this grid
-    shape_xyz = np.array([scipy.fft.next_fast_len(int(n), real=True) for n in needed])
-    if int(np.prod(shape_xyz)) > MAX_GRID_VOXELS:
-        raise StructureError(f"model spans {np.round(high - low, 1)} A: the {tuple(shape_xyz)} grid at "
-                             f"{voxel_size:g} A/px is too large")
-    shift_xyz = (shape_xyz // 2) * voxel_size - (low + high) / 2
-    _prepare_atoms(model, shift_xyz, use_atom_bfactors)
-
-    calculator = gemmi.DensityCalculatorE()
-    calculator.d_min = 2 * voxel_size       # Nyquist resolution of the grid
-    calculator.rate = 1.0                   # grid spacing = d_min / (2 rate) = voxel_size
-    calculator.set_refmac_compatible_blur(model)
-    calculator.grid.spacegroup = gemmi.find_spacegroup_by_name("P1")
-    calculator.grid.set_unit_cell(gemmi.UnitCell(*(shape_xyz * voxel_size), 90, 90, 90))
-    calculator.grid.set_size(*(int(n) for n in shape_xyz))
-    try:
-        calculator.add_model_density_to_grid(model)
-    except (RuntimeError, ValueError) as exc:
-        raise StructureError(f"cannot compute the density of the model ({exc})") from None
-    blurred = np.transpose(np.array(calculator.grid, dtype=np.float64, copy=True))  # (x,y,z) -> (z,y,x)
-
-    # Remove the sampling blur: multiply by exp(+blur s^2 / 4) up to Nyquist.
-    spectrum = rfft_map(blurred)
-    spectrum *= np.exp(0.25 * calculator.blur * frequency_magnitude(blurred.shape, voxel_size) ** 2)
-    density = irfft_map(spectrum, blurred.shape).astype(np.float32)
-
+    shape_xyz, shift_xyz = padded_box(positions, voxel_size, padding)
+    prepare_atoms(model, shift_xyz, use_atom_bfactors)
+    density = density_on_grid(model, shape_xyz, voxel_size)
     geometry = MapGeometry(voxel_size=voxel_size, origin=tuple(float(v) for v in -shift_xyz))
     return SimulatedDensity(density, geometry, (positions + shift_xyz)[:, ::-1].copy())
 
