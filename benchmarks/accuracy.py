@@ -72,7 +72,7 @@ def chain_files(val_dir: Path) -> list[Path]:
 
 
 def side_by_side(paths: list[Path]) -> gemmi.Model:
-    """One model with each file's chain centred on a cell of a 2 x 2 arrangement."""
+    """One model with each file's (first) chain centred on a cell of a 2 x 2 arrangement."""
     models = [read_model(p) for p in paths]
     extents = [np.ptp(atom_positions(m), axis=0) for m in models]
     cell = float(np.max(extents)) + CHAIN_GAP_A
@@ -87,10 +87,11 @@ def side_by_side(paths: list[Path]) -> gemmi.Model:
     return combined
 
 
-def region_map(model: gemmi.Model, voxel_size: float, resolutions, rng) -> tuple[np.ndarray, list[np.ndarray]]:
+def region_map(model: gemmi.Model, voxel_size: float, resolutions, rng,
+               padding: float = PADDING_A) -> tuple[np.ndarray, list[np.ndarray]]:
     """Map whose chain i is low-passed at resolutions[i], unit peak plus noise; chain regions."""
     positions = atom_positions(model)
-    shape_xyz, shift = padded_box(positions, voxel_size, PADDING_A)
+    shape_xyz, shift = padded_box(positions, voxel_size, padding)
     prepare_atoms(model, shift, use_atom_bfactors=False)
     total = np.zeros(tuple(shape_xyz[::-1]), np.float32)
     atoms = []

@@ -135,12 +135,17 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
     return zyx, MapGeometry(voxel_size, origin, nstart, axis_order)
 
 
+#: Data types an MRC file can hold, besides the default float32 (mode 2).
+COMPACT_DTYPES = (np.float16, np.int8, np.int16)
+
+
 def write_map(path: str | os.PathLike, data: np.ndarray, geometry: MapGeometry | float) -> None:
     """Write a 3D map atomically (a temporary file renamed on success).
 
     Args:
         path: destination file, replaced if it exists.
-        data: array indexed [z, y, x]; stored as float32 (mode 2).
+        data: array indexed [z, y, x]; stored as float32 (mode 2) unless it is float16,
+            int8 or int16 (modes 12, 0, 1: compact masks and label maps).
         geometry: a :class:`MapGeometry`, or just a voxel size in A/px.
 
     Raises:
@@ -155,7 +160,8 @@ def write_map(path: str | os.PathLike, data: np.ndarray, geometry: MapGeometry |
     if not np.all(np.isfinite(data)):
         raise MapFormatError(f"refusing to write NaN or infinite values to {path}")
     file_axes = np.argsort(_file_to_zyx_axes(geometry.axis_order))
-    file_data = np.ascontiguousarray(np.transpose(data.astype(np.float32), file_axes))
+    dtype = data.dtype if data.dtype in COMPACT_DTYPES else np.float32
+    file_data = np.ascontiguousarray(np.transpose(data.astype(dtype), file_axes))
     with atomic_outputs(path) as (tmp,):
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(file_data)
