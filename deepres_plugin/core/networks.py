@@ -123,13 +123,20 @@ def save_model(network, info: ModelInfo, path: str | os.PathLike) -> None:
     if path.suffix != MODEL_SUFFIX:
         raise ParameterError(f"model files end in {MODEL_SUFFIX}: {path}")
     with atomic_outputs(path, sidecar_path(path)) as (tmp_model, tmp_info):
-        keras_tmp = tmp_model.with_name(tmp_model.name + MODEL_SUFFIX)   # Keras insists on the suffix
+        save_keras(network, tmp_model)
+        tmp_info.write_text(json.dumps(dataclasses.asdict(info), indent=2))
+
+
+def save_keras(network, path: str | os.PathLike) -> None:
+    """Save a Keras model to ``path`` atomically, whatever its suffix (Keras insists on
+    ``.keras``, so it writes a suffixed temporary name that is then renamed)."""
+    with atomic_outputs(path) as (tmp,):
+        keras_tmp = tmp.with_name(tmp.name + MODEL_SUFFIX)
         try:
             network.save(keras_tmp)
-            os.replace(keras_tmp, tmp_model)
+            os.replace(keras_tmp, tmp)
         finally:
             keras_tmp.unlink(missing_ok=True)
-        tmp_info.write_text(json.dumps(dataclasses.asdict(info), indent=2))
 
 
 def read_model_info(path: str | os.PathLike) -> ModelInfo:

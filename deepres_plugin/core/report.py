@@ -145,16 +145,23 @@ def _relative(path: str | os.PathLike, directory: str | os.PathLike) -> str:
     return os.path.relpath(os.path.abspath(path), os.path.abspath(directory))
 
 
+def _placement_and_colours(geometry: MapGeometry, low: float, high: float,
+                           palette: str) -> tuple[str, str, list[tuple[float, str]]]:
+    """Shared by both scripts: the ``voxelSize ... origin ...`` options, the ``value,colour:...``
+    colour map (Chimera and ChimeraX read the same syntax) and the colour stops."""
+    x, y, z = geometry.first_voxel_xyz()
+    placement = f"voxelSize {geometry.voxel_size:.6g} origin {x:.6g},{y:.6g},{z:.6g}"
+    stops = palette_stops(palette, low, high)
+    return placement, ":".join(f"{value:.3g},{colour}" for value, colour in stops), stops
+
+
 def chimerax_script(map_file: str, resolution_file: str, geometry: MapGeometry, low: float, high: float,
                     level: float, palette: str = DEFAULT_PALETTE) -> str:
     """ChimeraX commands: the map's surface coloured by the resolution map, with a key.
 
     File names are relative to the script's folder (ChimeraX resolves them there).
     """
-    x, y, z = geometry.first_voxel_xyz()
-    placement = f"voxelSize {geometry.voxel_size:.6g} origin {x:.6g},{y:.6g},{z:.6g}"
-    stops = palette_stops(palette, low, high)
-    colours = ":".join(f"{value:.3g},{colour}" for value, colour in stops)
+    placement, colours, stops = _placement_and_colours(geometry, low, high, palette)
     key = " ".join(f"{colour}:{value:.3g}" for value, colour in stops)
     return "\n".join([
         "# DeepRes local resolution, coloured on the map's surface (blue = high resolution)",
@@ -174,10 +181,7 @@ def chimerax_script(map_file: str, resolution_file: str, geometry: MapGeometry, 
 def chimera_script(map_file: str, resolution_file: str, geometry: MapGeometry, low: float, high: float,
                    level: float, palette: str = DEFAULT_PALETTE) -> str:
     """UCSF Chimera commands (``scolor``) doing what :func:`chimerax_script` does."""
-    x, y, z = geometry.first_voxel_xyz()
-    placement = f"voxelSize {geometry.voxel_size:.6g} origin {x:.6g},{y:.6g},{z:.6g}"
-    stops = palette_stops(palette, low, high)
-    colours = ":".join(f"{value:.3g},{colour}" for value, colour in stops)
+    placement, colours, stops = _placement_and_colours(geometry, low, high, palette)
     key = " ".join(f"\"{value:.3g}\" {colour}" for value, colour in stops)
     return "\n".join([
         "# DeepRes local resolution for UCSF Chimera (blue = high resolution)",

@@ -37,7 +37,7 @@ from ..version import __version__
 from .dataset import MANIFEST_FILE, load_split
 from .errors import ParameterError
 from .fileio import atomic_outputs
-from .networks import ModelInfo, build_network, save_model
+from .networks import ModelInfo, build_network, save_keras, save_model
 from .ranges import get_range
 from .train_config import TrainConfig
 
@@ -195,10 +195,10 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
             state["seconds"] = seconds_before + time.perf_counter() - start
             if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
                 state["best_val_loss"], state["best_epoch"], state["wait"] = val_loss, epoch + 1, 0
-                _save_keras(self.model, checkpoint / "best.keras")
+                save_keras(self.model, checkpoint / "best.keras")
             else:
                 state["wait"] += 1
-            _save_keras(self.model, checkpoint / "last.keras")
+            save_keras(self.model, checkpoint / "last.keras")
             with atomic_outputs(checkpoint / "state.json") as (tmp,):
                 tmp.write_text(json.dumps(state, indent=1))
             if state["wait"] >= config.patience:
@@ -218,16 +218,6 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     _save_curve(state["history"], out_path.with_name(out_path.stem + CURVE_SUFFIX), config)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return record
-
-
-def _save_keras(network, path: Path) -> None:
-    with atomic_outputs(path) as (tmp,):
-        keras_tmp = tmp.with_name(tmp.name + ".keras")
-        try:
-            network.save(keras_tmp)
-            os.replace(keras_tmp, tmp)
-        finally:
-            keras_tmp.unlink(missing_ok=True)
 
 
 def _evaluate(network, boxes, labels, batch_size: int) -> dict[str, float]:
