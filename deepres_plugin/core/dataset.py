@@ -10,8 +10,12 @@ For every atomic model (paper section 2.1, with the changes listed here):
    the labels are continuous (the network cannot learn a lattice of values).
 3. Each resolution gives a map low-passed with Xmipp's raised cosine (width 0.02), scaled
    so that its maximum is 1.
-4. *Noise*: Gaussian noise with an SD drawn uniformly in ``[0, noise_sd_max]`` (same units)
-   is added to each map. A fraction ``filtered_noise_fraction`` of the maps get noise
+4. *Noise*: Gaussian noise with an SD drawn uniformly in ``[0, noise_sd_max]`` (same units,
+   default 0.35) is added to each map. The range is wide because a map is scaled by its
+   highest peak, usually in its best region: a region low-passed at 9 A next to one at
+   3 A has peaks about 3 times lower, so the map's noise is 3 times stronger there
+   (a first network trained with SD up to 0.15 read such 9 A regions as 8.4 A, and as
+   8.9 A once each region was scaled alone). A fraction ``filtered_noise_fraction`` of the maps get noise
    low-passed by the same filter as the signal (and rescaled to the drawn SD), the rest
    white noise: experimental maps carry noise shaped by the reconstruction's FSC
    weighting, simulated benchmarks (paper 3.1) carry white noise; training on both keeps
@@ -93,7 +97,7 @@ class DatasetConfig:
     seed: int = 0
     labels_per_structure: int = 16
     boxes_per_label: int = 100
-    noise_sd_max: float = 0.15
+    noise_sd_max: float = 0.35
     filtered_noise_fraction: float = 0.5
     val_fraction: float = 0.1
     dtype: str = "float16"

@@ -17,7 +17,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 512
     learning_rate: float = 1e-3
-    patience: int = 4
+    patience: int = 5
     seed: int = 0
     filters: int = DEFAULT_FILTERS
     hidden: int = DEFAULT_HIDDEN
