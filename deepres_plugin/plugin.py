@@ -17,3 +17,9 @@ class Plugin(pwem.Plugin):
     @classmethod
     def defineBinaries(cls, env):
         """No binaries: everything is installed by pip with the plugin."""
+
+
+# Scipion locates a plugin's package through the module of its Plugin class
+# (sys.modules[Plugin.__module__].__path__): the class is defined here, so that importing
+# deepres_plugin does not import Scipion, but it belongs to the package.
+Plugin.__module__ = __package__

@@ -1,1 +1,2 @@
 """DeepRes viewers (one class per ``viewer_<name>.py`` module, re-exported here)."""
+from .viewer_local_resolution import DeepResViewer

@@ -1,0 +1,109 @@
+"""Scipion end to end: import the example map and its mask, run DeepRes, check the output,
+the viewer's figures and ChimeraX script, and _validate. Runs with pytest (conftest sets up
+a private Scipion) or with `scipion tests deepres_plugin.tests.test_protocols`."""
+import os
+import shutil
+import tempfile
+
+import numpy as np
+from pwem.protocols import ProtImportMask, ProtImportVolumes
+from pyworkflow.tests import BaseTest, setupTestProject
+
+from deepres_plugin.core.mrc import read_map, write_map
+from deepres_plugin.protocols import ProtDeepResLocalResolution
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+EXAMPLE_RESOLUTIONS = {1: 4.0, 2: 8.0}
+
+
+class TestDeepResLocalResolution(BaseTest):
+    """The example map: two copies of a protein low-passed at 4 and 8 A (1 A/px)."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.folder = tempfile.mkdtemp(prefix="deepres-protocol-")
+        cls.mapFile = os.path.join(cls.folder, "example_map.mrc")
+        volume, geometry = read_map(os.path.join(DATA, "example_map.mrc"))
+        write_map(cls.mapFile, volume, geometry)      # float32: Xmipp's MRC writer refuses float16
+        cls.maskFile = os.path.join(cls.folder, "example_mask.mrc")
+        mask, _ = read_map(os.path.join(DATA, "example_mask.mrc.gz"))
+        write_map(cls.maskFile, mask, geometry)
+        cls.regions = read_map(os.path.join(DATA, "example_regions.mrc.gz"))[0].astype(int)
+        cls.importVolume = cls.newProtocol(ProtImportVolumes, filesPath=cls.mapFile, samplingRate=1.0,
+                                           setOrigCoord=True, x=10.0, y=-5.0, z=3.0)
+        cls.launchProtocol(cls.importVolume)
+        cls.importMask = cls.newProtocol(ProtImportMask, maskPath=cls.maskFile, samplingRate=1.0)
+        cls.launchProtocol(cls.importMask)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def _run(self, label, withMask=True):
+        prot = self.newProtocol(ProtDeepResLocalResolution, objLabel=label)
+        prot.inputVolume.set(self.importVolume)
+        prot.inputVolume.setExtended("outputVolume")
+        if withMask:
+            prot.inputMask.set(self.importMask)
+            prot.inputMask.setExtended("outputMask")
+        self.launchProtocol(prot)
+        return prot
+
+    def test_local_resolution_with_mask_and_viewer(self):
+        prot = self._run("deepres with mask")
+        output = prot.resolution_Volume
+        source = self.importVolume.outputVolume
+        self.assertEqual(output.getDim(), source.getDim())
+        self.assertAlmostEqual(output.getSamplingRate(), 1.0)
+        self.assertEqual(output.getShiftsFromOrigin(), source.getShiftsFromOrigin())
+        resolution = read_map(output.getFileName())[0]
+        medians = {label: float(np.median(resolution[self.regions == label])) for label in EXAMPLE_RESOLUTIONS}
+        self.assertLess(medians[1], medians[2])
+        for label, truth in EXAMPLE_RESOLUTIONS.items():
+            self.assertLess(abs(medians[label] - truth), 1.0, medians)
+        self.assertAlmostEqual(prot.medianResolution.get(), float(np.median(resolution[self.regions > 0])), 4)
+        self.assertIn("Median local resolution", prot.summary()[0])
+        self.assertEqual(prot._citations(), ["RamirezAportela2019"])
+        self.assertIn("RamirezAportela2019", "".join(prot.methods()))
+        self._check_viewer(prot)
+
+    def _check_viewer(self, prot):
+        from deepres_plugin.viewers import DeepResViewer
+
+        viewer = DeepResViewer(project=prot.getProject(), protocol=prot)
+        viewer.setProtocol(prot)
+        handlers = viewer._getVisualizeDict()
+        for name in ("doShowHistogram", "doShowSlices"):
+            plotter = handlers[name]()[0]
+            png = prot._getExtraPath(f"{name}.png")
+            plotter.figure.savefig(png)
+            self.assertGreater(os.path.getsize(png), 5000)
+        view = handlers["doShowChimera"]()[0]
+        script = open(prot._getExtraPath("deepres", "deepres_viewer.cxc")).read()
+        self.assertIn("voxelSize 1 origin 10,-5,3", script)
+        self.assertIn('open "resolution.mrc"', script)
+        self.assertIn("input_map.mrc", script)
+        self.assertIsNotNone(view)
+
+    def test_automatic_mask(self):
+        prot = self._run("deepres automatic mask", withMask=False)
+        resolution = read_map(prot.resolution_Volume.getFileName())[0]
+        self.assertTrue(os.path.exists(prot.getOutputFile("mask.mrc")))
+        self.assertGreater(np.count_nonzero(resolution), 0.5 * np.count_nonzero(self.regions))
+        self.assertLess(float(np.median(resolution[self.regions == 1])), float(np.median(resolution[self.regions == 2])))
+
+    def test_validate_rejects_a_mask_of_another_size(self):
+        small = np.zeros((40, 40, 40), np.float32)
+        small[10:30, 10:30, 10:30] = 1
+        path = os.path.join(self.folder, "small_mask.mrc")
+        write_map(path, small, 1.0)
+        importSmall = self.newProtocol(ProtImportMask, maskPath=path, samplingRate=1.0)
+        self.launchProtocol(importSmall)
+        prot = self.newProtocol(ProtDeepResLocalResolution)
+        prot.inputVolume.set(self.importVolume)
+        prot.inputVolume.setExtended("outputVolume")
+        prot.inputMask.set(importSmall)
+        prot.inputMask.setExtended("outputMask")
+        errors = prot.validate()
+        self.assertTrue(any("dimensions" in e for e in errors), errors)
