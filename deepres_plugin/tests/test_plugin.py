@@ -25,3 +25,16 @@ def test_plugin_needs_no_binaries():
 
     plugin.defineBinaries(Recorder())
     assert plugin._url.startswith("https://doi.org/")
+
+
+def test_scipion_lists_the_protocol_viewer_and_wizard():
+    from pyworkflow.viewer import DESKTOP_TKINTER
+
+    from deepres_plugin.protocols import ProtDeepResLocalResolution
+    from deepres_plugin.viewers import DeepResViewer
+    from deepres_plugin.wizards import DeepResColorScaleWizard
+
+    domain = pw.Config.getDomain()
+    assert domain.getProtocols()["ProtDeepResLocalResolution"] is ProtDeepResLocalResolution
+    assert DeepResViewer in domain.findViewers(ProtDeepResLocalResolution(), DESKTOP_TKINTER)
+    assert DeepResColorScaleWizard in domain.getWizards().values()
