@@ -13,4 +13,6 @@ RANGE_LABELS = ["wide: 2.5-13 A (works at 1.0 A/px)", "high: 1.5-6 A (works at 0
 
 #: Model choices of the local-resolution protocol.
 MODEL_SHIPPED = 0
-MODEL_CUSTOM = 1
+MODEL_TRAINED = 1
+MODEL_FILE = 2
+MODEL_LABELS = ["shipped network", "trained in this project", "file"]

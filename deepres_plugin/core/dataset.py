@@ -8,21 +8,23 @@ For every atomic model (paper section 2.1, with the changes listed here):
    of the paper's fixed 0.1 A grid, the range is cut into equal strata and one resolution
    is drawn uniformly inside each stratum, so every structure covers the whole range and
    the labels are continuous (the network cannot learn a lattice of values).
-3. Each resolution gives a map low-passed with Xmipp's raised cosine (width 0.02), scaled
-   so that its maximum is 1.
+3. Each resolution gives a map low-passed with Xmipp's raised cosine (width 0.02). All maps
+   of a structure share one scale: the peak of the structure low-passed at the range's best
+   resolution is 1. A map low-passed at 9 A then peaks near 0.3, as the low-resolution
+   region of a real map does next to its best region (maps are scaled by their highest
+   peak), so the same noise is relatively 3 times stronger there.
 4. *Noise*: Gaussian noise with an SD drawn uniformly in ``[0, noise_sd_max]`` (same units,
-   default 0.35) is added to each map. The range is wide because a map is scaled by its
-   highest peak, usually in its best region: a region low-passed at 9 A next to one at
-   3 A has peaks about 3 times lower, so the map's noise is 3 times stronger there
-   (a first network trained with SD up to 0.15 read such 9 A regions as 8.4 A, and as
-   8.9 A once each region was scaled alone). A fraction ``filtered_noise_fraction`` of the maps get noise
-   low-passed by the same filter as the signal (and rescaled to the drawn SD), the rest
-   white noise: experimental maps carry noise shaped by the reconstruction's FSC
+   default 0.15) is added to each map. A fraction ``filtered_noise_fraction`` of the maps
+   get noise low-passed by the same filter as the signal (and rescaled to the drawn SD),
+   the rest white noise: experimental maps carry noise shaped by the reconstruction's FSC
    weighting, simulated benchmarks (paper 3.1) carry white noise; training on both keeps
    the estimator from keying on either. Noise is stationary, so it is drawn per box
    rather than over the whole map (the same distribution in every box, much cheaper):
    white noise directly in the box, filtered noise as boxes cut at random from a
    periodic field of :data:`NOISE_FIELD_SIZE`^3 voxels filtered at the label resolution.
+   (Measured on the wide range: with each map scaled to its own peak and SD up to 0.15,
+   the 9 A region of the paper's four-region test read 8.4 A; with SD up to 0.35 it read
+   9.0 A but 3 A regions read 3.5 A, the noisiest boxes hiding fine detail.)
 5. *Box centres*: every voxel within 3 A of an atom whose 13^3 box fits the grid is a
    candidate; the candidates are shuffled once and dealt out to the label maps without
    repetition (until exhausted), so the boxes cover the whole molecule evenly rather than
@@ -70,7 +72,7 @@ from .simulate import is_model_file, model_density, read_model
 
 logger = logging.getLogger(__name__)
 
-DATASET_FORMAT_VERSION = 1
+DATASET_FORMAT_VERSION = 2   # 2: all maps of a structure scaled by its best-resolution peak
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
 SHARD_DIR = "shards"
@@ -97,7 +99,7 @@ class DatasetConfig:
     seed: int = 0
     labels_per_structure: int = 16
     boxes_per_label: int = 100
-    noise_sd_max: float = 0.35
+    noise_sd_max: float = 0.15
     filtered_noise_fraction: float = 0.5
     val_fraction: float = 0.1
     dtype: str = "float16"
@@ -170,6 +172,22 @@ def _stable_hash(*parts: object) -> int:
 def assign_split(group: str, seed: int, val_fraction: float) -> str:
     """``"val"`` for a ``val_fraction`` of the groups (by a hash of seed and group), else ``"train"``."""
     return "val" if _stable_hash(seed, group) % _HASH_BUCKETS < val_fraction * _HASH_BUCKETS else "train"
+
+
+def split_groups(groups: Iterable[str], seed: int, val_fraction: float) -> dict[str, str]:
+    """Split of every group (:func:`assign_split`). With a positive ``val_fraction`` and at
+    least two groups, neither split is left empty: a small set of structures (a handful
+    given to the Scipion training protocol) still gets a validation split, the group with
+    the smallest hash (or the largest, for training)."""
+    unique = sorted(set(groups))
+    splits = {g: assign_split(g, seed, val_fraction) for g in unique}
+    if val_fraction > 0 and len(unique) >= 2:
+        ranked = sorted(unique, key=lambda g: _stable_hash(seed, g) % _HASH_BUCKETS)
+        if "val" not in splits.values():
+            splits[ranked[0]] = "val"
+        if "train" not in splits.values():
+            splits[ranked[-1]] = "train"
+    return splits
 
 
 def structure_seed(seed: int, name: str) -> list[int]:
@@ -263,10 +281,13 @@ def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
 
     shape, voxel = simulated.density.shape, resolution_range.voxel_size
     spectrum = rfft_map(simulated.density, workers=fft_workers)
+    # the scale of every map: the peak of the structure at the range's best resolution
+    best = next(lowpass_bank(spectrum, shape, voxel, [resolution_range.min_resolution], workers=fft_workers))
+    peak = float(best.max())
     signals = lowpass_bank(spectrum, shape, voxel, labels, workers=fft_workers)
     boxes = np.empty((count, per_label) + (config.box_size,) * 3, dtype=config.dtype)
     for i, signal in enumerate(signals):
-        signal_boxes = extract_boxes(signal, centres[i], config.box_size) / signal.max()
+        signal_boxes = extract_boxes(signal, centres[i], config.box_size) / np.float32(peak)
         if filtered_noise[i]:
             noise_boxes = filtered_noise_boxes(rng, voxel, labels[i], per_label, config.box_size)
         else:
@@ -419,13 +440,13 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
     counts = {split: {"structures": 0, "boxes": 0} for split in SPLITS}
     entries = []
     seconds = 0.0
-    for path in paths:
-        name = structure_name(path)
-        shard = out / SHARD_DIR / (name + SHARD_SUFFIX)
-        if name in errors or not _shard_is_complete(shard):
-            continue
+    present = [(path, structure_name(path)) for path in paths]
+    present = [(path, name, out / SHARD_DIR / (name + SHARD_SUFFIX)) for path, name in present
+               if name not in errors and _shard_is_complete(out / SHARD_DIR / (name + SHARD_SUFFIX))]
+    splits = split_groups((structure_group(name) for _, name, _ in present), config.seed, config.val_fraction)
+    for path, name, shard in present:
         group = structure_group(name)
-        split = assign_split(group, config.seed, config.val_fraction)
+        split = splits[group]
         with np.load(shard) as data:
             labels = data["labels"]
             seconds += float(data["seconds"]) if "seconds" in data.files else 0.0

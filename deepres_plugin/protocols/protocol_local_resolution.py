@@ -55,13 +55,16 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
                            "works at 1 A/px). high: for maps between 1.5 and 6 A (works at 0.5 A/px; "
                            "the input pixel size should then be 0.75 A or finer). The map is resampled "
                            "to the network's pixel size and the result brought back to the map's grid.")
-        form.addParam("modelChoice", params.EnumParam, choices=["shipped network", "custom network"],
+        form.addParam("modelChoice", params.EnumParam, choices=constants.MODEL_LABELS,
                       default=constants.MODEL_SHIPPED, display=params.EnumParam.DISPLAY_HLIST,
                       label="Network",
-                      help="The network shipped with the plugin for the chosen range, or one trained "
-                           "with 'deepres - train model' (or `deepres train`).")
-        form.addParam("customModel", params.PathParam, condition=f"modelChoice=={constants.MODEL_CUSTOM}",
-                      label="Custom network (.keras)",
+                      help="The network shipped with the plugin for the chosen range, one trained in this "
+                           "project with 'deepres - train model', or a .keras file from `deepres train`.")
+        form.addParam("trainedModel", params.PointerParam, pointerClass="EMFile",
+                      condition=f"modelChoice=={constants.MODEL_TRAINED}", label="Trained network",
+                      help="The output of a 'deepres - train model' run made for the chosen range.")
+        form.addParam("customModel", params.PathParam, condition=f"modelChoice=={constants.MODEL_FILE}",
+                      label="Network file (.keras)",
                       help="A .keras file with its .json sidecar, made for the chosen range.")
         form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
                        label="Use GPU", help="TensorFlow uses the first visible GPU when there is one.")
@@ -109,8 +112,11 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
         return constants.RANGE_NAMES[self.resolutionRange.get()]
 
     def getModelPath(self):
-        """The custom network's path, or None for the shipped one."""
-        return self.customModel.get() if self.modelChoice.get() == constants.MODEL_CUSTOM else None
+        """The chosen network's path, or None for the shipped one."""
+        choice = self.modelChoice.get()
+        if choice == constants.MODEL_TRAINED:
+            return self.trainedModel.get().getFileName() if self.trainedModel.hasValue() else ""
+        return self.customModel.get() or "" if choice == constants.MODEL_FILE else None
 
     def getResolutionFile(self):
         return self._getExtraPath(OUTPUT_DIR, "resolution.mrc")
@@ -148,12 +154,12 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
             if abs(mask.getSamplingRate() - volume.getSamplingRate()) > 1e-3 * volume.getSamplingRate():
                 errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} A/px) differs from the "
                               f"map's ({volume.getSamplingRate():g} A/px).")
-        if self.modelChoice.get() == constants.MODEL_CUSTOM:
+        if self.modelChoice.get() != constants.MODEL_SHIPPED:
             from ..core.errors import ParameterError
             from ..core.networks import read_model_info
 
             try:
-                info = read_model_info(self.customModel.get() or "")
+                info = read_model_info(self.getModelPath())
                 if info.range_name != self.getRangeName():
                     errors.append(f"The custom network is a '{info.range_name}' network; choose that range.")
             except ParameterError as exc:

@@ -89,6 +89,14 @@ def test_names_groups_and_split_by_complex():
     assert 150 < val < 250                                      # ~10 % of the complexes
 
 
+def test_small_sets_still_get_both_splits():
+    assert sorted(ds.split_groups(["BM5_1AAA", "BM5_2BBB"], 0, 0.1).values()) == ["train", "val"]
+    assert set(ds.split_groups(["BM5_1AAA", "BM5_2BBB"], 0, 0.0).values()) == {"train"}
+    assert ds.split_groups(["BM5_1AAA"], 0, 0.1) == {"BM5_1AAA": ds.assign_split("BM5_1AAA", 0, 0.1)}
+    many = [f"BM5_{i:04d}" for i in range(500)]
+    assert ds.split_groups(many, 3, 0.1) == {g: ds.assign_split(g, 3, 0.1) for g in many}
+
+
 def test_generate_dataset_manifest_split_and_loading(structures, tmp_path):
     config = ds.DatasetConfig("wide", val_fraction=0.5, seed=1, **SMALL)
     manifest = ds.generate_dataset(structures, tmp_path / "data", config, workers=2, progress=False)

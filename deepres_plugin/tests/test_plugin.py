@@ -36,5 +36,6 @@ def test_scipion_lists_the_protocol_viewer_and_wizard():
 
     domain = pw.Config.getDomain()
     assert domain.getProtocols()["ProtDeepResLocalResolution"] is ProtDeepResLocalResolution
+    assert "ProtDeepResTrain" in domain.getProtocols()
     assert DeepResViewer in domain.findViewers(ProtDeepResLocalResolution(), DESKTOP_TKINTER)
     assert DeepResColorScaleWizard in domain.getWizards().values()

@@ -107,3 +107,49 @@ class TestDeepResLocalResolution(BaseTest):
         prot.inputMask.setExtended("outputMask")
         errors = prot.validate()
         self.assertTrue(any("dimensions" in e for e in errors), errors)
+
+
+class TestDeepResTrain(BaseTest):
+    """Train on two tiny structures for one epoch; the local-resolution protocol accepts the network."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.folder = tempfile.mkdtemp(prefix="deepres-train-")
+        for name in ("BM5_1PPE_l_u.pdb.gz", "BM5_1GL1_l_u.pdb.gz"):
+            shutil.copy(os.path.join(DATA, name), cls.folder)
+        volume, geometry = read_map(os.path.join(DATA, "example_map.mrc"))
+        cls.mapFile = os.path.join(cls.folder, "example_map.mrc")
+        write_map(cls.mapFile, volume, geometry)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def test_train_then_use_the_network(self):
+        from deepres_plugin import constants
+        from deepres_plugin.protocols import ProtDeepResTrain
+        from deepres_plugin.protocols.protocol_train import SOURCE_FOLDER
+
+        train = self.newProtocol(ProtDeepResTrain, source=SOURCE_FOLDER, structuresFolder=self.folder, epochs=1,
+                                 labelsPerStructure=4, boxesPerLabel=50)
+        self.launchProtocol(train)
+        self.assertTrue(os.path.exists(train.outputModel.getFileName()))
+        self.assertIn("validation MAE", train.summary()[0])
+        importVolume = self.newProtocol(ProtImportVolumes, filesPath=self.mapFile, samplingRate=1.0)
+        self.launchProtocol(importVolume)
+        prot = self.newProtocol(ProtDeepResLocalResolution, modelChoice=constants.MODEL_TRAINED)
+        prot.inputVolume.set(importVolume)
+        prot.inputVolume.setExtended("outputVolume")
+        prot.trainedModel.set(train)
+        prot.trainedModel.setExtended("outputModel")
+        self.assertEqual(prot.validate(), [])
+        self.launchProtocol(prot)
+        self.assertEqual(prot.resolution_Volume.getDim(), importVolume.outputVolume.getDim())
+        wrong = self.newProtocol(ProtDeepResLocalResolution, modelChoice=constants.MODEL_TRAINED,
+                                 resolutionRange=constants.RANGE_HIGH)
+        wrong.inputVolume.set(importVolume)
+        wrong.inputVolume.setExtended("outputVolume")
+        wrong.trainedModel.set(train)
+        wrong.trainedModel.setExtended("outputModel")
+        self.assertTrue(any("'wide' network" in e for e in wrong.validate()))

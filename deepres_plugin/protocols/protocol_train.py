@@ -1,0 +1,150 @@
+"""Training a custom DeepRes network as a Scipion protocol: a thin layer over
+:func:`deepres_plugin.core.dataset.generate_dataset` and :func:`deepres_plugin.core.training.train_model`."""
+import os
+import shutil
+from enum import Enum
+
+from pwem.objects import EMFile
+from pwem.protocols import EMProtocol
+from pyworkflow.protocol import params
+
+from .. import constants
+from ..core.ranges import RANGES
+
+SOURCE_OBJECTS = 0
+SOURCE_FOLDER = 1
+STRUCTURES_DIR = "structures"
+DATASET_DIR = "dataset"
+MODEL_FILE = "deepres_custom.keras"
+
+
+class outputs(Enum):
+    outputModel = EMFile
+
+
+class ProtDeepResTrain(EMProtocol):
+    """Train a DeepRes network on maps simulated from your own atomic structures.
+
+    Each structure is simulated with electron scattering factors, low-passed at resolutions
+    spread over the chosen range, noised, and cut into 13^3 boxes labelled with their
+    resolution; a network is trained on them (Adam, mean squared error, validation on
+    whole structures held out). The output network can be chosen in 'deepres - local
+    resolution' as a custom network.
+    """
+
+    _label = "deepres - train model"
+    _possibleOutputs = outputs
+
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        form.addParam("source", params.EnumParam, choices=["atomic structures", "folder of PDB/mmCIF files"],
+                      default=SOURCE_OBJECTS, display=params.EnumParam.DISPLAY_HLIST, label="Structures from",
+                      help="Atomic structures of the project, or a folder of .pdb/.cif files (.gz too).")
+        form.addParam("inputStructures", params.MultiPointerParam, pointerClass="AtomStruct,SetOfAtomStructs",
+                      condition=f"source=={SOURCE_OBJECTS}", allowsNull=True, label="Atomic structures",
+                      help="At least two: whole structures are held out for validation.")
+        form.addParam("structuresFolder", params.PathParam, condition=f"source=={SOURCE_FOLDER}", allowsNull=True,
+                      label="Folder", help="A folder with .pdb/.cif(.gz) files.")
+        form.addParam("resolutionRange", params.EnumParam, choices=constants.RANGE_LABELS,
+                      default=constants.RANGE_WIDE, display=params.EnumParam.DISPLAY_HLIST,
+                      label="Resolution range", help="wide: 2.5-13 A at 1 A/px; high: 1.5-6 A at 0.5 A/px.")
+        form.addParam("epochs", params.IntParam, default=20, validators=[params.Positive],
+                      label="Epochs (at most)", help="Training stops earlier when validation stops improving.")
+        form.addParam("labelsPerStructure", params.IntParam, default=16, validators=[params.Positive],
+                      expertLevel=params.LEVEL_ADVANCED, label="Resolutions per structure")
+        form.addParam("boxesPerLabel", params.IntParam, default=100, validators=[params.Positive],
+                      expertLevel=params.LEVEL_ADVANCED, label="Boxes per resolution")
+        form.addParam("seed", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED, label="Random seed")
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU")
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU id")
+        form.addParallelSection(threads=2, mpi=0)
+
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.collectStructuresStep)
+        self._insertFunctionStep(self.datasetStep)
+        self._insertFunctionStep(self.trainStep, needsGPU=True)
+        self._insertFunctionStep(self.createOutputStep)
+
+    # --------------------------- STEPS functions -----------------------------------------
+    def collectStructuresStep(self):
+        folder = self._getExtraPath(STRUCTURES_DIR)
+        os.makedirs(folder, exist_ok=True)
+        for path in self.getStructureFiles():
+            shutil.copy(path, os.path.join(folder, os.path.basename(path)))
+
+    def datasetStep(self):
+        from ..core.dataset import DatasetConfig, generate_dataset
+
+        config = DatasetConfig(self.getRangeName(), seed=self.seed.get(),
+                               labels_per_structure=self.labelsPerStructure.get(),
+                               boxes_per_label=self.boxesPerLabel.get())
+        generate_dataset(self._getExtraPath(STRUCTURES_DIR), self._getExtraPath(DATASET_DIR), config,
+                         workers=max(1, self.numberOfThreads.get()), progress=False)
+
+    def trainStep(self):
+        from ..core.train_config import TrainConfig
+        from ..core.training import train_model
+
+        config = TrainConfig(self.getRangeName(), epochs=self.epochs.get(), seed=self.seed.get())
+        train_model(self._getExtraPath(DATASET_DIR), self.getModelFile(), config, progress=False,
+                    name=f"custom-{self.getRangeName()}-{self.getObjId()}")
+
+    def createOutputStep(self):
+        model = EMFile(filename=self.getModelFile())
+        self._defineOutputs(**{outputs.outputModel.name: model})
+
+    # --------------------------- UTILS functions -----------------------------------------
+    def getRangeName(self):
+        return constants.RANGE_NAMES[self.resolutionRange.get()]
+
+    def getModelFile(self):
+        return self._getExtraPath(MODEL_FILE)
+
+    def getStructureFiles(self):
+        """Paths of the atomic structures to simulate."""
+        if self.source.get() == SOURCE_FOLDER:
+            from ..core.dataset import find_structures
+
+            return [str(p) for p in find_structures(self.structuresFolder.get())]
+        files = []
+        for pointer in self.inputStructures:
+            item = pointer.get()
+            items = item if hasattr(item, "iterItems") else [item]
+            files.extend(structure.getFileName() for structure in items)
+        return files
+
+    # --------------------------- INFO functions ------------------------------------------
+    def _validate(self):
+        from ..core.errors import ParameterError
+
+        try:
+            files = self.getStructureFiles()
+        except ParameterError as exc:
+            return [str(exc)]
+        names = [os.path.basename(f) for f in files]
+        if len(files) < 2:
+            return ["Give at least two structures: whole structures are held out for validation."]
+        if len(set(names)) != len(names):
+            return ["Two structures have the same file name; rename one."]
+        return []
+
+    def _summary(self):
+        if not self.isFinished():
+            return ["Training has not finished yet."]
+        from ..core.networks import read_model_info
+
+        record = read_model_info(self.getModelFile()).training
+        return [f"{self.getRangeName()} network: validation MAE {record['val_mae_A']:.2f} A after "
+                f"{record['epochs_run']} epochs (best {record['best_epoch']}), "
+                f"{record['dataset_counts']['train']['boxes']} training boxes."]
+
+    def _methods(self):
+        if not self.isFinished():
+            return []
+        resolution_range = RANGES[self.getRangeName()]
+        return [f"A DeepRes network [RamirezAportela2019] was trained on maps simulated from "
+                f"{len(self.getStructureFiles())} atomic structures and low-pass filtered between "
+                f"{resolution_range.min_resolution:g} and {resolution_range.max_resolution:g} A."]
+
+    def _citations(self):
+        return [constants.DEEPRES_CITATION]
