@@ -8,23 +8,23 @@ For every atomic model (paper section 2.1, with the changes listed here):
    of the paper's fixed 0.1 A grid, the range is cut into equal strata and one resolution
    is drawn uniformly inside each stratum, so every structure covers the whole range and
    the labels are continuous (the network cannot learn a lattice of values).
-3. Each resolution gives a map low-passed with Xmipp's raised cosine (width 0.02). All maps
-   of a structure share one scale: the peak of the structure low-passed at the range's best
-   resolution is 1. A map low-passed at 9 A then peaks near 0.3, as the low-resolution
-   region of a real map does next to its best region (maps are scaled by their highest
-   peak), so the same noise is relatively 3 times stronger there.
+3. Each resolution gives a map low-passed with Xmipp's raised cosine (width 0.02), scaled
+   so that its maximum is 1.
 4. *Noise*: Gaussian noise with an SD drawn uniformly in ``[0, noise_sd_max]`` (same units,
-   default 0.15) is added to each map. A fraction ``filtered_noise_fraction`` of the maps
-   get noise low-passed by the same filter as the signal (and rescaled to the drawn SD),
-   the rest white noise: experimental maps carry noise shaped by the reconstruction's FSC
-   weighting, simulated benchmarks (paper 3.1) carry white noise; training on both keeps
-   the estimator from keying on either. Noise is stationary, so it is drawn per box
-   rather than over the whole map (the same distribution in every box, much cheaper):
-   white noise directly in the box, filtered noise as boxes cut at random from a
-   periodic field of :data:`NOISE_FIELD_SIZE`^3 voxels filtered at the label resolution.
-   (Measured on the wide range: with each map scaled to its own peak and SD up to 0.15,
-   the 9 A region of the paper's four-region test read 8.4 A; with SD up to 0.35 it read
-   9.0 A but 3 A regions read 3.5 A, the noisiest boxes hiding fine detail.)
+   default 0.35) is added to each map. The range is wide because a map is scaled by its
+   highest peak, usually in its best region: a region low-passed at 9 A next to one at
+   3 A has peaks about 3 times lower, so the map's noise is 3 times stronger there.
+   A fraction ``filtered_noise_fraction`` of the maps get noise low-passed by the same
+   filter as the signal (and rescaled to the drawn SD), the rest white noise:
+   experimental maps carry noise shaped by the reconstruction's FSC weighting, simulated
+   benchmarks (paper 3.1) carry white noise; training on both keeps the estimator from
+   keying on either. Noise is stationary, so it is drawn per box rather than over the
+   whole map (the same distribution in every box, much cheaper): white noise directly in
+   the box, filtered noise as boxes cut at random from a periodic field of
+   :data:`NOISE_FIELD_SIZE`^3 voxels filtered at the label resolution. What was measured
+   on the wide range (README, "Accuracy"): SD up to 0.15 read the 9 A region of the
+   paper's four-region test as 8.4 A; up to 0.35, 9.0 A; scaling all maps of a structure
+   by its best-resolution peak with SD up to 0.15 gave no better results.
 5. *Box centres*: every voxel within 3 A of an atom whose 13^3 box fits the grid is a
    candidate; the candidates are shuffled once and dealt out to the label maps without
    repetition (until exhausted), so the boxes cover the whole molecule evenly rather than
@@ -72,7 +72,7 @@ from .simulate import is_model_file, model_density, read_model
 
 logger = logging.getLogger(__name__)
 
-DATASET_FORMAT_VERSION = 2   # 2: all maps of a structure scaled by its best-resolution peak
+DATASET_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
 SHARD_DIR = "shards"
@@ -99,7 +99,7 @@ class DatasetConfig:
     seed: int = 0
     labels_per_structure: int = 16
     boxes_per_label: int = 100
-    noise_sd_max: float = 0.15
+    noise_sd_max: float = 0.35
     filtered_noise_fraction: float = 0.5
     val_fraction: float = 0.1
     dtype: str = "float16"
@@ -281,13 +281,10 @@ def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
 
     shape, voxel = simulated.density.shape, resolution_range.voxel_size
     spectrum = rfft_map(simulated.density, workers=fft_workers)
-    # the scale of every map: the peak of the structure at the range's best resolution
-    best = next(lowpass_bank(spectrum, shape, voxel, [resolution_range.min_resolution], workers=fft_workers))
-    peak = float(best.max())
     signals = lowpass_bank(spectrum, shape, voxel, labels, workers=fft_workers)
     boxes = np.empty((count, per_label) + (config.box_size,) * 3, dtype=config.dtype)
     for i, signal in enumerate(signals):
-        signal_boxes = extract_boxes(signal, centres[i], config.box_size) / np.float32(peak)
+        signal_boxes = extract_boxes(signal, centres[i], config.box_size) / signal.max()
         if filtered_noise[i]:
             noise_boxes = filtered_noise_boxes(rng, voxel, labels[i], per_label, config.box_size)
         else:
