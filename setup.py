@@ -1,7 +1,7 @@
 """Installation of the DeepRes Scipion plugin (``deepres_plugin``) and the ``deepres`` command."""
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).resolve().parent
 
@@ -21,7 +21,8 @@ setup(
     long_description_content_type="text/markdown",
     license="GPL-3.0-or-later",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["deepres_plugin", "deepres_plugin.*"]),
+    # namespace discovery: the data folders (models, tests/data) ship as packages of data files
+    packages=find_namespace_packages(include=["deepres_plugin", "deepres_plugin.*"], exclude=["*__pycache__*"]),
     include_package_data=True,
     package_data={
         "deepres_plugin": [
