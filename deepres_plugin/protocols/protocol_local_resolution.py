@@ -11,6 +11,9 @@ from pwem.protocols import ProtAnalysis3D
 from pyworkflow.protocol import params
 
 from .. import constants
+from ..core.errors import ParameterError
+from ..core.models import shipped_model_path
+from ..core.networks import read_model_info
 from ..core.ranges import RANGES
 
 INPUT_MAP = "input_map.mrc"
@@ -154,24 +157,15 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
             if abs(mask.getSamplingRate() - volume.getSamplingRate()) > 1e-3 * volume.getSamplingRate():
                 errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} A/px) differs from the "
                               f"map's ({volume.getSamplingRate():g} A/px).")
-        if self.modelChoice.get() != constants.MODEL_SHIPPED:
-            from ..core.errors import ParameterError
-            from ..core.networks import read_model_info
-
-            try:
+        try:
+            if self.modelChoice.get() == constants.MODEL_SHIPPED:
+                shipped_model_path(self.getRangeName())
+            else:
                 info = read_model_info(self.getModelPath())
                 if info.range_name != self.getRangeName():
-                    errors.append(f"The custom network is a '{info.range_name}' network; choose that range.")
-            except ParameterError as exc:
-                errors.append(f"Custom network: {exc}")
-        else:
-            from ..core.errors import ParameterError
-            from ..core.models import shipped_model_path
-
-            try:
-                shipped_model_path(self.getRangeName())
-            except ParameterError as exc:
-                errors.append(str(exc))
+                    errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
+        except ParameterError as exc:
+            errors.append(f"Network: {exc}")
         return errors
 
     def _warnings(self):
