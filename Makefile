@@ -22,11 +22,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest deepres_plugin/tests
 
 # The example map holds two copies of a protein, low-passed at 4 A and at 8 A
-# (benchmarks/make_example_map.py); the shipped wide network estimates its local resolution.
+# (benchmarks/make_example_map.py); the shipped wide network estimates its local resolution,
+# first with `deepres predict`, then through the Scipion workflow template in a throw-away project.
 demo: $(STAMP)
 	$(BIN)/deepres predict $(EXAMPLE)/example_map.mrc --mask $(EXAMPLE)/example_mask.mrc.gz \
 		--range wide --out $(DEMO_DIR) --no-progress
 	@echo "Outputs in $(DEMO_DIR)/: resolution.mrc, summary.json, histogram.png, slices.png, chimerax.cxc (chimerax $(DEMO_DIR)/chimerax.cxc)"
+	$(BIN)/python -m deepres_plugin.workflow $(EXAMPLE)/example_map.mrc $(EXAMPLE)/example_mask.mrc.gz --sampling 1.0
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) *.egg-info

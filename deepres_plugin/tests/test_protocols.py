@@ -153,3 +153,40 @@ class TestDeepResTrain(BaseTest):
         wrong.trainedModel.set(train)
         wrong.trainedModel.setExtended("outputModel")
         self.assertTrue(any("'wide' network" in e for e in wrong.validate()))
+
+
+class TestDeepResTemplate(BaseTest):
+    """The workflow template is listed by the plugin and runs headless to a finished run."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.folder = tempfile.mkdtemp(prefix="deepres-template-")
+        volume, geometry = read_map(os.path.join(DATA, "example_map.mrc"))
+        write_map(os.path.join(cls.folder, "map.mrc"), volume, geometry)
+        mask, _ = read_map(os.path.join(DATA, "example_mask.mrc.gz"))
+        write_map(os.path.join(cls.folder, "mask.mrc"), mask, geometry)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def test_template_is_listed_and_runs(self):
+        import pyworkflow as pw
+
+        from deepres_plugin.workflow import run_template
+
+        plugin = pw.Config.getDomain().getPlugin("deepres_plugin")
+        self.assertEqual([t.name for t in plugin.Plugin().getTemplates()], ["deepres_local_resolution"])
+        cwd = os.getcwd()
+        try:
+            project, protocols = run_template({"map": os.path.join(self.folder, "map.mrc"),
+                                               "mask": os.path.join(self.folder, "mask.mrc"), "sampling": "1.0"},
+                                              project_name="deepres_template_test")
+            deepres = protocols[-1]
+            self.assertIsInstance(deepres, ProtDeepResLocalResolution)
+            self.assertTrue(deepres.isFinished())
+            self.assertEqual(deepres.resolution_Volume.getDim(), (120, 60, 72))   # paths relative to the project
+            self.assertTrue(4.0 < deepres.medianResolution.get() < 8.0)
+        finally:
+            os.chdir(cwd)
