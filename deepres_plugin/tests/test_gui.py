@@ -1,0 +1,54 @@
+"""The protocol form opens in Scipion's Tk GUI under Xvfb and shows the parameters; a
+screenshot of the form is written under the test's output folder."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+DISPLAY = ":97"
+FORM_PARAMS = {"inputVolume", "inputMask", "resolutionRange", "modelChoice"}
+
+
+def _xvfb() -> str:
+    """Path of Xvfb, installing Debian's package if it is missing (as root, with apt)."""
+    found = shutil.which("Xvfb")
+    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(["apt-get", "install", "-y", "-q", "xvfb"], env=env, capture_output=True).returncode:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-q", "xvfb"], env=env, capture_output=True)
+        found = shutil.which("Xvfb")
+    if found is None:
+        pytest.fail("Xvfb is missing and could not be installed (apt-get install xvfb)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def display():
+    server = subprocess.Popen([_xvfb(), DISPLAY, "-screen", "0", "1400x1000x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.5)
+    yield DISPLAY
+    server.terminate()
+    server.wait(10)
+
+
+def test_protocol_form_opens_and_shows_the_parameters(display, tmp_path):
+    screenshot = tmp_path / "deepres_form.png"
+    script = Path(__file__).with_name("gui_form_screenshot.py")
+    result = subprocess.run([sys.executable, str(script), str(screenshot), f"gui_form_{os.getpid()}"],
+                            env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert FORM_PARAMS <= set(shown["params"])
+    from PIL import Image
+
+    with Image.open(screenshot) as image:
+        assert image.size == (1400, 1000)
+        colours = image.convert("L").getextrema()
+        assert colours[1] - colours[0] > 100          # a drawn form, not a blank screen
