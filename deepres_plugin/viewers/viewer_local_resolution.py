@@ -95,7 +95,10 @@ class DeepResViewer(LocalResolutionViewer):
         cut[axis] = index
         cut = tuple(cut)
         low, high = self._colour_range()
-        plotter = EmPlotter(x=1, y=1, mainTitle="DeepRes local resolution", windowTitle="DeepRes slices")
+        stats = summary_statistics(resolution_values(resolution))
+        plotter = EmPlotter(x=1, y=1, mainTitle=f"DeepRes local resolution: median {stats['median']:.2f} A, "
+                                                f"20-80 %: {stats['percentile_20']:.2f}-{stats['percentile_80']:.2f} A",
+                            windowTitle="DeepRes slices")
         axes = plotter.createSubPlot(f"{SLICE_AXES[axis].split()[1][1:]} slice {index}", "", "")
         axes.imshow(volume[cut], cmap="gray", origin="lower", interpolation="nearest")
         overlay = np.ma.masked_where(resolution[cut] <= 0, resolution[cut])
