@@ -42,6 +42,11 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              f"(default {_DEFAULTS.filtered_noise_fraction:g})")
     parser.add_argument("--val-fraction", type=float, default=_DEFAULTS.val_fraction,
                         help=f"fraction of complexes held out for validation (default {_DEFAULTS.val_fraction:g})")
+    parser.add_argument("--label-min", type=float, metavar="A",
+                        help="lowest training label (default: the range minimum); lower labels are clamped "
+                             "at inference, which removes the bias of a regression at the edge of its range")
+    parser.add_argument("--noise-shape", choices=("uniform", "square"), default=_DEFAULTS.noise_shape,
+                        help="noise SD uniform in [0, max], or max * u^2 (mostly light noise)")
     parser.add_argument("--max-structures", type=int, help="use a seeded random subset of this many structures")
     parser.add_argument("--dtype", choices=("float16", "float32"), default=_DEFAULTS.dtype,
                         help="storage type of the boxes (default float16: half the disk, 1e-3 precision)")
@@ -52,7 +57,8 @@ def main(args: argparse.Namespace) -> int:
     config = DatasetConfig(range_name=args.range_name, seed=args.seed,
                            labels_per_structure=args.labels_per_structure, boxes_per_label=args.boxes_per_label,
                            noise_sd_max=args.noise_max, filtered_noise_fraction=args.filtered_noise_fraction,
-                           val_fraction=args.val_fraction, dtype=args.dtype)
+                           val_fraction=args.val_fraction, dtype=args.dtype, label_min=args.label_min,
+                           noise_shape=args.noise_shape)
     start = time.perf_counter()
     manifest = generate_dataset(args.structures, args.out, config, workers=args.workers,
                                 max_structures=args.max_structures, progress=not args.no_progress)

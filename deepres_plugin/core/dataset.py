@@ -84,6 +84,9 @@ MIN_BOX_NORM = 1e-12
 SPLITS = ("train", "val")
 #: Distance, in worst-range resolutions, kept between a box and the molecule's periodic image.
 WRAP_MARGIN_RESOLUTIONS = 1.5
+#: Noise SD = noise_sd_max * u ** exponent, u uniform in [0, 1): "uniform" (exponent 1) or
+#: "square" (exponent 2: most maps lightly noised, a few heavily).
+NOISE_SHAPES = {"uniform": 1.0, "square": 2.0}
 #: Edge (voxels) of the periodic field from which filtered-noise boxes are cut.
 NOISE_FIELD_SIZE = 48
 _HASH_BUCKETS = 10_000
@@ -105,6 +108,8 @@ class DatasetConfig:
     dtype: str = "float16"
     padding: float | None = None
     box_size: int = BOX_SIZE
+    label_min: float | None = None
+    noise_shape: str = "uniform"
 
     def validate(self) -> ResolutionRange:
         """Check the options; return the resolution range."""
@@ -119,6 +124,12 @@ class DatasetConfig:
             raise ParameterError(f"dtype must be float16 or float32, not {self.dtype!r}")
         if self.box_size % 2 == 0 or self.box_size < 3:
             raise ParameterError("the box size must be odd and at least 3 voxels")
+        if self.noise_shape not in NOISE_SHAPES:
+            raise ParameterError(f"noise shape must be one of {', '.join(NOISE_SHAPES)}")
+        if self.label_min is not None and not (2 * resolution_range.voxel_size <= self.label_min
+                                               < resolution_range.max_resolution):
+            raise ParameterError(f"the lowest label must lie between Nyquist ({2 * resolution_range.voxel_size:g} A) "
+                                 f"and the range maximum")
         if self.padding is not None and self.padding < 0:
             raise ParameterError("padding must be >= 0 A")
         return resolution_range
@@ -195,9 +206,12 @@ def structure_seed(seed: int, name: str) -> list[int]:
     return [int(seed), zlib.crc32(name.encode())]
 
 
-def draw_labels(rng: np.random.Generator, resolution_range: ResolutionRange, count: int) -> np.ndarray:
-    """``count`` resolutions (A), one uniform draw in each of ``count`` equal strata of the range."""
-    edges = np.linspace(resolution_range.min_resolution, resolution_range.max_resolution, count + 1)
+def draw_labels(rng: np.random.Generator, resolution_range: ResolutionRange, count: int,
+                low: float | None = None) -> np.ndarray:
+    """``count`` resolutions (A), one uniform draw in each of ``count`` equal strata of the range
+    (from ``low`` instead of the range's minimum when given)."""
+    start = resolution_range.min_resolution if low is None else low
+    edges = np.linspace(start, resolution_range.max_resolution, count + 1)
     return edges[:-1] + rng.random(count) * np.diff(edges)
 
 
@@ -274,8 +288,8 @@ def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
         raise DeepResError(f"{model_path}: no voxel of the molecule has a full box in the grid")
 
     count, per_label = config.labels_per_structure, config.boxes_per_label
-    labels = draw_labels(rng, resolution_range, count)
-    noise_sd = rng.random(count) * config.noise_sd_max
+    labels = draw_labels(rng, resolution_range, count, config.label_min)
+    noise_sd = rng.random(count) ** NOISE_SHAPES[config.noise_shape] * config.noise_sd_max
     filtered_noise = rng.random(count) < config.filtered_noise_fraction
     centres = deal_centres(candidates, count, per_label, rng)
 

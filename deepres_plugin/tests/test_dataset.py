@@ -164,3 +164,20 @@ def test_bad_options_are_refused(kwargs, message):
 def test_folder_without_models_is_refused(tmp_path):
     with pytest.raises(ParameterError, match="no PDB/mmCIF"):
         ds.find_structures(tmp_path)
+
+
+def test_labels_may_start_below_the_range_and_noise_may_be_skewed(data_dir):
+    config = ds.DatasetConfig("wide", labels_per_structure=8, boxes_per_label=5, label_min=2.0, noise_shape="square")
+    examples = ds.structure_examples(data_dir / PROTEIN, config)
+    labels = np.unique(examples["labels"])
+    strata = np.linspace(2.0, 13.0, 9)
+    np.testing.assert_array_equal(np.digitize(labels, strata), np.arange(1, 9))
+    assert labels.min() < 2.5
+    with pytest.raises(ParameterError, match="Nyquist"):
+        ds.DatasetConfig("wide", label_min=1.5).validate()
+    with pytest.raises(ParameterError, match="noise shape"):
+        ds.DatasetConfig("wide", noise_shape="cubic").validate()
+    uniform = ds.structure_examples(data_dir / PROTEIN, ds.DatasetConfig(
+        "wide", labels_per_structure=8, boxes_per_label=5, label_min=2.0))
+    # same random stream: the square shape squares the uniform draw u = SD / max
+    np.testing.assert_allclose(examples["noise_sd"], uniform["noise_sd"] ** 2 / config.noise_sd_max, rtol=1e-5)
