@@ -43,7 +43,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="blur each atom by its own B-factor (default: B = 0, as in the paper)")
     parser.add_argument("--out", type=Path, required=True, help="output map (.mrc)")
     parser.add_argument("--mask-out", type=Path, help="also write the molecular mask: voxels within "
-                        f"--mask-radius A of an atom")
+                        "--mask-radius A of an atom")
     parser.add_argument("--mask-radius", type=float, default=ATOM_MASK_RADIUS_A,
                         help=f"radius of the mask around atoms, A (default {ATOM_MASK_RADIUS_A:g})")
 

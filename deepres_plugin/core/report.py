@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np

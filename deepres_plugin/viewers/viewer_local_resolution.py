@@ -15,7 +15,7 @@ from pwem.wizards.wizard import COLORMAP_ATTR, HIGHEST_ATTR, LOWEST_ATTR, ColorS
 from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, MessageView
 
 from ..core.mrc import MapGeometry, read_map
-from ..core.report import (chimerax_script, histogram, palette_stops, resolution_values, summary_statistics,
+from ..core.report import (chimerax_script, histogram, resolution_values, summary_statistics,
                            surface_level)
 from ..protocols import ProtDeepResLocalResolution
 from ..protocols.protocol_local_resolution import INPUT_MAP
