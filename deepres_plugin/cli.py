@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "train",
     "predict": "predict",
     "report": "report",
+    "fsc": "fsc",
 }
 EXIT_OK = 0
 EXIT_ERROR = 1
