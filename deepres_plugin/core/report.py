@@ -97,14 +97,30 @@ def _render(figure) -> bytes:
     return buffer.getvalue()
 
 
+def draw_histogram(axes, edges: np.ndarray, counts: np.ndarray, stats: dict) -> None:
+    """Bars of the histogram and a dashed line at the median, on matplotlib ``axes``
+    (used by :func:`histogram_png` and by the Scipion viewer)."""
+    axes.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4477aa", edgecolor="white")
+    axes.axvline(stats["median"], color="#cc3311", linestyle="--", label=f"median {stats['median']:.2f} A")
+
+
+def draw_slice(axes, volume_slice: np.ndarray, resolution_slice: np.ndarray, mask_slice: np.ndarray,
+               low: float, high: float, palette: str = DEFAULT_PALETTE):
+    """A map slice in grey with the resolution of its masked voxels overlaid in colour, on
+    matplotlib ``axes``; returns the overlay image (for a colour bar)."""
+    axes.imshow(volume_slice, cmap="gray", origin="lower", interpolation="nearest")
+    overlay = np.ma.masked_where(~mask_slice, resolution_slice)
+    return axes.imshow(overlay, cmap=check_palette(palette), vmin=low, vmax=high, origin="lower",
+                       interpolation="nearest", alpha=0.75)
+
+
 def histogram_png(edges: np.ndarray, counts: np.ndarray, stats: dict, title: str = "DeepRes local resolution") -> bytes:
     """Bar chart of the histogram with the summary numbers in the title."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
-    axes.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4477aa", edgecolor="white")
-    axes.axvline(stats["median"], color="#cc3311", linestyle="--", label=f"median {stats['median']:.2f} A")
+    draw_histogram(axes, edges, counts, stats)
     axes.set_xlabel("Resolution (A)")
     axes.set_ylabel("Voxels")
     axes.set_title(f"{title}\nmedian {stats['median']:.2f} A, 20-80 % {stats['percentile_20']:.2f}-"
@@ -120,7 +136,7 @@ def slices_png(volume: np.ndarray, resolution: np.ndarray, mask: np.ndarray, low
     with the resolution of the masked voxels overlaid in colour and a colour bar in A."""
     from matplotlib.figure import Figure
 
-    colormap = check_palette(palette)
+    check_palette(palette)
     cz, cy, cx = centre if centre is not None else tuple(n // 2 for n in volume.shape)
     cuts = [("XY (z = %d)" % cz, np.s_[cz, :, :]), ("XZ (y = %d)" % cy, np.s_[:, cy, :]),
             ("YZ (x = %d)" % cx, np.s_[:, :, cx])]
@@ -128,10 +144,7 @@ def slices_png(volume: np.ndarray, resolution: np.ndarray, mask: np.ndarray, low
     image = None
     for i, (label, cut) in enumerate(cuts):
         axes = figure.add_subplot(1, 3, i + 1)
-        axes.imshow(volume[cut], cmap="gray", origin="lower", interpolation="nearest")
-        overlay = np.ma.masked_where(~mask[cut], resolution[cut])
-        image = axes.imshow(overlay, cmap=colormap, vmin=low, vmax=high, origin="lower",
-                            interpolation="nearest", alpha=0.75)
+        image = draw_slice(axes, volume[cut], resolution[cut], mask[cut], low, high, palette)
         axes.set_title(label)
         axes.set_xticks([])
         axes.set_yticks([])

@@ -77,7 +77,8 @@ def box_form_network(config: TrainConfig, box_size: int):
     if config.dropout:
         x = layers.Dropout(config.dropout, name="dropout")(x)
     x = layers.Dense(config.hidden, activation="relu", name="hidden")(x)
-    middle = (get_range(config.range_name).min_resolution + get_range(config.range_name).max_resolution) / 2
+    resolution_range = get_range(config.range_name)
+    middle = (resolution_range.min_resolution + resolution_range.max_resolution) / 2
     x = layers.Dense(1, name="resolution", bias_initializer=keras.initializers.Constant(middle))(x)
     return keras.Model(boxes, x, name="deepres_box_form")
 

@@ -6,7 +6,6 @@ protocol's folder show the same thing. Voxel size and origin come from the outpu
 """
 import os
 
-import numpy as np
 import pyworkflow.protocol.params as params
 from pwem.viewers.plotter import EmPlotter
 from pwem.viewers.viewer_chimera import ChimeraView
@@ -15,8 +14,8 @@ from pwem.wizards.wizard import COLORMAP_ATTR, HIGHEST_ATTR, LOWEST_ATTR, ColorS
 from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, MessageView
 
 from ..core.mrc import MapGeometry, read_map
-from ..core.report import (chimerax_script, histogram, resolution_values, summary_statistics,
-                           surface_level)
+from ..core.report import (chimerax_script, draw_histogram, draw_slice, histogram, resolution_values,
+                           summary_statistics, surface_level)
 from ..protocols import ProtDeepResLocalResolution
 from ..protocols.protocol_local_resolution import INPUT_MAP
 
@@ -77,8 +76,7 @@ class DeepResViewer(LocalResolutionViewer):
         plotter = EmPlotter(x=1, y=1, mainTitle="DeepRes local resolution", windowTitle="DeepRes histogram")
         axes = plotter.createSubPlot(f"median {stats['median']:.2f} A, 20-80 %: {stats['percentile_20']:.2f}-"
                                      f"{stats['percentile_80']:.2f} A", "Resolution (A)", "Voxels")
-        axes.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4477aa", edgecolor="white")
-        axes.axvline(stats["median"], color="#cc3311", linestyle="--")
+        draw_histogram(axes, edges, counts, stats)
         return [plotter]
 
     def _showSlices(self, param=None):
@@ -100,10 +98,8 @@ class DeepResViewer(LocalResolutionViewer):
                                                 f"20-80 %: {stats['percentile_20']:.2f}-{stats['percentile_80']:.2f} A",
                             windowTitle="DeepRes slices")
         axes = plotter.createSubPlot(f"{SLICE_AXES[axis].split()[1][1:]} slice {index}", "", "")
-        axes.imshow(volume[cut], cmap="gray", origin="lower", interpolation="nearest")
-        overlay = np.ma.masked_where(resolution[cut] <= 0, resolution[cut])
-        image = axes.imshow(overlay, cmap=getattr(self, COLORMAP_ATTR).get(), vmin=low, vmax=high,
-                            origin="lower", interpolation="nearest", alpha=0.75)
+        image = draw_slice(axes, volume[cut], resolution[cut], resolution[cut] > 0, low, high,
+                           getattr(self, COLORMAP_ATTR).get())
         plotter.getColorBar(image)
         return [plotter]
 
