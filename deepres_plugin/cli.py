@@ -18,7 +18,12 @@ COMMANDS = {
     "predict": "predict",
     "report": "report",
     "fsc": "fsc",
+    "localfsc": "localfsc",
+    "bfactor-sweep": "bfactor_sweep",
 }
+#: Options whose value may start with "-" (a negative B-factor range such as -200:0:20), which
+#: argparse would otherwise take for an option: "--bfactors -200:0:20" is read as "--bfactors=-200:0:20".
+NEGATIVE_VALUE_OPTIONS = ("--bfactors",)
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -61,10 +66,21 @@ def configure_logging(verbose: bool) -> None:
     logger.propagate = False
 
 
+def join_negative_values(argv: list[str]) -> list[str]:
+    """Join each option of :data:`NEGATIVE_VALUE_OPTIONS` with the value that follows it."""
+    joined: list[str] = []
+    for item in argv:
+        if joined and joined[-1] in NEGATIVE_VALUE_OPTIONS and item.startswith("-"):
+            joined[-1] = f"{joined[-1]}={item}"
+        else:
+            joined.append(item)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 130 interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
     configure_logging(args.verbose)
     try:
         return int(args.run(args) or EXIT_OK)

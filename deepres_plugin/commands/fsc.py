@@ -13,18 +13,26 @@ import logging
 from pathlib import Path
 
 from ..core.fileio import output_directory, write_files
-from ..core.fsc import FSC_THRESHOLD, check_half_maps, fsc_csv, fsc_curve, fsc_png, fsc_resolution
+from ..core.fsc import (FSC_THRESHOLD, THRESHOLDS, check_half_maps, fsc_csv, fsc_curve, fsc_mask_weights, fsc_png,
+                        fsc_resolution)
 from ..core.masks import read_mask
 from ..core.mrc import read_map
 
 logger = logging.getLogger(__name__)
 
 
-def add_args(parser: argparse.ArgumentParser) -> None:
+def add_half_map_args(parser: argparse.ArgumentParser) -> None:
+    """HALF1 HALF2 --mask --threshold, shared by the half-map commands."""
     parser.add_argument("half1", type=Path, metavar="HALF1", help="first half map")
     parser.add_argument("half2", type=Path, metavar="HALF2", help="second half map")
-    parser.add_argument("--mask", type=Path, help="mask applied to both halves (binary or soft, values > 0.5 kept)")
-    parser.add_argument("--threshold", type=float, default=FSC_THRESHOLD, help="FSC threshold (default 0.143)")
+    parser.add_argument("--mask", type=Path, help="mask on the halves' grid (values > 0.5 kept; the global FSC "
+                        "gives it a 6 A raised-cosine edge)")
+    parser.add_argument("--threshold", type=float, choices=THRESHOLDS, default=FSC_THRESHOLD,
+                        help="FSC threshold: 0.143 (default, gold standard) or 0.5")
+
+
+def add_args(parser: argparse.ArgumentParser) -> None:
+    add_half_map_args(parser)
     parser.add_argument("--out", type=Path, default=Path("fsc"), help="output folder (default fsc)")
 
 
@@ -32,8 +40,10 @@ def main(args: argparse.Namespace) -> int:
     half1, geometry = read_map(args.half1)
     half2, geometry2 = read_map(args.half2)
     check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
-    mask = read_mask(args.mask, half1.shape, geometry) if args.mask else None
-    frequency, fsc = fsc_curve(half1, half2, geometry.voxel_size, mask)
+    weights = None
+    if args.mask:
+        weights = fsc_mask_weights(read_mask(args.mask, half1.shape, geometry), geometry.voxel_size)
+    frequency, fsc = fsc_curve(half1, half2, geometry.voxel_size, weights)
     resolution = fsc_resolution(frequency, fsc, args.threshold)
     with output_directory(args.out) as folder:
         write_files(folder, {"fsc.csv": fsc_csv(frequency, fsc).encode(),

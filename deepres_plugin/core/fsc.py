@@ -8,6 +8,7 @@ threshold (0.143 by default, gold standard), interpolated linearly between shell
 from __future__ import annotations
 
 import numpy as np
+import scipy.ndimage
 
 from .errors import MapFormatError, ParameterError
 from .fourier import frequency_magnitude, rfft_map
@@ -15,6 +16,18 @@ from .mrc import ISOTROPY_TOLERANCE
 
 #: Gold-standard FSC threshold (Rosenthal & Henderson 2003); 0.5 is the older choice.
 FSC_THRESHOLD = 0.143
+#: Thresholds offered to users.
+THRESHOLDS = (FSC_THRESHOLD, 0.5)
+#: Width (A) of the raised-cosine edge added around a binary mask before the FFT: a hard
+#: edge, the same in both halves, would correlate them at every frequency.
+FSC_MASK_EDGE_A = 6.0
+
+
+def fsc_mask_weights(mask: np.ndarray, voxel_size: float, edge: float = FSC_MASK_EDGE_A) -> np.ndarray:
+    """Soft version of a binary mask: 1 inside, ``(1 + cos(pi d / edge)) / 2`` at a distance
+    ``d`` < ``edge`` A outside, 0 beyond."""
+    distance = scipy.ndimage.distance_transform_edt(~mask, sampling=voxel_size)         # A
+    return np.where(distance < edge, 0.5 * (1.0 + np.cos(np.pi * distance / edge)), 0.0).astype(np.float32)
 
 
 def check_half_maps(half1: np.ndarray, half2: np.ndarray, voxel1: float, voxel2: float) -> None:

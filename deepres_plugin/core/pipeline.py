@@ -4,6 +4,7 @@ resolution map."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import platform
@@ -123,5 +124,225 @@ def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, 
         summary, contents = report_contents(folder, map_path, volume, resolution_path, resolution, geometry, mask,
                                             (low, high), palette,
                                             {"resolution_map": str(Path(resolution_path).resolve())})
+        write_files(folder, contents)
+    return summary
+
+
+AVERAGE_FILE = "average_map.mrc"
+SHARPENED_FILE = "sharpened_map.mrc"
+FSC_FILES = ("fsc.csv", "fsc.png")
+LOCALFSC_DIR = "localfsc"
+DEEPRES_DIR = "deepres"
+
+
+@dataclasses.dataclass
+class HalfMaps:
+    """Two checked half maps, their average, the mask and the global FSC."""
+
+    half1: np.ndarray
+    half2: np.ndarray
+    geometry: Any
+    mask: np.ndarray
+    mask_source: str
+    frequency: np.ndarray
+    fsc: np.ndarray
+    global_resolution: float
+
+    @property
+    def average(self) -> np.ndarray:
+        return ((self.half1.astype(np.float32) + self.half2.astype(np.float32)) / 2).astype(np.float32)
+
+    def fsc_files(self, threshold: float) -> dict[str, bytes]:
+        from .fsc import fsc_csv, fsc_png
+
+        return {FSC_FILES[0]: fsc_csv(self.frequency, self.fsc).encode(),
+                FSC_FILES[1]: fsc_png(self.frequency, self.fsc, threshold, self.global_resolution)}
+
+
+def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
+                   mask_path: str | os.PathLike | None = None, threshold: float | None = None,
+                   sampling: float | None = None) -> HalfMaps:
+    """Read and check two half maps, read the mask or make one from their average, and
+    compute the global FSC inside the mask (its edge softened).
+
+    Raises:
+        MapFormatError: unreadable maps, or halves of different shape or voxel size.
+        ParameterError: identical halves.
+        MaskError: bad mask, or an automatic mask covering the whole box.
+    """
+    from .fsc import FSC_THRESHOLD, check_half_maps, fsc_curve, fsc_mask_weights, fsc_resolution
+
+    half1, geometry = read_map(half1_path, voxel_size=sampling)
+    half2, geometry2 = read_map(half2_path, voxel_size=sampling)
+    check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
+    if mask_path:
+        mask = read_mask(mask_path, half1.shape, geometry)
+        mask_source = str(Path(mask_path).resolve())
+    else:
+        mask = automatic_mask((half1 + half2) / 2, geometry.voxel_size)
+        mask_source = "automatic"
+        if mask.all():
+            raise MaskError("the automatic mask covers the whole box; give a mask with --mask")
+    frequency, fsc = fsc_curve(half1, half2, geometry.voxel_size, fsc_mask_weights(mask, geometry.voxel_size))
+    resolution = fsc_resolution(frequency, fsc, FSC_THRESHOLD if threshold is None else threshold)
+    return HalfMaps(half1, half2, geometry, mask, mask_source, frequency, fsc, resolution)
+
+
+@dataclasses.dataclass
+class LocalFscOptions:
+    """Options of :func:`run_local_fsc` (the ``deepres localfsc`` flags)."""
+
+    mask: str | os.PathLike | None = None
+    window: float | None = None
+    stride: int = 2
+    threshold: float = 0.143
+    sampling: float | None = None
+    palette: str = DEFAULT_PALETTE
+    progress: bool = False
+
+
+def _local_fsc(halves: HalfMaps, options) -> Any:
+    from .localfsc import default_window, local_fsc_map
+
+    voxel = halves.geometry.voxel_size
+    window = options.window if options.window else default_window(halves.global_resolution, voxel)
+    return local_fsc_map(halves.half1, halves.half2, voxel, halves.mask, window, options.stride,
+                         options.threshold, progress=options.progress)
+
+
+def _report_files(folder: Path, map_path: Path, volume: np.ndarray, resolution: np.ndarray, halves: HalfMaps,
+                  colour_range: tuple[float, float], palette: str, extra: dict) -> tuple[dict, dict]:
+    """Summary and report files of a resolution map to be written as ``resolution.mrc`` in
+    ``folder``; the map is ``map_path`` (written there too when it lies in ``folder``)."""
+    summary, contents = report_contents(folder, map_path, volume, folder / RESOLUTION_FILE, resolution,
+                                        halves.geometry, halves.mask, colour_range, palette, extra)
+    contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, resolution, halves.geometry)
+    if map_path.parent == folder:
+        contents[map_path.name] = lambda tmp: write_map(tmp, volume, halves.geometry)
+    return summary, contents
+
+
+def _mask_file(halves: HalfMaps) -> dict:
+    """The automatic mask as a file to write (nothing when the user gave one)."""
+    if halves.mask_source != "automatic":
+        return {}
+    return {MASK_FILE: lambda tmp: write_map(tmp, halves.mask.astype(np.float32), halves.geometry)}
+
+
+def _value_range(values: np.ndarray) -> tuple[float, float]:
+    low, high = float(values.min()), float(values.max())
+    return (low - 0.5, high + 0.5) if low == high else (low, high)
+
+
+def run_local_fsc(half1_path: str | os.PathLike, half2_path: str | os.PathLike, out_dir: str | os.PathLike,
+                  options: LocalFscOptions = LocalFscOptions()) -> dict[str, Any]:
+    """Local FSC resolution from two half maps; writes the outputs of :func:`run_predict`
+    (with the halves' average as the map, ``average_map.mrc``) plus the global ``fsc.csv``/``.png``.
+
+    Returns:
+        the summary (as written to ``summary.json``).
+    """
+    start = time.perf_counter()
+    halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
+    local = _local_fsc(halves, options)
+    values = resolution_values(local.resolution, halves.mask)
+    extra = {"method": "local FSC", "threshold": options.threshold, "window_A": local.window,
+             "window_voxels": local.box, "stride_voxels": local.stride, "positions": local.positions,
+             "global_fsc_resolution": halves.global_resolution, "mask": halves.mask_source,
+             "input_voxel_size": halves.geometry.voxel_size, "input_shape_zyx": list(halves.half1.shape),
+             "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
+             "localfsc_seconds": round(local.seconds, 3), "deepres_version": __version__}
+    with output_directory(out_dir) as folder:
+        extra["run_seconds"] = round(time.perf_counter() - start, 3)
+        summary, contents = _report_files(folder, folder / AVERAGE_FILE, halves.average, local.resolution, halves,
+                                          _value_range(values), options.palette, extra)
+        contents.update({**halves.fsc_files(options.threshold), **_mask_file(halves)})
+        write_files(folder, contents)
+    return summary
+
+
+@dataclasses.dataclass
+class SweepOptions(LocalFscOptions):
+    """Options of :func:`run_bfactor_sweep` (the ``deepres bfactor-sweep`` flags)."""
+
+    bfactors: str = "-200:0:20"
+    range_name: str = "wide"
+    model: str | os.PathLike | None = None
+    device: str = "auto"
+
+
+def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLike, out_dir: str | os.PathLike,
+                      options: SweepOptions = SweepOptions()) -> dict[str, Any]:
+    """Sweep global B-factors on the halves' average, compare DeepRes with the local FSC and
+    recommend a B-factor (see :mod:`.sweep`).
+
+    Outputs in ``out_dir``: ``bfactor_sweep.csv``, ``bfactor_sweep.png``, ``summary.json``,
+    ``sharpened_map.mrc`` (the average sharpened with the recommended B and low-passed at the
+    global FSC resolution), ``fsc.csv``/``fsc.png``, ``localfsc/`` (the local FSC report) and
+    ``deepres/`` (the DeepRes report of the recommended map). Nothing is written before every
+    computation has succeeded.
+
+    Returns:
+        the summary (as written to ``summary.json``).
+    """
+    from .filters import apply_bfactor
+    from .sweep import parse_bfactors, recommend, sweep_csv, sweep_png, sweep_rows
+
+    start = time.perf_counter()
+    bfactors = parse_bfactors(options.bfactors)
+    model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
+    network, info = load_model(model_path, options.range_name)
+    halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
+    voxel = halves.geometry.voxel_size
+    local = _local_fsc(halves, options)
+    fsc_values = resolution_values(local.resolution, halves.mask)
+    fsc_p20 = float(np.percentile(fsc_values, 20))
+    average = halves.average
+    lowpass = max(halves.global_resolution, 2.0 * voxel)
+    maps, predictions, values = [], [], []
+    for bfactor in bfactors:
+        sharpened = apply_bfactor(average, voxel, bfactor, lowpass)
+        prediction = predict_map(sharpened, voxel, halves.mask, network, info, device=options.device)
+        maps.append(sharpened)
+        predictions.append(prediction)
+        values.append(resolution_values(prediction.resolution, halves.mask))
+        logger.info("B = %g A^2: DeepRes median %.2f A, 20th percentile %.2f A (local FSC %.2f A)", bfactor,
+                    np.median(values[-1]), np.percentile(values[-1], 20), fsc_p20)
+    rows = sweep_rows(bfactors, values, fsc_p20)
+    best = recommend(bfactors, [row["deepres_p20"] for row in rows], fsc_p20)
+    low, high = predictions[best].clamp
+    if fsc_p20 < low:
+        logger.warning("the local FSC 20th percentile (%.2f A) is finer than the %s range's minimum (%.2f A): "
+                       "DeepRes cannot match it; try --range high", fsc_p20, info.range_name, low)
+    summary = {
+        "recommended_bfactor": bfactors[best], "recommended_verdict": rows[best]["verdict"],
+        "global_fsc_resolution": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
+        "localfsc_p20": fsc_p20, "localfsc_median": float(np.median(fsc_values)),
+        "window_A": local.window, "stride_voxels": local.stride, "mask": halves.mask_source,
+        "range": info.range_name, "model": {"name": info.name, "version": info.version,
+                                            "file": str(model_path.resolve()), "trained": info.trained},
+        "sweep": rows, "input_voxel_size": voxel,
+        "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
+        "files": {"csv": "bfactor_sweep.csv", "plot": "bfactor_sweep.png", "sharpened_map": SHARPENED_FILE,
+                  "localfsc": LOCALFSC_DIR, "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES)},
+        "deepres_version": __version__,
+    }
+    with output_directory(out_dir) as folder:
+        summary["run_seconds"] = round(time.perf_counter() - start, 3)
+        _, local_contents = _report_files(
+            folder / LOCALFSC_DIR, folder / LOCALFSC_DIR / AVERAGE_FILE, average, local.resolution, halves, _value_range(fsc_values),
+            options.palette, {"method": "local FSC", "window_A": local.window, "threshold": options.threshold})
+        _, deepres_contents = _report_files(
+            folder / DEEPRES_DIR, folder / SHARPENED_FILE, maps[best], predictions[best].resolution, halves, (low, high),
+            options.palette, {"method": "DeepRes", "bfactor": bfactors[best], "range": info.range_name})
+        contents = {"bfactor_sweep.csv": sweep_csv(rows, best).encode(),
+                    "bfactor_sweep.png": sweep_png(bfactors, values, fsc_p20, best, halves.global_resolution),
+                    SHARPENED_FILE: lambda tmp: write_map(tmp, maps[best], halves.geometry),
+                    "summary.json": (json.dumps(summary, indent=2) + "\n").encode(),
+                    **halves.fsc_files(options.threshold), **_mask_file(halves)}
+        contents.update({f"{LOCALFSC_DIR}/{name}": data for name, data in local_contents.items()})
+        contents.update({f"{DEEPRES_DIR}/{name}": data for name, data in deepres_contents.items()})
+        (folder / LOCALFSC_DIR).mkdir(exist_ok=True)
+        (folder / DEEPRES_DIR).mkdir(exist_ok=True)
         write_files(folder, contents)
     return summary

@@ -1,0 +1,143 @@
+"""B-factor sweep against oversharpening (section 3.4 and Fig. 5 of the DeepRes paper).
+
+FSC-based local resolution from the half maps does not change with a global B-factor;
+DeepRes does. For each B of the sweep the averaged map is sharpened and low-passed at the
+global FSC resolution (as post-processing does) and DeepRes is run on it; the B-factor
+whose DeepRes 20th percentile is closest to the local-FSC 20th percentile is recommended.
+Where DeepRes reports clearly better resolution than the half maps support, the map is
+oversharpened; clearly worse, under-sharpened.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ParameterError
+
+#: Default sweep: -200 to 0 A^2 in steps of 20.
+DEFAULT_BFACTORS = "-200:0:20"
+#: A DeepRes 20th percentile within this fraction of the local-FSC one is "good".
+VERDICT_TOLERANCE = 0.1
+VERDICTS = ("oversharpened", "good", "under-sharpened")
+#: Voxels per B-factor drawn in the violins (a random subset of larger maps).
+PLOT_SAMPLES = 20000
+#: The sweep compares 20th percentiles (the better-resolved part of the map), as the paper.
+PERCENTILE = 20
+MAX_BFACTORS = 200
+
+
+def parse_bfactors(text: str) -> list[float]:
+    """B-factors (A^2) from ``start:stop:step`` (stop included) or a comma list ``-150,-100,0``.
+
+    Raises:
+        ParameterError: unreadable, empty, zero or wrong-signed step, or too many values.
+    """
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if step == 0 or (stop - start) * step < 0:
+                raise ParameterError(f"B-factor range {text!r}: the step must go from start towards stop")
+            count = int(np.floor((stop - start) / step + 1e-9)) + 1
+            values = [start + i * step for i in range(min(count, MAX_BFACTORS + 1))]
+        else:
+            values = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ParameterError(f"B-factors {text!r}: give start:stop:step (e.g. -200:0:20) or a list "
+                             "(e.g. -150,-100,0)") from None
+    if not values or len(values) > MAX_BFACTORS:
+        raise ParameterError(f"B-factors {text!r}: between 1 and {MAX_BFACTORS} values are needed")
+    if not np.all(np.isfinite(values)):
+        raise ParameterError(f"B-factors {text!r} must be finite numbers")
+    return [round(v, 6) for v in sorted(set(values))]
+
+
+def verdict(deepres_percentile: float, fsc_percentile: float, tolerance: float = VERDICT_TOLERANCE) -> str:
+    """``oversharpened`` when DeepRes' 20th percentile (A) is better than the local FSC's by more
+    than ``tolerance`` (a fraction), ``under-sharpened`` when worse by more, else ``good``."""
+    if deepres_percentile < fsc_percentile * (1 - tolerance):
+        return VERDICTS[0]
+    if deepres_percentile > fsc_percentile * (1 + tolerance):
+        return VERDICTS[2]
+    return VERDICTS[1]
+
+
+def recommend(bfactors: Sequence[float], deepres_percentiles: Sequence[float], fsc_percentile: float) -> int:
+    """Index of the B-factor whose DeepRes 20th percentile is closest to the local FSC's
+    (ties: the least sharpening, i.e. the largest B)."""
+    distance = np.abs(np.asarray(deepres_percentiles, dtype=float) - fsc_percentile)
+    candidates = np.flatnonzero(distance <= distance.min() + 1e-9)
+    return int(candidates[np.argmax(np.asarray(bfactors)[candidates])])
+
+
+def sweep_rows(bfactors: Sequence[float], values: Sequence[np.ndarray], fsc_percentile: float,
+               tolerance: float = VERDICT_TOLERANCE) -> list[dict]:
+    """One row per B: DeepRes median, 20th and 80th percentiles (A), the local-FSC 20th
+    percentile, their difference and the verdict."""
+    rows = []
+    for bfactor, v in zip(bfactors, values):
+        p20, median, p80 = np.percentile(v, [PERCENTILE, 50, 80])
+        rows.append({"bfactor": float(bfactor), "deepres_median": float(median), "deepres_p20": float(p20),
+                     "deepres_p80": float(p80), "localfsc_p20": float(fsc_percentile),
+                     "difference": float(p20 - fsc_percentile),
+                     "verdict": verdict(float(p20), fsc_percentile, tolerance)})
+    return rows
+
+
+def sweep_csv(rows: list[dict], recommended: int) -> str:
+    """The sweep table as CSV, with a ``recommended`` column."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["bfactor_A2", "deepres_median_A", "deepres_p20_A", "deepres_p80_A", "localfsc_p20_A",
+                     "difference_A", "verdict", "recommended"])
+    for i, row in enumerate(rows):
+        writer.writerow([f"{row['bfactor']:g}", f"{row['deepres_median']:.3f}", f"{row['deepres_p20']:.3f}",
+                         f"{row['deepres_p80']:.3f}", f"{row['localfsc_p20']:.3f}", f"{row['difference']:.3f}",
+                         row["verdict"], int(i == recommended)])
+    return buffer.getvalue()
+
+
+def draw_sweep(axes, bfactors: Sequence[float], values: Sequence[np.ndarray], fsc_percentile: float,
+               recommended: int, rng: np.random.Generator | None = None) -> None:
+    """Fig. 5 of the paper on matplotlib ``axes``: DeepRes distributions per B (violins with
+    the 20th percentile marked), the local-FSC 20th percentile as a line and the recommended B
+    highlighted (used by :func:`sweep_png` and the Scipion viewer)."""
+    rng = rng or np.random.default_rng(0)
+    positions = np.arange(len(bfactors))
+    shown = [v if v.size <= PLOT_SAMPLES else rng.choice(v, PLOT_SAMPLES, replace=False) for v in values]
+    parts = axes.violinplot(shown, positions=positions, showextrema=False, showmedians=True, widths=0.8)
+    for i, body in enumerate(parts["bodies"]):
+        body.set_facecolor("#cc3311" if i == recommended else "#4477aa")
+        body.set_alpha(0.6)
+    p20 = [np.percentile(v, PERCENTILE) for v in values]
+    axes.plot(positions, p20, "o-", color="#222222", markersize=4, label="DeepRes 20th percentile")
+    axes.axhline(fsc_percentile, color="#228833", linestyle="--",
+                 label=f"local FSC 20th percentile {fsc_percentile:.2f} A")
+    axes.axvline(recommended, color="#cc3311", linestyle=":",
+                 label=f"recommended B = {bfactors[recommended]:g} A^2")
+    axes.set_xticks(positions)
+    axes.set_xticklabels([f"{b:g}" for b in bfactors], rotation=45 if len(bfactors) > 12 else 0)
+    axes.set_xlabel("B-factor (A^2)")
+    axes.set_ylabel("DeepRes local resolution (A)")
+    axes.legend(fontsize=8)
+
+
+def sweep_png(bfactors: Sequence[float], values: Sequence[np.ndarray], fsc_percentile: float,
+              recommended: int, global_resolution: float) -> bytes:
+    """The sweep plot as PNG bytes."""
+    from matplotlib.figure import Figure
+
+    from .report import _render
+
+    figure = Figure(figsize=(max(7.0, 0.55 * len(bfactors) + 2), 4.8))
+    axes = figure.add_subplot()
+    draw_sweep(axes, bfactors, values, fsc_percentile, recommended)
+    axes.set_title(f"B-factor sweep (sharpened, then low-passed at the global FSC resolution "
+                   f"{global_resolution:.2f} A)", fontsize=10)
+    figure.tight_layout()
+    return _render(figure)
