@@ -1,7 +1,7 @@
 """Local resolution from two half maps by Fourier shell correlation in a moving window
 (BlocRes-like, Cardone, Heymann & Steven, J. Struct. Biol. 2013).
 
-Around each sampled position a soft spherical window of diameter ``window`` A weighs both
+Around each sampled position a spherical Hann window of diameter ``window`` A weighs both
 halves inside a box of that edge; the boxes are Fourier transformed and the correlation of
 the halves in each shell of the box (width ``1 / window``) is compared with the threshold
 (0.143 by default, 0.5 as an option). The resolution is where the curve first falls
@@ -11,25 +11,25 @@ between. The work is batched: a batch of boxes is cut out of both halves at once
 (``sliding_window_view``), windowed, transformed by one batched real FFT and reduced to
 shells by one matrix product; Python loops over batches only.
 
-Whitening. The window smears every frequency over about ``1-2 / window`` (its Fourier
-main lobe). On raw halves strong low-resolution power then leaks into the outer shells,
-and after sharpening amplified high-frequency noise leaks into the inner ones, so a
-BlocRes-style estimate changes with a global B-factor. Both halves are therefore first
-divided, shell by shell of the whole map, by their common radial amplitude: every shell
-then carries the same power, the global FSC is unchanged and any radial filter applied to
-both halves (a global B-factor, a low-pass) cancels exactly. What stays is the window's
-frequency spread itself: where the FSC drops steeply (a map low-passed with a sharp
-filter and little noise), the curve is smoothed over about one shell and the crossing
-comes out 10-20 % better than the filter's resolution (measured in
-``tests/test_localfsc.py``); real FSC curves fall gradually and move less.
+Whitening. The window smears every frequency over about ``2 / window`` (its Fourier main
+lobe). On raw halves the strong low-resolution power leaks into the outer shells, and
+after sharpening the amplified high-frequency noise leaks into the inner ones, so a
+BlocRes-style estimate moves with a global B-factor. Both halves are therefore first
+divided, in each one-voxel Fourier shell of the whole map, by the amplitude of their
+noise (estimated from the half-map difference): the noise becomes white, the power in a
+shell measures the SNR, the global FSC is unchanged, and any radial filter applied to both
+halves (a global B-factor, a low-pass) cancels exactly. What stays is the window's own
+frequency spread: where the SNR drops steeply (a map low-passed with a sharp filter), the
+correlated power below the edge leaks about two window shells beyond it, and the crossing
+comes out better than the filter's resolution (by 10-30 % in ``tests/test_localfsc.py``,
+less the noisier the map); real FSC curves fall gradually and move less. The Hann window
+is used for its low side lobes, which keep that leakage short.
 
 Window. Bsoft's documentation advises a box of at least 5-7 times the expected resolution
 (fewer Fourier samples per shell make the FSC noisy; larger boxes average over regions of
 different quality). The default diameter is :data:`WINDOW_RESOLUTION_FACTOR` (6) times
 the global FSC resolution of the masked halves, at least :data:`MIN_WINDOW_VOXELS` voxels.
-The window is flat over the inner half of its radius and falls as a raised cosine to 0 at
-the box edge: a narrower Fourier main lobe than a Hann window (less smearing) with small
-side lobes.
+The Hann window is 1 at the centre and falls as ``cos^2`` to 0 at the box edge.
 """
 from __future__ import annotations
 
@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 WINDOW_RESOLUTION_FACTOR = 6.0
 #: Smallest window diameter in voxels (fewer shells cannot give a usable curve).
 MIN_WINDOW_VOXELS = 12
-#: The window is flat over this fraction of its radius, then falls as a raised cosine.
-WINDOW_FLAT_FRACTION = 0.5
 #: Default distance between evaluated window positions, in voxels (1: every voxel).
 DEFAULT_STRIDE = 2
 #: Bytes of the float32 boxes of one batch (both halves); the FFTs take about as much again.
@@ -101,28 +99,26 @@ def default_window(global_resolution: float, voxel_size: float) -> float:
     return max(WINDOW_RESOLUTION_FACTOR * global_resolution, MIN_WINDOW_VOXELS * voxel_size)
 
 
-def soft_sphere_window(box: int) -> np.ndarray:
-    """Spherical window on a ``box``^3 grid centred on voxel ``box // 2``: 1 up to a quarter of
-    the diameter, a raised-cosine fall-off to 0 at half the diameter; normalised to sum 1."""
+def hann_window(box: int) -> np.ndarray:
+    """Spherical Hann window on a ``box``^3 grid centred on voxel ``box // 2``:
+    ``cos^2(pi r / box)`` for ``r < box / 2``, 0 beyond; normalised to sum 1."""
     r = np.sqrt(np.sum(np.square(np.indices((box,) * 3) - box // 2), axis=0))
-    radius = box / 2
-    flat = radius * WINDOW_FLAT_FRACTION
-    fall = 0.5 * (1.0 + np.cos(np.pi * np.clip((r - flat) / (radius - flat), 0.0, 1.0)))
-    window = np.where(r < radius, fall, 0.0)
+    window = np.where(r < box / 2, np.cos(np.pi * r / box) ** 2, 0.0)
     return window / window.sum()
 
 
 def whiten(half1: np.ndarray, half2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Divide both halves' spectra by their common radial amplitude (RMS of both halves in each
-    one-voxel-wide Fourier shell of the map), so that every shell carries the same power.
+    """Divide both halves' spectra by the radial amplitude of their noise, estimated from the
+    half-map difference in each one-voxel-wide Fourier shell of the map.
 
-    The same factor multiplies both halves in each shell, so the global FSC is unchanged, and
-    any radial filter applied to both halves (a global B-factor, a low-pass) is removed.
+    Afterwards the noise is white, so the power in each shell measures the local SNR; the
+    same factor multiplies both halves in each shell, so the global FSC is unchanged and any
+    radial filter applied to both halves (a global B-factor, a low-pass) cancels exactly.
     """
     shape = half1.shape
     spectra = [scipy.fft.rfftn(half.astype(np.float32), workers=-1) for half in (half1, half2)]
     shells = np.rint(frequency_magnitude(shape) * max(shape)).astype(np.int64)
-    power = np.bincount(shells.ravel(), (np.abs(spectra[0]) ** 2 + np.abs(spectra[1]) ** 2).ravel() / 2)
+    power = np.bincount(shells.ravel(), (np.abs(spectra[0] - spectra[1]) ** 2).ravel())
     count = np.bincount(shells.ravel())
     rms = np.sqrt(np.divide(power, count, out=np.zeros_like(power), where=count > 0))
     scale = np.divide(1.0, rms, out=np.zeros_like(rms), where=rms > 0).astype(np.float32)
@@ -178,7 +174,7 @@ def windowed_fsc(half1: np.ndarray, half2: np.ndarray, centres: np.ndarray, box:
         float32 array [positions, box / 2].
     """
     half_box = box // 2
-    window = soft_sphere_window(box).astype(np.float32)
+    window = hann_window(box).astype(np.float32)
     matrix = shell_matrix(box)
     # after padding by box / 2, the box starting at padded index c has its centre on voxel c
     views = [np.lib.stride_tricks.sliding_window_view(np.pad(half, half_box, mode="wrap"), (box,) * 3)
