@@ -9,4 +9,15 @@
   year = {2019},
   doi = {10.1107/S2052252519011692}
 }
+
+@article{Cardone2013,
+  title = {One number does not fit all: mapping local variations in resolution in cryo-EM reconstructions},
+  author = {Cardone, Giovanni and Heymann, J. Bernard and Steven, Alasdair C.},
+  journal = {Journal of Structural Biology},
+  volume = {184},
+  number = {2},
+  pages = {226--236},
+  year = {2013},
+  doi = {10.1016/j.jsb.2013.08.002}
+}
 """

@@ -95,6 +95,22 @@ def fsc_csv(frequency: np.ndarray, fsc: np.ndarray) -> str:
     return "\n".join(rows) + "\n"
 
 
+def read_fsc_csv(path) -> tuple[np.ndarray, np.ndarray]:
+    """``(frequency, fsc)`` back from a file written with :func:`fsc_csv`."""
+    table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return table[:, 0], table[:, 2]
+
+
+def draw_fsc(axes, frequency: np.ndarray, fsc: np.ndarray, threshold: float, resolution: float) -> None:
+    """The FSC curve with the threshold and the resolution marked, on matplotlib ``axes``
+    (used by :func:`fsc_png` and by the Scipion viewers)."""
+    axes.plot(frequency, fsc, color="#4477aa", label="FSC")
+    axes.axhline(threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:g}")
+    axes.axvline(1.0 / resolution, color="#228833", linestyle=":", label=f"{resolution:.2f} A")
+    axes.set_ylim(-0.1, 1.05)
+    axes.legend()
+
+
 def fsc_png(frequency: np.ndarray, fsc: np.ndarray, threshold: float, resolution: float) -> bytes:
     """The FSC curve with the threshold and the resolution marked."""
     from matplotlib.figure import Figure
@@ -103,13 +119,9 @@ def fsc_png(frequency: np.ndarray, fsc: np.ndarray, threshold: float, resolution
 
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
-    axes.plot(frequency, fsc, color="#4477aa", label="FSC")
-    axes.axhline(threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:g}")
-    axes.axvline(1.0 / resolution, color="#228833", linestyle=":", label=f"{resolution:.2f} A")
+    draw_fsc(axes, frequency, fsc, threshold, resolution)
     axes.set_xlabel("Spatial frequency (1/A)")
     axes.set_ylabel("FSC")
-    axes.set_ylim(-0.1, 1.05)
     axes.set_title(f"Fourier shell correlation: {resolution:.2f} A at {threshold:g}")
-    axes.legend()
     figure.tight_layout()
     return _render(figure)

@@ -35,21 +35,22 @@ def parse_bfactors(text: str) -> list[float]:
     Raises:
         ParameterError: unreadable, empty, zero or wrong-signed step, or too many values.
     """
+    parts = text.split(":") if ":" in text else [p for p in text.split(",") if p.strip()]
     try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) != 3:
-                raise ValueError
-            start, stop, step = parts
-            if step == 0 or (stop - start) * step < 0:
-                raise ParameterError(f"B-factor range {text!r}: the step must go from start towards stop")
-            count = int(np.floor((stop - start) / step + 1e-9)) + 1
-            values = [start + i * step for i in range(min(count, MAX_BFACTORS + 1))]
-        else:
-            values = [float(p) for p in text.split(",") if p.strip()]
+        numbers = [float(p) for p in parts]
     except ValueError:
+        numbers = []
+    if ":" in text and len(numbers) != 3 or not numbers:
         raise ParameterError(f"B-factors {text!r}: give start:stop:step (e.g. -200:0:20) or a list "
-                             "(e.g. -150,-100,0)") from None
+                             "(e.g. -150,-100,0)")
+    if ":" in text:
+        start, stop, step = numbers
+        if step == 0 or (stop - start) * step < 0:
+            raise ParameterError(f"B-factor range {text!r}: the step must go from start towards stop")
+        count = int(np.floor((stop - start) / step + 1e-9)) + 1
+        values = [start + i * step for i in range(min(count, MAX_BFACTORS + 1))]
+    else:
+        values = numbers
     if not values or len(values) > MAX_BFACTORS:
         raise ParameterError(f"B-factors {text!r}: between 1 and {MAX_BFACTORS} values are needed")
     if not np.all(np.isfinite(values)):

@@ -1,3 +1,5 @@
 """DeepRes protocols (one class per ``protocol_<name>.py`` module, re-exported here)."""
+from .protocol_bfactor_sweep import ProtDeepResBfactorSweep
+from .protocol_local_fsc import ProtDeepResLocalFsc
 from .protocol_local_resolution import ProtDeepResLocalResolution
 from .protocol_train import ProtDeepResTrain

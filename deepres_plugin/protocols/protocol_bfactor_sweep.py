@@ -1,0 +1,174 @@
+"""B-factor sweep against oversharpening as a Scipion protocol: a thin layer over
+:func:`deepres_plugin.core.pipeline.run_bfactor_sweep` (section 3.4 and Fig. 5 of the
+DeepRes paper)."""
+import json
+
+import pyworkflow.object as pwobj
+from pwem.objects import Volume
+from pyworkflow.protocol import params
+
+from .. import constants
+from ..core.errors import ParameterError
+from ..core.models import shipped_model_path
+from ..core.networks import read_model_info
+from ..core.ranges import RANGES
+from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
+from .protocol_local_fsc import BLOCRES_CITATION, HALVES_FROM_VOLUME, INPUT_HALF1, INPUT_HALF2, ProtDeepResHalfMapsBase
+from .protocol_local_resolution import ProtDeepResLocalResolution
+
+OUTPUT_DIR = "sweep"
+OUTPUT_VOLUME = "outputVolume"
+OUTPUT_RESOLUTION = "resolution_Volume"
+#: Both outputs are Volumes: a dict, as an Enum would make the second an alias of the first.
+POSSIBLE_OUTPUTS = {OUTPUT_VOLUME: Volume, OUTPUT_RESOLUTION: Volume}
+
+
+class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
+    """Choose a global B-factor with DeepRes and the half maps (DeepRes paper, section 3.4).
+
+    The local FSC of the half maps does not change with sharpening; DeepRes does. The
+    halves' average is sharpened with each B-factor of the sweep and low-passed at the
+    global FSC resolution, DeepRes is run on each map, and the B-factor whose DeepRes 20th
+    percentile is closest to the local FSC's is recommended. The recommended map is the
+    output volume (with the two half maps attached).
+    """
+
+    _label = "deepres - B-factor sweep"
+    _possibleOutputs = POSSIBLE_OUTPUTS
+
+    # --------------------------- DEFINE param functions ----------------------------------
+    def _defineParams(self, form):
+        form.addSection(label="Input")
+        self._defineHalfMapParams(form)
+        form.addParam("bfactors", params.StringParam, default=DEFAULT_BFACTORS, label="B-factors (A^2)",
+                      help="start:stop:step with stop included (e.g. -200:0:20), or a comma list "
+                           "(e.g. -150,-100,-50,0). Negative B sharpens. DeepRes runs once per value.")
+        form.addParam("resolutionRange", params.EnumParam, choices=constants.RANGE_LABELS,
+                      default=constants.RANGE_WIDE, display=params.EnumParam.DISPLAY_HLIST,
+                      label="Resolution range",
+                      help="wide: maps between 2.5 and 13 A (network at 1 A/px); high: maps between 1.5 "
+                           "and 6 A (network at 0.5 A/px). Where the local FSC is finer than the range's "
+                           "minimum, DeepRes cannot match it: use the high range.")
+        form.addParam("modelChoice", params.EnumParam, choices=constants.MODEL_LABELS,
+                      default=constants.MODEL_SHIPPED, display=params.EnumParam.DISPLAY_HLIST,
+                      label="Network",
+                      help="The network shipped with the plugin for the chosen range, one trained in this "
+                           "project with 'deepres - train model', or a .keras file from `deepres train`.")
+        form.addParam("trainedModel", params.PointerParam, pointerClass="EMFile",
+                      condition=f"modelChoice=={constants.MODEL_TRAINED}", label="Trained network",
+                      help="The output of a 'deepres - train model' run made for the chosen range.")
+        form.addParam("customModel", params.PathParam, condition=f"modelChoice=={constants.MODEL_FILE}",
+                      label="Network file (.keras)",
+                      help="A .keras file with its .json sidecar, made for the chosen range.")
+        form.addSection(label="Advanced")
+        self._defineLocalFscParams(form)
+        form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
+                       label="Use GPU", help="TensorFlow uses the first visible GPU when there is one.")
+        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU id")
+
+    # --------------------------- INSERT steps functions ----------------------------------
+    def _insertAllSteps(self):
+        self._insertFunctionStep(self.convertInputStep)
+        self._insertFunctionStep(self.sweepStep, needsGPU=True)
+        self._insertFunctionStep(self.createOutputStep)
+
+    # --------------------------- STEPS functions -----------------------------------------
+    def sweepStep(self):
+        from ..core.pipeline import SweepOptions, run_bfactor_sweep
+
+        half1, half2, mask = self.getConvertedFiles()
+        options = SweepOptions(mask=mask, window=self.getWindow(), stride=self.stride.get(),
+                               threshold=self.getThreshold(), sampling=self.getSamplingRate(),
+                               bfactors=self.bfactors.get(), range_name=self.getRangeName(),
+                               model=self.getModelPath(),
+                               device="gpu" if self.useGpu.get() and self._gpuAvailable() else "cpu")
+        run_bfactor_sweep(half1, half2, self._getExtraPath(OUTPUT_DIR), options)
+
+    def createOutputStep(self):
+        summary = self.getSweepSummary()
+        recommended = next(row for row in summary["sweep"] if row["bfactor"] == summary["recommended_bfactor"])
+        self.recommendedBfactor = pwobj.Float(summary["recommended_bfactor"])
+        self.recommendedVerdict = pwobj.String(summary["recommended_verdict"])
+        self.globalFscResolution = pwobj.Float(summary["global_fsc_resolution"])
+        self.localFscPercentile20 = pwobj.Float(summary["localfsc_p20"])
+        self.deepresPercentile20 = pwobj.Float(recommended["deepres_p20"])
+        self.deepresMedian = pwobj.Float(recommended["deepres_median"])
+        self.windowSize = pwobj.Float(summary["window_A"])
+        self.sweptBfactors = pwobj.String(", ".join(f"{row['bfactor']:g}" for row in summary["sweep"]))
+
+        sharpened = self._outputVolume(self.getOutputFile(summary["files"]["sharpened_map"]))
+        sharpened.setHalfMaps([self._getExtraPath(INPUT_HALF1), self._getExtraPath(INPUT_HALF2)])
+        sharpened.recommendedBfactor = pwobj.Float(summary["recommended_bfactor"])
+        resolution = self._outputVolume(self.getResolutionFile())
+        self._defineOutputs(**{OUTPUT_VOLUME: sharpened, OUTPUT_RESOLUTION: resolution})
+        self._defineSourceRelation(self.getReferencePointer(), sharpened)
+        self._defineSourceRelation(self.getReferencePointer(), resolution)
+
+    # --------------------------- UTILS functions -----------------------------------------
+    getRangeName = ProtDeepResLocalResolution.getRangeName
+    getModelPath = ProtDeepResLocalResolution.getModelPath
+
+    def getOutputFile(self, *names):
+        """A file of the sweep's output folder (summary.json, bfactor_sweep.png, deepres/..., ...)."""
+        return self._getExtraPath(OUTPUT_DIR, *names)
+
+    def getResolutionFile(self):
+        """The DeepRes resolution map of the recommended (sharpened) map."""
+        return self.getOutputFile("deepres", "resolution.mrc")
+
+    def getSweepSummary(self):
+        with open(self.getOutputFile("summary.json")) as handle:
+            return json.load(handle)
+
+    # --------------------------- INFO functions ------------------------------------------
+    def _validate(self):
+        errors = self._validateHalfMaps()
+        try:
+            parse_bfactors(self.bfactors.get() or "")
+        except ParameterError as exc:
+            errors.append(str(exc))
+        try:
+            if self.modelChoice.get() == constants.MODEL_SHIPPED:
+                shipped_model_path(self.getRangeName())
+            else:
+                info = read_model_info(self.getModelPath())
+                if info.range_name != self.getRangeName():
+                    errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
+        except ParameterError as exc:
+            errors.append(f"Network: {exc}")
+        return errors
+
+    def _warnings(self):
+        warnings = super()._warnings()
+        reference = self.getReferenceVolume()
+        resolution_range = RANGES[self.getRangeName()]
+        if reference is not None and reference.getSamplingRate() > resolution_range.min_resolution / 2:
+            warnings.append(f"The pixel size ({reference.getSamplingRate():g} A) is coarser than half the range's "
+                            f"best resolution ({resolution_range.min_resolution:g} A): DeepRes cannot report "
+                            f"resolutions below {2 * reference.getSamplingRate():g} A (Nyquist).")
+        return warnings
+
+    def _summary(self):
+        if not self.isFinished() or not hasattr(self, "recommendedBfactor"):
+            return ["The B-factor sweep has not been run yet."]
+        return [f"Recommended B-factor {self.recommendedBfactor.get():g} A^2 ({self.recommendedVerdict.get()}): "
+                f"DeepRes 20th percentile {self.deepresPercentile20.get():.2f} A against the local FSC's "
+                f"{self.localFscPercentile20.get():.2f} A (DeepRes median {self.deepresMedian.get():.2f} A).",
+                f"Global FSC resolution {self.globalFscResolution.get():.2f} A at {self.getThreshold():g}; "
+                f"B-factors swept: {self.sweptBfactors.get()} A^2; {self.getRangeName()} network."]
+
+    def _methods(self):
+        if not self.isFinished() or not hasattr(self, "recommendedBfactor"):
+            return []
+        source = self.getObjectTag("inputVolume" if self.halvesSource.get() == HALVES_FROM_VOLUME else "inputHalf1")
+        return [f"The average of the half maps of {source} was sharpened with global B-factors of "
+                f"{self.sweptBfactors.get()} A^2 and low-passed at the global FSC resolution "
+                f"({self.globalFscResolution.get():.2f} A at {self.getThreshold():g}). The local resolution of each "
+                f"map was estimated with DeepRes [{constants.DEEPRES_CITATION}] ({self.getRangeName()} network) and "
+                f"compared with the local FSC of the half maps in a {self.windowSize.get():.1f} A window "
+                f"[{BLOCRES_CITATION}]: a B-factor of {self.recommendedBfactor.get():g} A^2 was chosen, whose DeepRes "
+                f"20th percentile ({self.deepresPercentile20.get():.2f} A) was closest to the local FSC's "
+                f"({self.localFscPercentile20.get():.2f} A)."]
+
+    def _citations(self):
+        return [constants.DEEPRES_CITATION, BLOCRES_CITATION]
