@@ -9,12 +9,11 @@ from pyworkflow.protocol import params
 
 from .. import constants
 from ..core.errors import ParameterError
-from ..core.models import shipped_model_path
-from ..core.networks import read_model_info
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
 from .protocol_local_fsc import BLOCRES_CITATION, HALVES_FROM_VOLUME, INPUT_HALF1, INPUT_HALF2, ProtDeepResHalfMapsBase
-from .protocol_local_resolution import ProtDeepResLocalResolution
+from .protocol_local_resolution import (ProtDeepResLocalResolution, defineGpuParams, defineNetworkParams,
+                                        validateNetwork)
 
 OUTPUT_DIR = "sweep"
 OUTPUT_VOLUME = "outputVolume"
@@ -49,22 +48,10 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
                       help="wide: maps between 2.5 and 13 A (network at 1 A/px); high: maps between 1.5 "
                            "and 6 A (network at 0.5 A/px). Where the local FSC is finer than the range's "
                            "minimum, DeepRes cannot match it: use the high range.")
-        form.addParam("modelChoice", params.EnumParam, choices=constants.MODEL_LABELS,
-                      default=constants.MODEL_SHIPPED, display=params.EnumParam.DISPLAY_HLIST,
-                      label="Network",
-                      help="The network shipped with the plugin for the chosen range, one trained in this "
-                           "project with 'deepres - train model', or a .keras file from `deepres train`.")
-        form.addParam("trainedModel", params.PointerParam, pointerClass="EMFile",
-                      condition=f"modelChoice=={constants.MODEL_TRAINED}", label="Trained network",
-                      help="The output of a 'deepres - train model' run made for the chosen range.")
-        form.addParam("customModel", params.PathParam, condition=f"modelChoice=={constants.MODEL_FILE}",
-                      label="Network file (.keras)",
-                      help="A .keras file with its .json sidecar, made for the chosen range.")
+        defineNetworkParams(form)
         form.addSection(label="Advanced")
         self._defineLocalFscParams(form)
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
-                       label="Use GPU", help="TensorFlow uses the first visible GPU when there is one.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU id")
+        defineGpuParams(form)
 
     # --------------------------- INSERT steps functions ----------------------------------
     def _insertAllSteps(self):
@@ -127,15 +114,7 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
             parse_bfactors(self.bfactors.get() or "")
         except ParameterError as exc:
             errors.append(str(exc))
-        try:
-            if self.modelChoice.get() == constants.MODEL_SHIPPED:
-                shipped_model_path(self.getRangeName())
-            else:
-                info = read_model_info(self.getModelPath())
-                if info.range_name != self.getRangeName():
-                    errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
-        except ParameterError as exc:
-            errors.append(f"Network: {exc}")
+        errors += validateNetwork(self)
         return errors
 
     def _warnings(self):

@@ -26,6 +26,44 @@ class outputs(Enum):
     resolution_Volume = Volume
 
 
+def defineNetworkParams(form):
+    """The network choice (shipped, trained in this project, or a file), shared by the
+    protocols that run DeepRes; the protocol also defines ``resolutionRange``."""
+    form.addParam("modelChoice", params.EnumParam, choices=constants.MODEL_LABELS,
+                  default=constants.MODEL_SHIPPED, display=params.EnumParam.DISPLAY_HLIST,
+                  label="Network",
+                  help="The network shipped with the plugin for the chosen range, one trained in this "
+                       "project with 'deepres - train model', or a .keras file from `deepres train`.")
+    form.addParam("trainedModel", params.PointerParam, pointerClass="EMFile",
+                  condition=f"modelChoice=={constants.MODEL_TRAINED}", label="Trained network",
+                  help="The output of a 'deepres - train model' run made for the chosen range.")
+    form.addParam("customModel", params.PathParam, condition=f"modelChoice=={constants.MODEL_FILE}",
+                  label="Network file (.keras)",
+                  help="A .keras file with its .json sidecar, made for the chosen range.")
+
+
+def defineGpuParams(form):
+    """Hidden GPU parameters of the protocols that run TensorFlow."""
+    form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
+                   label="Use GPU", help="TensorFlow uses the first visible GPU when there is one.")
+    form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU id")
+
+
+def validateNetwork(protocol) -> list:
+    """Errors about the network chosen on ``protocol`` (missing file, or made for another range)."""
+    errors = []
+    try:
+        if protocol.modelChoice.get() == constants.MODEL_SHIPPED:
+            shipped_model_path(protocol.getRangeName())
+        else:
+            info = read_model_info(protocol.getModelPath())
+            if info.range_name != protocol.getRangeName():
+                errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
+    except ParameterError as exc:
+        errors.append(f"Network: {exc}")
+    return errors
+
+
 class ProtDeepResLocalResolution(ProtAnalysis3D):
     """Local resolution of a cryo-EM map with DeepRes (Ramirez-Aportela et al., IUCrJ 2019).
 
@@ -58,20 +96,8 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
                            "works at 1 A/px). high: for maps between 1.5 and 6 A (works at 0.5 A/px; "
                            "the input pixel size should then be 0.75 A or finer). The map is resampled "
                            "to the network's pixel size and the result brought back to the map's grid.")
-        form.addParam("modelChoice", params.EnumParam, choices=constants.MODEL_LABELS,
-                      default=constants.MODEL_SHIPPED, display=params.EnumParam.DISPLAY_HLIST,
-                      label="Network",
-                      help="The network shipped with the plugin for the chosen range, one trained in this "
-                           "project with 'deepres - train model', or a .keras file from `deepres train`.")
-        form.addParam("trainedModel", params.PointerParam, pointerClass="EMFile",
-                      condition=f"modelChoice=={constants.MODEL_TRAINED}", label="Trained network",
-                      help="The output of a 'deepres - train model' run made for the chosen range.")
-        form.addParam("customModel", params.PathParam, condition=f"modelChoice=={constants.MODEL_FILE}",
-                      label="Network file (.keras)",
-                      help="A .keras file with its .json sidecar, made for the chosen range.")
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
-                       label="Use GPU", help="TensorFlow uses the first visible GPU when there is one.")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU id")
+        defineNetworkParams(form)
+        defineGpuParams(form)
 
     # --------------------------- INSERT steps functions ----------------------------------
     def _insertAllSteps(self):
@@ -157,15 +183,7 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
             if abs(mask.getSamplingRate() - volume.getSamplingRate()) > 1e-3 * volume.getSamplingRate():
                 errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} A/px) differs from the "
                               f"map's ({volume.getSamplingRate():g} A/px).")
-        try:
-            if self.modelChoice.get() == constants.MODEL_SHIPPED:
-                shipped_model_path(self.getRangeName())
-            else:
-                info = read_model_info(self.getModelPath())
-                if info.range_name != self.getRangeName():
-                    errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
-        except ParameterError as exc:
-            errors.append(f"Network: {exc}")
+        errors += validateNetwork(self)
         return errors
 
     def _warnings(self):
