@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from ..core.dataset import DatasetConfig, generate_dataset
+from ..core.dataset import CONDITION_SCHEMES, DatasetConfig, generate_dataset
 from ..core.ranges import RANGES
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "at inference, which removes the bias of a regression at the edge of its range")
     parser.add_argument("--noise-shape", choices=("uniform", "square"), default=_DEFAULTS.noise_shape,
                         help="noise SD uniform in [0, max], or max * u^2 (mostly light noise)")
+    parser.add_argument("--conditions", choices=CONDITION_SCHEMES, default=_DEFAULTS.conditions,
+                        help="varied (default): each filtered map gets a random low-pass shape, B envelope, noise "
+                             "colour and reference, and solvent (flattened, masked); paper: Xmipp's filter and "
+                             "noise relative to the map maximum only")
     parser.add_argument("--max-structures", type=int, help="use a seeded random subset of this many structures")
     parser.add_argument("--dtype", choices=("float16", "float32"), default=_DEFAULTS.dtype,
                         help="storage type of the boxes (default float16: half the disk, 1e-3 precision)")
@@ -56,7 +60,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     config = DatasetConfig(range_name=args.range_name, seed=args.seed,
                            labels_per_structure=args.labels_per_structure, boxes_per_label=args.boxes_per_label,
-                           noise_sd_max=args.noise_max, filtered_noise_fraction=args.filtered_noise_fraction,
+                           noise_sd_max=args.noise_max, conditions=args.conditions,
+                           filtered_noise_fraction=args.filtered_noise_fraction,
                            val_fraction=args.val_fraction, dtype=args.dtype, label_min=args.label_min,
                            noise_shape=args.noise_shape)
     start = time.perf_counter()

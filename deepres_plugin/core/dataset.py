@@ -32,6 +32,16 @@ For every atomic model (paper section 2.1, with the changes listed here):
 6. Each 13^3 box is divided by its L2 norm (paper 2.1); the label is the filter's
    resolution in A.
 
+*Map conditions* (``conditions="varied"``, the default since format 2): steps 3-4 draw, for
+every filtered map, a :class:`.conditions.MapCondition`: the low-pass shape (raised
+cosines of several widths, Butterworth, Gaussian, all anchored on the label's
+half-amplitude point), a mild B-factor envelope, the noise colour (white, low-passed like
+the signal, 1/f), the reference of the noise level (the map's maximum, the molecule's SD,
+the box's own RMS) and the solvent (noisy, flattened or masked by a soft mask of random
+radius and edge around the atoms). ``conditions="paper"`` keeps the format-1 scheme
+(Xmipp's filter, noise relative to the maximum, noisy solvent). The label is always the
+low-pass resolution (see :mod:`.conditions` for its meaning under each shape).
+
 *Split by structure*: each model belongs to a group (the complex it comes from:
 ``BM5_1ABC_l_b`` and ``BM5_1ABC_r_u`` share group ``BM5_1ABC``); whole groups go to the
 validation split, chosen by a hash of the seed and the group name. Boxes of one complex
@@ -66,13 +76,19 @@ from .errors import DeepResError, ParameterError
 from .fileio import atomic_outputs
 from .filters import lowpass_bank
 from .fourier import rfft_map
+from .conditions import (NOISE_COLOURS, NOISE_REFERENCES, SOLVENTS, atom_distance, coloured_noise,
+                         draw_condition, filtered_signals, soft_mask)
+from .filters import LowpassShape
 from .masks import ATOM_MASK_RADIUS_A
 from .ranges import BOX_SIZE, ResolutionRange, get_range
 from .simulate import is_model_file, model_density, read_model
 
 logger = logging.getLogger(__name__)
 
-DATASET_FORMAT_VERSION = 1
+DATASET_FORMAT_VERSION = 2
+#: How the filtered maps of a dataset are made: ``paper`` (format 1: Xmipp's filter, noise
+#: relative to the maximum, noisy solvent) or ``varied`` (a random :class:`MapCondition` each).
+CONDITION_SCHEMES = ("paper", "varied")
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
 SHARD_DIR = "shards"
@@ -110,6 +126,7 @@ class DatasetConfig:
     box_size: int = BOX_SIZE
     label_min: float | None = None
     noise_shape: str = "uniform"
+    conditions: str = "varied"
 
     def validate(self) -> ResolutionRange:
         """Check the options; return the resolution range."""
@@ -124,6 +141,10 @@ class DatasetConfig:
             raise ParameterError(f"dtype must be float16 or float32, not {self.dtype!r}")
         if self.box_size % 2 == 0 or self.box_size < 3:
             raise ParameterError("the box size must be odd and at least 3 voxels")
+        if self.conditions not in CONDITION_SCHEMES:
+            raise ParameterError(f"conditions must be one of {', '.join(CONDITION_SCHEMES)}, not {self.conditions!r}")
+        if not np.isfinite(self.noise_sd_max):
+            raise ParameterError("the maximum noise SD must be finite")
         if self.noise_shape not in NOISE_SHAPES:
             raise ParameterError(f"noise shape must be one of {', '.join(NOISE_SHAPES)}")
         if self.label_min is not None and not (2 * resolution_range.voxel_size <= self.label_min
@@ -255,6 +276,18 @@ def normalise_boxes(boxes: np.ndarray) -> np.ndarray:
     return boxes / np.maximum(norms, MIN_BOX_NORM)[:, None, None, None].astype(np.float32)
 
 
+def coloured_noise_boxes(rng: np.random.Generator, colour: str, cutoff_digital: float, lowpass: LowpassShape,
+                         count: int, box_size: int = BOX_SIZE, field_size: int = NOISE_FIELD_SIZE) -> np.ndarray:
+    """``count`` boxes of unit-SD noise of a colour (:func:`.conditions.coloured_noise`), cut at
+    random positions of one periodic field of ``field_size``^3 voxels."""
+    if colour == "white":
+        return rng.standard_normal((count,) + (box_size,) * 3, dtype=np.float32)
+    field = coloured_noise(rng, (field_size,) * 3, colour, cutoff_digital, lowpass)
+    wrapped = np.pad(field, [(0, box_size - 1)] * 3, mode="wrap")
+    corners = rng.integers(0, field_size, size=(count, 3))
+    return extract_boxes(wrapped, corners + box_size // 2, box_size)
+
+
 def filtered_noise_boxes(rng: np.random.Generator, voxel_size: float, resolution: float, count: int,
                          box_size: int = BOX_SIZE, field_size: int = NOISE_FIELD_SIZE) -> np.ndarray:
     """``count`` boxes of unit-SD Gaussian noise low-passed at ``resolution`` A.
@@ -283,9 +316,12 @@ def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
     resolution_range = config.validate()
     rng = np.random.default_rng(structure_seed(config.seed, structure_name(model_path)))
     simulated = model_density(read_model(model_path), resolution_range.voxel_size, config.padding_angstrom())
-    candidates = box_centre_candidates(simulated.atom_mask(ATOM_MASK_RADIUS_A), config.box_size)
+    molecule = simulated.atom_mask(ATOM_MASK_RADIUS_A)
+    candidates = box_centre_candidates(molecule, config.box_size)
     if len(candidates) == 0:
         raise DeepResError(f"{model_path}: no voxel of the molecule has a full box in the grid")
+    if config.conditions == "varied":
+        return _varied_examples(simulated, molecule, candidates, config, rng, fft_workers)
 
     count, per_label = config.labels_per_structure, config.boxes_per_label
     labels = draw_labels(rng, resolution_range, count, config.label_min)
@@ -310,6 +346,54 @@ def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
         "noise_sd": np.repeat(noise_sd, per_label).astype(np.float32),
         "filtered_noise": np.repeat(filtered_noise, per_label),
         "centres": centres.reshape(-1, 3).astype(np.int32),
+    }
+
+
+def _varied_examples(simulated, molecule: np.ndarray, candidates: np.ndarray, config: DatasetConfig,
+                     rng: np.random.Generator, fft_workers: int) -> dict[str, np.ndarray]:
+    """Steps 2-6 with one random :class:`.conditions.MapCondition` per filtered map."""
+    resolution_range = get_range(config.range_name)
+    voxel, size = resolution_range.voxel_size, config.box_size
+    count, per_label = config.labels_per_structure, config.boxes_per_label
+    labels = draw_labels(rng, resolution_range, count, config.label_min)
+    conditions = [draw_condition(rng, config.noise_sd_max, NOISE_SHAPES[config.noise_shape]) for _ in labels]
+    centres = deal_centres(candidates, count, per_label, rng)
+    seeds = simulated.atom_mask(0.0) if any(c.solvent != "noisy" for c in conditions) else None
+    distance = atom_distance(seeds, voxel) if seeds is not None else None
+
+    boxes = np.empty((count, per_label) + (size,) * 3, dtype=config.dtype)
+    signals = filtered_signals(simulated.density, voxel, list(labels), conditions, workers=fft_workers)
+    for i, (signal, condition) in enumerate(zip(signals, conditions)):
+        peak = float(signal.max())
+        signal_boxes = extract_boxes(signal, centres[i], size) / np.float32(peak)
+        if condition.noise_reference == "maximum":
+            reference: np.ndarray | float = 1.0
+        elif condition.noise_reference == "sd":
+            reference = float(signal[molecule].std()) / peak
+        else:
+            reference = np.sqrt(np.mean(signal_boxes.astype(np.float64) ** 2, axis=(1, 2, 3)))[:, None, None, None]
+        noise = coloured_noise_boxes(rng, condition.noise_colour, voxel / labels[i], condition.lowpass,
+                                     per_label, size)
+        noise = noise * (np.float32(condition.noise_level) * np.asarray(reference, np.float32))
+        if condition.solvent != "noisy":
+            mask = soft_mask(extract_boxes(distance, centres[i], size), condition.mask_radius, condition.mask_edge)
+            noise = noise * mask
+            if condition.solvent == "masked":
+                signal_boxes = signal_boxes * mask
+        boxes[i] = normalise_boxes(signal_boxes + noise)
+    shapes = [c.lowpass for c in conditions]
+    return {
+        "boxes": boxes.reshape((-1,) + (size,) * 3),
+        "labels": np.repeat(labels, per_label).astype(np.float32),
+        "noise_sd": np.repeat([c.noise_level for c in conditions], per_label).astype(np.float32),
+        "filtered_noise": np.repeat([c.noise_colour == "signal" for c in conditions], per_label),
+        "centres": centres.reshape(-1, 3).astype(np.int32),
+        "lowpass": np.repeat([s.label() for s in shapes], per_label),
+        "bfactor": np.repeat([c.bfactor(r) for c, r in zip(conditions, labels)], per_label).astype(np.float32),
+        "noise_colour": np.repeat([NOISE_COLOURS.index(c.noise_colour) for c in conditions], per_label).astype(np.int8),
+        "noise_reference": np.repeat([NOISE_REFERENCES.index(c.noise_reference) for c in conditions],
+                                     per_label).astype(np.int8),
+        "solvent": np.repeat([SOLVENTS.index(c.solvent) for c in conditions], per_label).astype(np.int8),
     }
 
 

@@ -6,7 +6,8 @@ Frequencies are "digital" (cycles per voxel, Nyquist = 0.5) where Xmipp uses the
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import dataclasses
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -18,6 +19,73 @@ from .fourier import frequency_magnitude, irfft_map, rfft_map
 RAISED_COSINE_WIDTH = 0.02
 #: Nyquist frequency in cycles per voxel.
 NYQUIST_DIGITAL = 0.5
+#: Low-pass families. Whatever the family, a filter "at resolution d" has its half-amplitude
+#: point where Xmipp's raised cosine (width :data:`RAISED_COSINE_WIDTH`) at d has it: at
+#: digital frequency ``voxel / d + RAISED_COSINE_WIDTH / 2`` of the grid it filters. So the
+#: label d of every shape keeps the meaning DeepRes' training data always had (pass band of
+#: the paper's filter ending at d), and shapes differ only in how steeply they fall.
+LOWPASS_KINDS = ("cosine", "butterworth", "gaussian")
+#: Amplitude at which every low-pass shape is anchored (see :data:`LOWPASS_KINDS`).
+HALF_AMPLITUDE = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class LowpassShape:
+    """The shape of a low-pass filter.
+
+    Attributes:
+        kind: ``cosine`` (raised cosine of full width ``width`` centred on the half-amplitude
+            point; width 0.02 is Xmipp's filter exactly), ``butterworth`` (order ``order``:
+            ``1 / sqrt(1 + (f / fc)^(2n))``) or ``gaussian`` (``exp(-f^2 / 2 sigma^2)``).
+        width: fall-off width of the raised cosine, cycles per voxel.
+        order: Butterworth order.
+    """
+
+    kind: str = "cosine"
+    width: float = RAISED_COSINE_WIDTH
+    order: int = 8
+
+    def __post_init__(self) -> None:
+        if self.kind not in LOWPASS_KINDS:
+            raise ParameterError(f"low-pass kind must be one of {', '.join(LOWPASS_KINDS)}, not {self.kind!r}")
+        if not self.width > 0 or self.order < 1:
+            raise ParameterError("the raised-cosine width must be positive and the Butterworth order >= 1")
+
+    def label(self) -> str:
+        """Short name, e.g. ``cosine 0.02``, ``butterworth 4``, ``gaussian``."""
+        return {"cosine": f"cosine {self.width:g}", "butterworth": f"butterworth {self.order}"}.get(
+            self.kind, self.kind)
+
+    @classmethod
+    def from_label(cls, label: str) -> "LowpassShape":
+        """The shape named by :meth:`label` (as stored in dataset shards)."""
+        kind, _, value = label.partition(" ")
+        if kind == "cosine":
+            return cls(kind, width=float(value))
+        if kind == "butterworth":
+            return cls(kind, order=int(value))
+        return cls(kind)
+
+    @staticmethod
+    def half_amplitude_digital(cutoff_digital: float) -> float:
+        """Digital frequency where every shape at ``cutoff_digital`` (= voxel / d) is 0.5."""
+        return cutoff_digital + RAISED_COSINE_WIDTH / 2
+
+    def response(self, freq_digital: np.ndarray, cutoff_digital: float) -> np.ndarray:
+        """Amplitude response at ``freq_digital`` for a filter at ``cutoff_digital`` (= voxel / d)."""
+        f = np.asarray(freq_digital)
+        half = self.half_amplitude_digital(cutoff_digital)
+        if self.kind == "cosine":
+            return raised_cosine_lowpass(f, half - self.width / 2, self.width)
+        if self.kind == "butterworth":
+            corner = half / (HALF_AMPLITUDE ** -2 - 1) ** (1 / (2 * self.order))
+            return 1.0 / np.sqrt(1.0 + (f / corner) ** (2 * self.order))
+        sigma = half / np.sqrt(-2 * np.log(HALF_AMPLITUDE))
+        return np.exp(-0.5 * (f / sigma) ** 2)
+
+
+#: Xmipp's filter, the one of the paper's training data and of ``deepres simulate``.
+XMIPP_LOWPASS = LowpassShape()
 
 
 def check_resolution(resolution: float, voxel_size: float) -> float:
@@ -79,7 +147,8 @@ def lowpass_filter(volume: np.ndarray, voxel_size: float, resolution: float,
 
 def lowpass_bank(spectrum: np.ndarray, shape: tuple[int, int, int], voxel_size: float,
                  resolutions: Iterable[float], width: float = RAISED_COSINE_WIDTH,
-                 workers: int | None = None) -> Iterator[np.ndarray]:
+                 workers: int | None = None, shapes: Sequence[LowpassShape] | None = None,
+                 bfactors: Sequence[float] | None = None) -> Iterator[np.ndarray]:
     """Filter one spectrum at several resolutions (one inverse FFT each).
 
     Args:
@@ -87,17 +156,31 @@ def lowpass_bank(spectrum: np.ndarray, shape: tuple[int, int, int], voxel_size: 
         shape: real-space shape of the map.
         voxel_size: A/px.
         resolutions: low-pass resolutions in A.
-        width: raised-cosine width in cycles per voxel.
+        width: raised-cosine width in cycles per voxel (Xmipp's semantics: the pass band ends
+            at the resolution), used when ``shapes`` is not given.
         workers: FFT threads (None: scipy's default).
+        shapes: one :class:`LowpassShape` per resolution instead of Xmipp's raised cosine.
+        bfactors: one B-factor (A^2) per resolution, applied before the low-pass as an envelope
+            that is held constant beyond the filter's half-amplitude point (a sharpening B
+            boosts the pass band, not the filter's tail: a Butterworth tail times
+            ``exp(|B| s^2 / 4)`` would otherwise grow without bound).
 
     Yields:
         float32 maps, one per resolution, in the given order.
     """
     freq = frequency_magnitude(shape).astype(np.float32)
-    for resolution in resolutions:
+    resolutions = list(resolutions)
+    for i, resolution in enumerate(resolutions):
         check_resolution(resolution, voxel_size)
-        response = raised_cosine_lowpass(freq, voxel_size / resolution, width).astype(freq.dtype)
-        yield irfft_map(spectrum * response, shape, workers).astype(np.float32, copy=False)
+        cutoff = voxel_size / resolution
+        if shapes is None:
+            response = raised_cosine_lowpass(freq, cutoff, width)
+        else:
+            response = shapes[i].response(freq, cutoff)
+        if bfactors is not None and bfactors[i]:
+            held = np.minimum(freq, LowpassShape.half_amplitude_digital(cutoff))
+            response = response * bfactor_response(held / voxel_size, bfactors[i]).astype(freq.dtype)
+        yield irfft_map(spectrum * response.astype(freq.dtype), shape, workers).astype(np.float32, copy=False)
 
 
 def apply_bfactor(volume: np.ndarray, voxel_size: float, bfactor: float,

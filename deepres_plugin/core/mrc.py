@@ -22,6 +22,11 @@ from .fileio import atomic_outputs
 ISOTROPY_TOLERANCE = 1e-3
 #: MRC axis labels: 1 = X, 2 = Y, 3 = Z; the standard order has columns along X.
 STANDARD_AXIS_ORDER = (1, 2, 3)
+#: File suffix of image stacks (RELION, cryoSPARC); compression suffixes are looked through.
+STACK_SUFFIX = ".mrcs"
+COMPRESSION_SUFFIXES = (".gz", ".bz2")
+#: MRC2014 space groups of volume stacks (401-630): nz / mz volumes of mz sections each.
+VOLUME_STACK_SPACE_GROUPS = (401, 630)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,30 +84,98 @@ def check_voxel_size(voxel_size: float, source: str = "map") -> float:
     return value
 
 
+def is_stack_file(path: str | os.PathLike) -> bool:
+    """Whether the file name says image stack (``.mrcs``, compressed or not).
+
+    The space group does not decide it: UCSF Chimera, ChimeraX, EMAN2 and others write
+    ``ispg = 0`` (the MRC2014 value for an image stack) for ordinary 3D volumes, so a
+    ``.mrc``/``.map``/``.ccp4`` file with nz > 1 is read as one volume whatever its space group.
+    """
+    name = Path(path).name.lower()
+    for suffix in COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name.endswith(STACK_SUFFIX)
+
+
+def _anisotropy_error(path: Path, file_voxel: np.ndarray) -> MapFormatError | None:
+    """The error for a header whose (valid) voxel sizes differ along x, y and z, else None."""
+    if np.all(file_voxel > 0) and np.all(np.isfinite(file_voxel)) \
+            and np.ptp(file_voxel) > ISOTROPY_TOLERANCE * file_voxel.max():
+        return MapFormatError(f"{path} has anisotropic voxels {tuple(np.round(file_voxel, 4))} A/px; "
+                              "resample it to cubic voxels first")
+    return None
+
+
+def check_map_file(path: str | os.PathLike) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """Check from its header alone that a file is one 3D volume with cubic voxels.
+
+    Cheap (the data are not read): Scipion's ``_validate`` uses it before a run.
+
+    Returns:
+        ``(shape_zyx, voxel_xyz)``: the volume's shape and the header's voxel sizes (A/px).
+
+    Raises:
+        MapFormatError: missing or non-MRC file, ``.mrcs`` stack, volume stack, 2D image,
+            invalid axis order, anisotropic voxels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MapFormatError(f"{path}: no such file")
+    if is_stack_file(path):
+        raise MapFormatError(f"{path} is an image stack ({STACK_SUFFIX}); a single 3D volume (.mrc, .map) "
+                             "is required")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mrcfile warns about odd headers; we check what matters
+            with mrcfile.open(path, mode="r", permissive=False, header_only=True) as mrc:
+                header = mrc.header
+                file_voxel = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], float)
+                dims = (int(header.nz), int(header.ny), int(header.nx))
+                axis_order = (int(header.mapc), int(header.mapr), int(header.maps))
+                is_volume_stack = VOLUME_STACK_SPACE_GROUPS[0] <= int(header.ispg) <= VOLUME_STACK_SPACE_GROUPS[1]
+                volumes = int(header.nz) // max(int(header.mz), 1) if is_volume_stack else 1
+    except (ValueError, OSError, EOFError) as exc:
+        raise MapFormatError(f"{path} is not a readable MRC/CCP4 map ({exc})") from None
+    if volumes > 1:
+        raise MapFormatError(f"{path} is a stack of {volumes} volumes (space group {int(header.ispg)}); "
+                             "a single 3D volume is required")
+    if min(dims) < 1 or dims[0] == 1:
+        raise MapFormatError(f"{path} is a 2D image; a single 3D volume is required")
+    if sorted(axis_order) != [1, 2, 3]:
+        raise MapFormatError(f"{path} has an invalid axis order MAPC/MAPR/MAPS = {axis_order}")
+    error = _anisotropy_error(path, file_voxel)
+    if error is not None:
+        raise error
+    shape_zyx = tuple(int(n) for n in np.array(dims)[list(_file_to_zyx_axes(axis_order))])
+    return shape_zyx, tuple(float(v) for v in file_voxel)
+
+
 def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[np.ndarray, MapGeometry]:
     """Read a 3D MRC/CCP4 map (optionally gzip/bzip2 compressed).
 
     Args:
         path: the map file.
-        voxel_size: A/px to use instead of the header's value (for headers that lie).
+        voxel_size: A/px to use instead of the header's value (for headers that lie: a zero
+            or unit cell). A header with valid but anisotropic voxel sizes is refused either way.
 
     Returns:
         ``(data, geometry)``: float32 array indexed [z, y, x] and the map's geometry.
+
+    A file with nz > 1 is one volume whatever its space group (0 included, as UCSF Chimera
+    writes it); ``.mrcs`` files and volume stacks (several volumes in one file) are refused.
 
     Raises:
         MapFormatError: missing or non-MRC file, data that is not a single 3D volume,
             complex data, NaN/Inf values, zero/negative or anisotropic voxel size.
     """
     path = Path(path)
-    if not path.is_file():
-        raise MapFormatError(f"{path}: no such file")
+    check_map_file(path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # mrcfile warns about odd headers; we check what matters
+            warnings.simplefilter("ignore")
             with mrcfile.open(path, mode="r", permissive=False) as mrc:
                 data = np.asarray(mrc.data)
                 header = mrc.header
-                is_stack = mrc.is_image_stack() or mrc.is_volume_stack()
                 file_voxel = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], float)
                 origin = (float(header.origin.x), float(header.origin.y), float(header.origin.z))
                 nstart = (int(header.nxstart), int(header.nystart), int(header.nzstart))
@@ -110,13 +183,11 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
     except (ValueError, OSError, EOFError) as exc:
         raise MapFormatError(f"{path} is not a readable MRC/CCP4 map ({exc})") from None
 
-    if data is None or data.ndim != 3 or is_stack:
-        kind = "an image stack" if is_stack else f"{0 if data is None else data.ndim}-dimensional"
+    if data is None or data.ndim != 3 or data.shape[0] == 1:
+        kind = "a 2D image" if data is not None and data.ndim >= 2 else f"{0 if data is None else data.ndim}-dimensional"
         raise MapFormatError(f"{path} is {kind}; a single 3D volume is required")
     if np.iscomplexobj(data):
         raise MapFormatError(f"{path} holds complex (Fourier) data; a real-space map is required")
-    if sorted(axis_order) != [1, 2, 3]:
-        raise MapFormatError(f"{path} has an invalid axis order MAPC/MAPR/MAPS = {axis_order}")
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         raise MapFormatError(f"{path} contains {bad} NaN or infinite values")
@@ -124,10 +195,6 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
     if voxel_size is None:
         if np.any(file_voxel <= 0) or not np.all(np.isfinite(file_voxel)):
             check_voxel_size(float(file_voxel.min()), str(path))
-        if np.ptp(file_voxel) > ISOTROPY_TOLERANCE * file_voxel.max():
-            raise MapFormatError(
-                f"{path} has anisotropic voxels {tuple(np.round(file_voxel, 4))} A/px; "
-                "resample it to cubic voxels first")
         voxel_size = float(file_voxel.mean())
     voxel_size = check_voxel_size(voxel_size, str(path))
 

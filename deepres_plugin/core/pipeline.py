@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..version import __version__
+from .diagnostics import check_map_for_range, map_warnings, measure_map
 from .errors import MaskError
 from .fileio import output_directory, write_files
 from .inference import DEFAULT_SLAB_BYTES, predict_map
@@ -22,6 +23,7 @@ from .masks import automatic_mask, read_mask
 from .models import shipped_model_path
 from .mrc import read_map, write_map
 from .networks import load_model
+from .ranges import get_range
 from .report import DEFAULT_PALETTE, report_contents, resolution_values
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     """
     start = time.perf_counter()
     volume, geometry = read_map(map_path, voxel_size=options.sampling)
+    check_map_for_range(geometry.voxel_size, volume.shape, get_range(options.range_name), str(map_path))
     model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
     network, info = load_model(model_path, options.range_name)
     if options.mask:
@@ -72,6 +75,11 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
             raise MaskError("the automatic mask covers the whole box; give a mask with --mask")
     if not info.trained:
         logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
+    condition = measure_map(volume, geometry.voxel_size, mask)
+    logger.info("map condition: %s", condition.describe())
+    warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name))
+    for warning in warnings:
+        logger.warning(warning)
     prediction = predict_map(volume, geometry.voxel_size, mask, network, info, device=options.device,
                              path=options.path, progress=options.progress, slab_bytes=options.slab_bytes)
     low, high = prediction.clamp
@@ -84,6 +92,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         "input_shape_zyx": list(volume.shape), "model_grid_shape_zyx": list(prediction.model_shape),
         "clamp": {"low": low, "high": high, "note": CLAMP_NOTE},
         "background_level": prediction.background, "mask": mask_source,
+        "map_condition": condition.as_dict(), "warnings": warnings,
         "voxels_by_path": prediction.voxels_by_path, "device": options.device,
         "prediction_seconds": round(prediction.seconds, 3),
         "deepres_version": __version__, "python": platform.python_version(),

@@ -11,7 +11,9 @@ from pwem.protocols import ProtAnalysis3D
 from pyworkflow.protocol import params
 
 from .. import constants
-from ..core.errors import ParameterError
+from ..core.diagnostics import check_map_for_range, geometry_warnings
+from ..core.errors import MapFormatError, ParameterError
+from ..core.mrc import check_map_file
 from ..core.models import shipped_model_path
 from ..core.networks import read_model_info
 from ..core.ranges import RANGES
@@ -19,7 +21,7 @@ from ..core.ranges import RANGES
 INPUT_MAP = "input_map.mrc"
 INPUT_MASK = "input_mask.mrc"
 OUTPUT_DIR = "deepres"
-MRC_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec")
+MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz", ".rec")
 
 
 class outputs(Enum):
@@ -133,6 +135,13 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
         for name, key in (("medianResolution", "median"), ("minResolution", "min"), ("maxResolution", "max"),
                           ("percentile20", "percentile_20"), ("percentile80", "percentile_80")):
             setattr(self, name, pwobj.Float(summary[key]))
+        condition = summary.get("map_condition", {})
+        if condition.get("bfactor_A2") is not None:
+            self.mapBfactor = pwobj.Float(condition["bfactor_A2"])
+        self.solventState = pwobj.String(condition.get("solvent", ""))
+        if condition.get("noise_to_signal") is not None:
+            self.noiseToSignal = pwobj.Float(condition["noise_to_signal"])
+        self.mapWarnings = pwobj.String("\n".join(summary.get("warnings", [])))
         self._defineOutputs(**{outputs.resolution_Volume.name: output})
         self._defineSourceRelation(self.inputVolume, output)
 
@@ -181,19 +190,24 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
             if mask.getDim() != volume.getDim():
                 errors.append(f"The mask's dimensions {mask.getDim()} differ from the map's {volume.getDim()}.")
             if abs(mask.getSamplingRate() - volume.getSamplingRate()) > 1e-3 * volume.getSamplingRate():
-                errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} A/px) differs from the "
-                              f"map's ({volume.getSamplingRate():g} A/px).")
+                errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
+                              f"map's ({volume.getSamplingRate():g} Å/px).")
+        source = volume.getFileName().split(":")[0]
+        try:
+            if source.lower().endswith(MRC_SUFFIXES):
+                check_map_file(source)
+            check_map_for_range(volume.getSamplingRate(), volume.getDim(), RANGES[self.getRangeName()])
+        except (MapFormatError, ParameterError) as exc:
+            errors.append(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         errors += validateNetwork(self)
         return errors
 
     def _warnings(self):
         warnings = []
         volume = self.inputVolume.get()
-        resolution_range = RANGES[self.getRangeName()]
-        if volume is not None and volume.getSamplingRate() > resolution_range.min_resolution / 2:
-            warnings.append(f"The map's pixel size ({volume.getSamplingRate():g} A) is coarser than half the "
-                            f"range's best resolution ({resolution_range.min_resolution:g} A): resolutions "
-                            f"below {2 * volume.getSamplingRate():g} A (Nyquist) cannot be reported.")
+        if volume is not None:
+            warnings += [f"{w[0].upper()}{w[1:]}." for w in
+                         geometry_warnings(volume.getSamplingRate(), volume.getDim(), RANGES[self.getRangeName()])]
         if not self.inputMask.hasValue():
             warnings.append("No mask given: an automatic mask will be made from the map.")
         return warnings
@@ -201,10 +215,23 @@ class ProtDeepResLocalResolution(ProtAnalysis3D):
     def _summary(self):
         if not self.isFinished() or not hasattr(self, "medianResolution"):
             return ["The local resolution has not been computed yet."]
-        return [f"Median local resolution {self.medianResolution.get():.2f} A "
-                f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} A, "
-                f"range {self.minResolution.get():.2f}-{self.maxResolution.get():.2f} A), "
-                f"{self.getRangeName()} network."]
+        return [f"Median local resolution {self.medianResolution.get():.2f} Å "
+                f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} Å, "
+                f"range {self.minResolution.get():.2f}-{self.maxResolution.get():.2f} Å), "
+                f"{self.getRangeName()} network."] + self._conditionSummary()
+
+    def _conditionSummary(self):
+        """The map's B-factor, noise and solvent as measured by the prediction, and its warnings."""
+        lines = []
+        if hasattr(self, "mapBfactor"):
+            lines.append(f"Map B-factor (Guinier, 10 Å to the supported resolution): {self.mapBfactor.get():.0f} Å².")
+        if hasattr(self, "solventState") and self.solventState.get():
+            noise = (f"; noise outside the mask {self.noiseToSignal.get():.2f} × the molecule's SD"
+                     if hasattr(self, "noiseToSignal") else "")
+            lines.append(f"Solvent {self.solventState.get()}{noise}.")
+        if hasattr(self, "mapWarnings") and self.mapWarnings.get():
+            lines += [f"Warning: {w}." for w in self.mapWarnings.get().split("\n")]
+        return lines
 
     def _methods(self):
         if not self.isFinished() or not hasattr(self, "medianResolution"):

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from deepres_plugin.core import dataset as ds
+from deepres_plugin.core.conditions import NOISE_REFERENCE_SCALE, SOLVENTS
 from deepres_plugin.core.errors import ParameterError
+from deepres_plugin.core.filters import LowpassShape, lowpass_bank
 from deepres_plugin.core.ranges import BOX_SIZE, RANGES
 from deepres_plugin.core.simulate import model_density, read_model
 
@@ -40,7 +42,7 @@ def test_examples_have_labels_in_range_and_unit_norm_boxes(data_dir, range_name)
     distinct = np.unique(labels)
     assert len(distinct) == 4
     np.testing.assert_array_equal(np.digitize(distinct, strata), [1, 2, 3, 4])
-    assert examples["noise_sd"].max() <= config.noise_sd_max
+    assert examples["noise_sd"].max() <= config.noise_sd_max * max(NOISE_REFERENCE_SCALE.values())
 
 
 def test_box_centres_cover_the_molecule_without_repetition(data_dir):
@@ -58,7 +60,8 @@ def test_box_centres_cover_the_molecule_without_repetition(data_dir):
 
 def test_boxes_are_the_normalised_map_around_their_centre(data_dir):
     """Rebuild one noise-free box by hand: low-pass, cut, normalise."""
-    config = ds.DatasetConfig("wide", labels_per_structure=2, boxes_per_label=3, noise_sd_max=0.0, dtype="float32")
+    config = ds.DatasetConfig("wide", labels_per_structure=2, boxes_per_label=3, noise_sd_max=0.0, dtype="float32",
+                              conditions="paper")
     examples = ds.structure_examples(data_dir / PROTEIN, config)
     from deepres_plugin.core.filters import lowpass_filter
 
@@ -67,6 +70,30 @@ def test_boxes_are_the_normalised_map_around_their_centre(data_dir):
     z, y, x = examples["centres"][0]
     box = filtered[z - 6:z + 7, y - 6:y + 7, x - 6:x + 7]
     np.testing.assert_allclose(examples["boxes"][0], box / np.linalg.norm(box), atol=1e-5)
+
+
+def test_varied_boxes_are_the_map_filtered_with_their_shape_and_envelope(data_dir):
+    """Noise-free boxes rebuilt by hand from the condition stored with them: the drawn low-pass
+    shape and B envelope; masked solvent zeroes the box's far corners, never the centre."""
+    config = ds.DatasetConfig("wide", labels_per_structure=12, boxes_per_label=4, noise_sd_max=0.0,
+                              dtype="float32")
+    examples = ds.structure_examples(data_dir / PROTEIN, config)
+    assert len(set(examples["lowpass"])) >= 3 and np.ptp(examples["bfactor"]) > 0
+    simulated = model_density(read_model(data_dir / PROTEIN), 1.0, config.padding_angstrom())
+    spectrum = np.fft.rfftn(simulated.density)
+    checked = 0
+    for i in range(0, len(examples["labels"]), config.boxes_per_label):
+        shape = LowpassShape.from_label(str(examples["lowpass"][i]))
+        filtered = next(lowpass_bank(spectrum, simulated.density.shape, 1.0, [float(examples["labels"][i])],
+                                     shapes=[shape], bfactors=[float(examples["bfactor"][i])]))
+        z, y, x = examples["centres"][i]
+        box = filtered[z - 6:z + 7, y - 6:y + 7, x - 6:x + 7]
+        if SOLVENTS[examples["solvent"][i]] == "masked":
+            assert examples["boxes"][i][6, 6, 6] != 0
+            continue
+        np.testing.assert_allclose(examples["boxes"][i], box / np.linalg.norm(box), atol=1e-5)
+        checked += 1
+    assert checked >= 4
 
 
 def test_examples_are_reproducible_from_the_seed(data_dir):
@@ -177,7 +204,8 @@ def test_labels_may_start_below_the_range_and_noise_may_be_skewed(data_dir):
         ds.DatasetConfig("wide", label_min=1.5).validate()
     with pytest.raises(ParameterError, match="noise shape"):
         ds.DatasetConfig("wide", noise_shape="cubic").validate()
-    uniform = ds.structure_examples(data_dir / PROTEIN, ds.DatasetConfig(
-        "wide", labels_per_structure=8, boxes_per_label=5, label_min=2.0))
+    square, uniform = (ds.structure_examples(data_dir / PROTEIN, ds.DatasetConfig(
+        "wide", labels_per_structure=8, boxes_per_label=5, label_min=2.0, noise_shape=shape, conditions="paper"))
+        for shape in ("square", "uniform"))
     # same random stream: the square shape squares the uniform draw u = SD / max
-    np.testing.assert_allclose(examples["noise_sd"], uniform["noise_sd"] ** 2 / config.noise_sd_max, rtol=1e-5)
+    np.testing.assert_allclose(square["noise_sd"], uniform["noise_sd"] ** 2 / config.noise_sd_max, rtol=1e-5)

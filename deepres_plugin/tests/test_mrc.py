@@ -68,8 +68,9 @@ def test_voxel_size_override_replaces_header_value(tmp_path):
     (lambda p: _raw_mrc(p, np.ones((4, 4, 4)), voxel_size=0.0), "voxel size 0"),
     (lambda p: _raw_mrc(p, np.ones((4, 4, 4)), voxel_size=-1.0), "voxel size -1"),
     (lambda p: _raw_mrc(p, np.ones((4, 4, 4)), voxel_size=(1.0, 1.0, 1.2)), "anisotropic voxels"),
-    (lambda p: _raw_mrc(p, np.ones((4, 5))), "2-dimensional"),
-    (lambda p: _make_stack(p), "image stack"),
+    (lambda p: _raw_mrc(p, np.ones((4, 5))), "a 2D image"),
+    (lambda p: _raw_mrc(p, np.ones((1, 4, 5))), "a 2D image"),
+    (lambda p: _make_volume_stack(p), "stack of 2 volumes"),
 ])
 @pytest.mark.filterwarnings("ignore:Data array contains")
 @pytest.mark.filterwarnings("ignore:invalid value encountered")
@@ -80,10 +81,39 @@ def test_bad_maps_raise_one_precise_error(tmp_path, make, message):
         read_map(path)
 
 
-def _make_stack(path):
+def _make_stack(path, compression=None):
+    with mrcfile.new(path, compression=compression) as mrc:
+        mrc.set_data(np.arange(48, dtype=np.float32).reshape(3, 4, 4))
+        mrc.set_image_stack()  # space group 0, as UCSF Chimera, ChimeraX and EMAN2 write volumes
+        mrc.voxel_size = 1.3
+        mrc.header.origin = (10.0, 20.0, 30.0)
+
+
+def _make_volume_stack(path):
     with mrcfile.new(path) as mrc:
-        mrc.set_data(np.ones((3, 4, 4), np.float32))
-        mrc.set_image_stack()
+        mrc.set_data(np.ones((2, 3, 4, 4), np.float32))  # 4D data: mrcfile writes space group 401
+
+
+@pytest.mark.parametrize("name, compression", [("chimera.mrc", None), ("chimera.map", None),
+                                               ("chimera.ccp4", None), ("chimera.mrc.gz", "gzip"),
+                                               ("chimera.map.bz2", "bzip2")])
+def test_space_group_zero_with_depth_is_one_volume(tmp_path, name, compression):
+    _make_stack(tmp_path / name, compression)
+    data, geometry = read_map(tmp_path / name)
+    np.testing.assert_array_equal(data, np.arange(48, dtype=np.float32).reshape(3, 4, 4))
+    assert geometry.voxel_size == pytest.approx(1.3)
+    assert geometry.origin == (10.0, 20.0, 30.0)
+    write_map(tmp_path / "copy.mrc", data, geometry)
+    again, geometry_again = read_map(tmp_path / "copy.mrc")
+    np.testing.assert_array_equal(again, data)
+    assert geometry_again == geometry
+
+
+@pytest.mark.parametrize("name", ["particles.mrcs", "particles.MRCS", "particles.mrcs.gz"])
+def test_mrcs_files_are_refused_as_stacks(tmp_path, name):
+    _make_stack(tmp_path / name, "gzip" if name.endswith(".gz") else None)
+    with pytest.raises(MapFormatError, match=r"is an image stack \(\.mrcs\)"):
+        read_map(tmp_path / name)
 
 
 def test_missing_file_is_reported(tmp_path):
