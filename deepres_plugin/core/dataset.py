@@ -381,6 +381,8 @@ def _varied_examples(simulated, molecule: np.ndarray, candidates: np.ndarray, co
             if condition.solvent == "masked":
                 signal_boxes = signal_boxes * mask
         boxes[i] = normalise_boxes(signal_boxes + noise)
+    if not np.all(np.isfinite(boxes)):
+        raise DeepResError("non-finite training boxes (a filter or envelope overflowed); not written")
     shapes = [c.lowpass for c in conditions]
     return {
         "boxes": boxes.reshape((-1,) + (size,) * 3),
