@@ -9,6 +9,9 @@ map whose B-factor says it is unsharpened is also sharpened as post-processing w
 (B brought to :data:`SHARPENED_TARGET_BFACTOR`, the value maps simulated from atoms measure,
 then low-passed at the reported resolution) and predicted again: DeepRes reads unsharpened
 maps worse (paper 3.3), and the second figure shows how much of a deviation that explains.
+Where the panel has a placed atomic model, the FSC between the map and the model's density
+(simulated on the map's grid, atoms with B = 0, both under a soft mask 4 A around the atoms)
+gives an independent resolution of that region at the 0.5 threshold (map-model FSC).
 Maps that must be refused are run too, and their one-line message is reported.
 
 Writes a markdown table (printed, and into the README between the ``real-maps`` markers
@@ -40,13 +43,19 @@ from robustness import replace_section  # noqa: E402
 
 from deepres_plugin.core.errors import DeepResError  # noqa: E402
 from deepres_plugin.core.filters import apply_bfactor  # noqa: E402
+from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution  # noqa: E402
+from deepres_plugin.core.masks import mask_from_points  # noqa: E402
 from deepres_plugin.core.mrc import read_map, write_map  # noqa: E402
 from deepres_plugin.core.pipeline import PredictOptions, run_predict  # noqa: E402
+from deepres_plugin.core.simulate import atom_positions, density_on_grid, prepare_atoms, read_model  # noqa: E402
 from deepres_plugin.tests.real_maps import PANEL  # noqa: E402
 
 #: B-factor (A^2) a map is brought to when sharpened here: what maps simulated from atoms
 #: with B = 0 and low-passed at 3.5 A measure with the same Guinier fit (diagnostics module).
 SHARPENED_TARGET_BFACTOR = 35.0
+#: Map-model FSC: mask radius around the atoms (A) and threshold.
+MODEL_MASK_RADIUS_A = 4.0
+MODEL_FSC_THRESHOLD = 0.5
 #: A median within this fraction of the reported resolution meets the target.
 TARGET_FRACTION = 0.2
 
@@ -68,6 +77,19 @@ def sharpened_copy(path: Path, bfactor: float, resolution: float, target: Path) 
     return change
 
 
+def map_model_fsc(map_path: Path, model_path: Path) -> float:
+    """Resolution (A) where the FSC between the map and the placed model's density falls to 0.5."""
+    volume, geometry = read_map(map_path)
+    model = read_model(model_path)
+    prepare_atoms(model, -np.array(geometry.first_voxel_xyz()), use_atom_bfactors=False)
+    shape_xyz = np.array(volume.shape[::-1])
+    density = density_on_grid(model, shape_xyz, geometry.voxel_size)
+    atoms = mask_from_points(volume.shape, geometry.voxel_size, atom_positions(model)[:, ::-1], MODEL_MASK_RADIUS_A)
+    weights = fsc_mask_weights(atoms, geometry.voxel_size)
+    frequency, fsc = fsc_curve(volume - np.median(volume[~atoms]), density, geometry.voxel_size, weights)
+    return fsc_resolution(frequency, fsc, MODEL_FSC_THRESHOLD)
+
+
 def run(model: Path | None, work: Path) -> list[dict]:
     rows = []
     for real_map in PANEL:
@@ -84,6 +106,8 @@ def run(model: Path | None, work: Path) -> list[dict]:
         row.update(median=summary["median"], p20=summary["percentile_20"], p80=summary["percentile_80"],
                    seconds=round(seconds, 1), condition=condition, warnings=summary["warnings"],
                    voxel_size=summary["input_voxel_size"], values=values)
+        if real_map.model_path is not None:
+            row["map_model_fsc"] = map_model_fsc(real_map.path, real_map.model_path)
         if condition["sharpened"] is False and condition["bfactor_A2"] is not None:
             target = work / f"{real_map.entry}_sharpened.mrc"
             row["sharpening_bfactor"] = sharpened_copy(real_map.path, condition["bfactor_A2"], real_map.reported, target)
@@ -103,13 +127,14 @@ def deviation(median: float, reported: float) -> str:
 
 
 def markdown_table(rows: list[dict], model: str) -> str:
-    head = ["map", "voxel (Å)", "reported (Å)", "median (p20–p80) (Å)", "deviation", "map B (Å²)", "solvent",
+    head = ["map", "voxel (Å)", "reported (Å)", "map-model FSC 0.5 (Å)", "median (p20–p80) (Å)", "deviation",
+            "map B (Å²)", "solvent",
             "sharpened to B = 35 Å²: median (p20–p80)", "deviation", "time (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "refused" in r:
-            lines.append(f"| {r['entry']} ({r['what']}) | | | refused: {r['refused']} |"
-                         + " |" * (len(head) - 4))
+            lines.append(f"| {r['entry']} ({r['what']}) | | | | refused: {r['refused']} |"
+                         + " |" * (len(head) - 5))
             continue
         c = r["condition"]
         fsc = "" if r["fsc_threshold"] == 0.143 else f" (FSC {r['fsc_threshold']:g})"
@@ -118,7 +143,8 @@ def markdown_table(rows: list[dict], model: str) -> str:
             sharp = (f"{r['sharpened_median']:.2f} ({r['sharpened_p20']:.2f}–{r['sharpened_p80']:.2f}), "
                      f"ΔB {r['sharpening_bfactor']:+.0f}", deviation(r["sharpened_median"], r["reported"]))
         bfactor = f"{c['bfactor_A2']:.0f}" + ("" if c["sharpened"] else " (unsharpened)")
-        lines.append(f"| {r['entry']} ({r['what']}) | {r['voxel_size']:g} | {r['reported']:g}{fsc} | "
+        model_fsc = f"{r['map_model_fsc']:.2f}" if "map_model_fsc" in r else "–"
+        lines.append(f"| {r['entry']} ({r['what']}) | {r['voxel_size']:g} | {r['reported']:g}{fsc} | {model_fsc} | "
                      f"{r['median']:.2f} ({r['p20']:.2f}–{r['p80']:.2f}) | {deviation(r['median'], r['reported'])} | "
                      f"{bfactor} | {c['solvent']} | {sharp[0]} | {sharp[1]} | {r['seconds']:.1f} |")
     lines.append(f"\nNetwork: {model}; automatic masks. Deviations beyond ±{100 * TARGET_FRACTION:.0f} % in bold; "

@@ -55,6 +55,9 @@ LOWPASS_CHOICES = ((XMIPP_LOWPASS, 0.35), (LowpassShape("cosine", width=0.05), 0
                    (LowpassShape("cosine", width=0.1), 0.1), (LowpassShape("butterworth", order=2), 0.1),
                    (LowpassShape("butterworth", order=4), 0.1), (LowpassShape("butterworth", order=8), 0.1),
                    (LowpassShape("gaussian"), 0.15))
+#: Fraction of training maps made as the paper's (format-1) data: Xmipp's filter, no envelope,
+#: white or signal-coloured noise relative to the maximum, noisy solvent.
+PAPER_FRACTION = 0.0
 BFACTOR_PROBABILITY = 0.5
 NOISE_COLOUR_PROBABILITIES = {"white": 0.4, "signal": 0.4, "1/f": 0.2}
 NOISE_REFERENCE_PROBABILITIES = {"maximum": 0.5, "sd": 0.25, "local": 0.25}
@@ -103,6 +106,10 @@ def draw_condition(rng: np.random.Generator, noise_sd_max: float, noise_exponent
 
     The noise level is ``noise_sd_max * u ** noise_exponent * NOISE_REFERENCE_SCALE[reference]``.
     """
+    if rng.random() < PAPER_FRACTION:
+        colour = "signal" if rng.random() < NOISE_COLOUR_PROBABILITIES["signal"] / (
+            NOISE_COLOUR_PROBABILITIES["signal"] + NOISE_COLOUR_PROBABILITIES["white"]) else "white"
+        return MapCondition(noise_colour=colour, noise_level=float(noise_sd_max * rng.random() ** noise_exponent))
     shapes, weights = zip(*LOWPASS_CHOICES)
     lowpass = shapes[rng.choice(len(shapes), p=np.array(weights))]
     log_gain = rng.uniform(-BFACTOR_LOG_GAIN_MAX, BFACTOR_LOG_GAIN_MAX) if rng.random() < BFACTOR_PROBABILITY else 0.0
