@@ -30,7 +30,6 @@ import scipy.ndimage
 
 from .errors import ParameterError
 from .fourier import frequency_magnitude, rfft_map
-from .masks import dilate
 from .ranges import BOX_SIZE, ResolutionRange
 
 logger = logging.getLogger(__name__)
@@ -46,8 +45,11 @@ FLOOR_SHELLS_FROM = 0.9
 GUINIER_MIN_SHELLS = 4
 #: Solvent margin: voxels farther than this from the mask are the solvent, A.
 SOLVENT_MARGIN_A = 3.0
-#: Edge of the raised-cosine weight of the molecule before its Fourier transform, A.
+#: Width of the linear ramp that weights the molecule before its Fourier transform, A.
 MOLECULE_EDGE_A = 3.0
+#: The measurement works on the mask's bounding box grown by this much (A): memory follows
+#: the molecule, not the box, and the solvent shell is wide enough to measure the noise.
+SOLVENT_SHELL_A = 15.0
 #: Above this B-factor (A^2) a map is taken as unsharpened (module docstring).
 UNSHARPENED_BFACTOR = 100.0
 #: Solvent SD below this fraction of the molecule's SD: the solvent was flattened.
@@ -124,15 +126,22 @@ def measure_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray) -> MapC
         mask: boolean mask of the molecule.
     """
     mask = np.asarray(mask, bool)
-    distance_out = scipy.ndimage.distance_transform_edt(~mask) * voxel_size if (~mask).any() else None
+    if mask.any():
+        grow = int(np.ceil(SOLVENT_SHELL_A / voxel_size))
+        corners = np.argwhere(mask)
+        crop = tuple(slice(max(int(lo) - grow, 0), int(hi) + grow + 1)
+                     for lo, hi in zip(corners.min(axis=0), corners.max(axis=0)))
+        volume, mask = volume[crop], mask[crop]
+    distance_out = (scipy.ndimage.distance_transform_edt(~mask).astype(np.float32) * np.float32(voxel_size)
+                    if (~mask).any() else None)
     molecule_values = volume[mask]
     molecule_sd = float(molecule_values.std()) if molecule_values.size else 0.0
     if distance_out is not None:
         solvent = distance_out > SOLVENT_MARGIN_A
-        weight = np.clip(1.0 - distance_out / MOLECULE_EDGE_A, 0.0, 1.0)
+        weight = np.clip(1.0 - distance_out / np.float32(MOLECULE_EDGE_A), 0.0, 1.0)
     else:
         solvent = np.zeros_like(mask)
-        weight = mask.astype(np.float64)
+        weight = mask.astype(np.float32)
     solvent_values = volume[solvent]
     state = classify_solvent(solvent_values, molecule_sd)
     has_noise = state == "noisy" and solvent_values.size >= MIN_SOLVENT_VOXELS
@@ -149,7 +158,7 @@ def measure_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray) -> MapC
     s = np.arange(count) * step
     low = int(np.ceil((1.0 / GUINIER_LOW_A) / step))
     if has_noise:
-        noise_weight = solvent.astype(np.float64)
+        noise_weight = solvent.astype(np.float32)
         power_noise = (shell_average(np.abs(rfft_map((volume - level) * noise_weight)) ** 2, shells, count)
                        / max(noise_weight.sum(), 1))
     else:
@@ -157,9 +166,8 @@ def measure_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray) -> MapC
     supported = power_mol > SUPPORT_SNR * power_noise
     if low >= count - GUINIER_MIN_SHELLS:                            # Nyquist is about 10 A or coarser
         return MapCondition(None, None, None, noise_sd, ratio, state)
-    high = low
-    while high + 1 < count and supported[high + 1]:
-        high += 1
+    unsupported = np.flatnonzero(~supported[low + 1:])
+    high = low + (int(unsupported[0]) if len(unsupported) else count - 1 - low)
     if high - low + 1 < GUINIER_MIN_SHELLS:
         return MapCondition(None, None, float(1.0 / s[high]), noise_sd, ratio, state)
     fit = slice(low, high + 1)
