@@ -157,20 +157,31 @@ def bfactor_test(path: Path, model, rng) -> dict:
         volume = apply_bfactor(simulated.density, 1.0, bfactor, resolution=BFACTOR_RESOLUTION)
         result = predict(add_white_noise(scale_to_unit_peak(volume), NOISE_SD, rng), 1.0, mask, model)
         medians[bfactor] = float(np.median(result[mask]))
-    ordered = [medians[b] for b in BFACTORS]                       # from blurred to sharpened
+    return {**bfactor_response(medians), "structure": path.name}
+
+
+def bfactor_response(medians: dict) -> dict:
+    """The B-factor test's figures: medians per B, monotone from blurred to sharpened, B+100 - B0."""
+    ordered = [medians[b] for b in BFACTORS]
     return {"medians": medians, "monotone": bool(np.all(np.diff(ordered) <= 0)),
-            "b100_minus_b0": medians[100.0] - medians[0.0], "structure": path.name}
+            "b100_minus_b0": medians[100.0] - medians[0.0]}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def benchmark_arguments(description: str, sets: int) -> argparse.ArgumentParser:
+    """The options shared by the accuracy and robustness benchmarks."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--structures", type=Path, default=Path(os.environ.get("DEEPRES_VAL_DIR", DEFAULT_VAL_DIR)))
     parser.add_argument("--wide", type=Path, help="wide model (default: shipped)")
     parser.add_argument("--high", type=Path, help="high model (default: shipped)")
-    parser.add_argument("--sets", type=int, default=5, help="four-chain sets per region test (default 5)")
+    parser.add_argument("--sets", type=int, default=sets, help=f"four-chain sets per region test (default {sets})")
     parser.add_argument("--seed", type=int, default=2019, help="noise seed (default 2019)")
     parser.add_argument("--skip-high", action="store_true", help="run the wide-model tests only")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser
+
+
+def main() -> int:
+    parser = benchmark_arguments(__doc__, sets=5)
     args = parser.parse_args()
     start = time.perf_counter()
     rng = np.random.default_rng(args.seed)

@@ -23,7 +23,6 @@ Usage:
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -36,9 +35,9 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from accuracy import (BFACTOR_RESOLUTION, BFACTORS, DEFAULT_VAL_DIR, HIGH_RESOLUTIONS, NOISE_SD,  # noqa: E402
-                      PADDING_A, PHASE_RESOLUTION, REGION_RADIUS_A, WIDE_RESOLUTIONS, chain_files, predict,
-                      side_by_side)
+from accuracy import (BFACTOR_RESOLUTION, BFACTORS, HIGH_RESOLUTIONS, NOISE_SD, PADDING_A,  # noqa: E402
+                      PHASE_RESOLUTION, REGION_RADIUS_A, WIDE_RESOLUTIONS, benchmark_arguments, bfactor_response,
+                      chain_files, predict, side_by_side)
 
 from deepres_plugin.core.conditions import MapCondition, atom_distance, condition_map, filtered_signals  # noqa: E402
 from deepres_plugin.core.filters import LowpassShape, randomize_phases, scale_to_unit_peak  # noqa: E402
@@ -183,21 +182,12 @@ def bfactor_test(scene, model, variant, rng) -> dict:
                         variant.scale, variant.offset)
         volume = make_map(scene, 1.0, [BFACTOR_RESOLUTION], swept, rng)
         medians[bfactor] = float(np.median(predict(volume, 1.0, scene.molecule, model)[scene.molecule]))
-    ordered = [medians[b] for b in BFACTORS]
-    return {"medians": medians, "monotone": bool(np.all(np.diff(ordered) <= 0)),
-            "b100_minus_b0": medians[100.0] - medians[0.0]}
+    return bfactor_response(medians)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--structures", type=Path, default=Path(os.environ.get("DEEPRES_VAL_DIR", DEFAULT_VAL_DIR)))
-    parser.add_argument("--wide", type=Path, help="wide model (default: shipped)")
-    parser.add_argument("--high", type=Path, help="high model (default: shipped)")
-    parser.add_argument("--sets", type=int, default=3, help="four-chain sets per region test (default 3)")
-    parser.add_argument("--seed", type=int, default=2019, help="noise seed (default 2019)")
+    parser = benchmark_arguments(__doc__, sets=3)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="NAME", help="a subset of variants")
-    parser.add_argument("--skip-high", action="store_true")
-    parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--readme", type=Path, help="replace the table between the robustness markers of this file")
     args = parser.parse_args()
     start = time.perf_counter()
