@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepres_plugin.core.networks import DEFAULT_FILTERS  # imports no TensorFlow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EDGE = 224
@@ -66,16 +68,17 @@ def make_case(folder: Path, edge: int) -> None:
     write_map(folder / f"mask{edge}.mrc", mask.astype(np.float32), 1.0)
 
 
-def make_models(folder: Path) -> None:
+def make_models(folder: Path, filters: int) -> None:
     from deepres_plugin.core.networks import ModelInfo, build_network, save_model
 
     for architecture in ("deepres", "xmipp"):
-        save_model(build_network(architecture, seed=1),
+        options = {"filters": filters} if architecture == "deepres" else {}
+        save_model(build_network(architecture, seed=1, **options),
                    ModelInfo.for_range(architecture, "wide", name=f"random-{architecture}"),
                    folder / f"{architecture}.keras")
 
 
-def worker(kind: str, folder: Path, edge: int) -> dict:
+def worker(kind: str, folder: Path, edge: int, filters: int = DEFAULT_FILTERS) -> dict:
     """One measurement in this process; returns its figures.
 
     Peak memory (ru_maxrss) survives fork and exec on Linux, so every measurement runs in
@@ -86,7 +89,7 @@ def worker(kind: str, folder: Path, edge: int) -> dict:
     if kind.startswith("prepare"):
         make_case(folder, edge)
         if kind == "prepare":
-            make_models(folder)
+            make_models(folder, filters)
         return {}
     from deepres_plugin.core.inference import Predictor, fully_convolutional_weights
     from deepres_plugin.core.mrc import read_map
@@ -137,9 +140,9 @@ def _timed(function) -> float:
     return time.perf_counter() - start
 
 
-def run_worker(kind: str, folder: Path, edge: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, "--folder", str(folder), "--edge", str(edge)],
-                         capture_output=True, text=True, check=True)
+def run_worker(kind: str, folder: Path, edge: int, filters: int = DEFAULT_FILTERS) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", kind, "--folder", str(folder), "--edge", str(edge),
+                          "--filters", str(filters)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -159,16 +162,18 @@ def main() -> int:
     parser.add_argument("--worker")
     parser.add_argument("--folder", type=Path)
     parser.add_argument("--edge", type=int, default=EDGE)
+    parser.add_argument("--filters", type=int, default=DEFAULT_FILTERS,
+                        help=f"first-layer filters of the deepres network (default {DEFAULT_FILTERS}, the shipped)")
     parser.add_argument("--large", action="store_true", help=f"also run a {LARGE_EDGE}^3 map (peak memory)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.folder, args.edge)))
+        print(json.dumps(worker(args.worker, args.folder, args.edge, args.filters)))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="deepres-bench-") as tmp:
         folder = Path(tmp)
-        run_worker("prepare", folder, EDGE)   # in a child: children inherit the parent's peak memory
+        run_worker("prepare", folder, EDGE, args.filters)   # in a child: children inherit the parent's peak memory
         figures = {"end_to_end": run_worker("e2e", folder, EDGE)}   # a small child timing `deepres predict`
         for kind in ("whole", "box", "auto", "xmipp", "matmul"):
             figures[kind] = run_worker(kind, folder, EDGE)
