@@ -81,7 +81,7 @@ from .conditions import (NOISE_COLOURS, NOISE_REFERENCES, SOLVENTS, atom_distanc
 from .filters import LowpassShape
 from .masks import ATOM_MASK_RADIUS_A
 from .ranges import BOX_SIZE, ResolutionRange, get_range
-from .simulate import is_model_file, model_density, read_model
+from .simulate import SimulatedDensity, is_model_file, model_density, read_model
 
 logger = logging.getLogger(__name__)
 
@@ -349,8 +349,8 @@ def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
     }
 
 
-def _varied_examples(simulated, molecule: np.ndarray, candidates: np.ndarray, config: DatasetConfig,
-                     rng: np.random.Generator, fft_workers: int) -> dict[str, np.ndarray]:
+def _varied_examples(simulated: SimulatedDensity, molecule: np.ndarray, candidates: np.ndarray,
+                     config: DatasetConfig, rng: np.random.Generator, fft_workers: int) -> dict[str, np.ndarray]:
     """Steps 2-6 with one random :class:`.conditions.MapCondition` per filtered map."""
     resolution_range = get_range(config.range_name)
     voxel, size = resolution_range.voxel_size, config.box_size
