@@ -45,7 +45,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    options = SweepOptions(mask=args.mask, window=args.window, stride=args.stride, threshold=args.threshold,
+    options = SweepOptions(mask=args.mask, method=args.method, window=args.window, stride=args.stride, threshold=args.threshold,
                            sampling=args.sampling, palette=args.palette, progress=not args.no_progress,
                            bfactors=args.bfactors, range_name=args.range_name, model=args.model, device=args.device)
     summary = run_bfactor_sweep(args.half1, args.half2, args.out, options)

@@ -88,6 +88,24 @@ def fsc_resolution(frequency: np.ndarray, fsc: np.ndarray, threshold: float = FS
     return float(1.0 / crossing)
 
 
+#: The halves' information limit: the FSC exceeds this many SDs of a noise-only FSC.
+INFORMATION_SIGMAS = 3.0
+
+
+def information_limit(frequency: np.ndarray, fsc: np.ndarray, voxel_size: float, box_edge: int,
+                      mask_fraction: float = 1.0) -> float:
+    """Finest resolution (A) at which the halves still correlate: the last shell whose FSC
+    exceeds :data:`INFORMATION_SIGMAS` x the SD of a noise-only FSC, ``1 / sqrt(n / 2)`` for
+    the ``n = 4 pi k^2 x mask_fraction`` independent Fourier voxels of shell ``k`` of a
+    ``box_edge`` box (van Heel's 3-sigma curve; a mask keeping a fraction of the box keeps
+    that fraction of independent samples). The first shell's resolution when none does.
+    """
+    shell = frequency * box_edge * voxel_size
+    count = np.maximum(4.0 * np.pi * shell ** 2 * mask_fraction, 1.0)
+    above = np.flatnonzero(fsc > INFORMATION_SIGMAS / np.sqrt(count / 2.0))
+    return float(1.0 / frequency[above[-1] if len(above) else 0])
+
+
 def fsc_csv(frequency: np.ndarray, fsc: np.ndarray) -> str:
     """CSV: spatial frequency (1/A), resolution (A) and FSC per shell."""
     rows = ["frequency_inv_A,resolution_A,fsc"]

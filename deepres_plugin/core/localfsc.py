@@ -1,35 +1,40 @@
-"""Local resolution from two half maps by Fourier shell correlation in a moving window
-(BlocRes-like, Cardone, Heymann & Steven, J. Struct. Biol. 2013).
+"""Local resolution from two half maps: the Fourier correlation of the halves measured
+locally, by one of two estimators.
 
-Around each sampled position a spherical Hann window of diameter ``window`` A weighs both
-halves inside a box of that edge; the boxes are Fourier transformed and the correlation of
-the halves in each shell of the box (width ``1 / window``) is compared with the threshold
-(0.143 by default, 0.5 as an option). The resolution is where the curve first falls
-below, interpolated linearly between shells. Positions are the masked voxels on a grid of
-``stride`` voxels (1: every voxel), and the resolution is interpolated trilinearly in
-between. The work is batched: a batch of boxes is cut out of both halves at once
-(``sliding_window_view``), windowed, transformed by one batched real FFT and reduced to
-shells by one matrix product; Python loops over batches only.
+``bands`` (the default): local correlation of band-passed halves. Both halves are whitened
+(below), cut into narrow frequency bands over the whole map (exact in Fourier space), and
+in each band the correlation of the halves is averaged locally with a Gaussian window whose
+SD is :data:`WINDOW_WAVELENGTHS` wavelengths of the band:
+``rho_b(x) = <B1 B2>_x / sqrt(<B1^2>_x <B2^2>_x)``, the FSC of that band around ``x``; the
+averages are weighted by the mask (softened as for the global FSC), so solvent next to the
+molecule does not dilute its correlation, as a masked FSC does not count it. The
+resolution at ``x`` is the first band where ``rho`` falls below the threshold and stays
+below for :data:`SUSTAIN_BANDS` bands, interpolated between bands. Each band is a raised
+cosine in ``ln f`` spanning ``[f_b, f_b e^w]`` (``w`` = :data:`BAND_WIDTH_LN`) and is
+labelled by its lower edge ``f_b``: a region whose signal stops at ``f`` has no signal in
+any band labelled beyond ``f``, so the estimate cannot read finer than the signal's own
+limit (the windowed FSC below can). Each band is computed on a grid just fine enough for
+the band and the products (Fourier cropping), so the coarse bands cost little.
 
-Whitening. The window smears every frequency over about ``2 / window`` (its Fourier main
-lobe). On raw halves the strong low-resolution power leaks into the outer shells, and
-after sharpening the amplified high-frequency noise leaks into the inner ones, so a
-BlocRes-style estimate moves with a global B-factor. Both halves are therefore first
-divided, in each one-voxel Fourier shell of the whole map, by the amplitude of their
-noise (estimated from the half-map difference): the noise becomes white, the power in a
-shell measures the SNR, the global FSC is unchanged, and any radial filter applied to both
-halves (a global B-factor, a low-pass) cancels exactly. What stays is the window's own
-frequency spread: where the SNR drops steeply (a map low-passed with a sharp filter), the
-correlated power below the edge leaks about two window shells beyond it, and the crossing
-comes out better than the filter's resolution (by 10-30 % in ``tests/test_localfsc.py``,
-less the noisier the map); real FSC curves fall gradually and move less. The Hann window
-is used for its low side lobes, which keep that leakage short.
+``window`` (BlocRes-like, Cardone, Heymann & Steven, J. Struct. Biol. 2013): around each
+position a spherical Hann window of diameter ``window`` A weighs both whitened halves inside
+a box of that edge; the boxes are Fourier transformed and the correlation in each shell of
+the box (width ``1 / window``) is compared with the threshold. The window multiplies the
+map, so it convolves the spectrum: where the signal drops steeply, correlated power leaks
+about two shells beyond the drop and the crossing comes out finer than the signal's limit
+(by 10-40 %, the more the larger the resolution compared with the window; issue 11 and
+``benchmarks/localfsc_accuracy.py``). The default window is
+:data:`WINDOW_RESOLUTION_FACTOR` (6) x the global FSC resolution (Bsoft advises 5-7 x),
+at least :data:`MIN_WINDOW_VOXELS` voxels; a window larger than the map is refused.
 
-Window. Bsoft's documentation advises a box of at least 5-7 times the expected resolution
-(fewer Fourier samples per shell make the FSC noisy; larger boxes average over regions of
-different quality). The default diameter is :data:`WINDOW_RESOLUTION_FACTOR` (6) times
-the global FSC resolution of the masked halves, at least :data:`MIN_WINDOW_VOXELS` voxels.
-The Hann window is 1 at the centre and falls as ``cos^2`` to 0 at the box edge.
+Whitening (both estimators). Both halves are divided, in each one-voxel Fourier shell of
+the whole map, by the amplitude of their noise (estimated from the half-map difference):
+the noise becomes white, the power in a shell measures the SNR, the global FSC is
+unchanged, and any radial filter applied to both halves (a global B-factor, a low-pass)
+cancels exactly, so neither estimate moves with sharpening.
+
+Positions are the masked voxels on a grid of ``stride`` voxels (1: every voxel); the
+resolution is interpolated trilinearly in between.
 """
 from __future__ import annotations
 
@@ -43,15 +48,33 @@ import scipy.ndimage
 
 from .errors import MaskError, ParameterError
 from .fourier import frequency_magnitude
-from .fsc import FSC_THRESHOLD, fsc_curve, fsc_mask_weights, fsc_resolution
+from .fsc import FSC_THRESHOLD, fsc_mask_weights
 
 logger = logging.getLogger(__name__)
 
-#: Default window diameter, as a multiple of the expected (global FSC) resolution.
+#: Estimators: local correlation of band-passed halves (default), or FSC in a moving window.
+METHODS = ("bands", "window")
+DEFAULT_METHOD = METHODS[0]
+#: Width of a band in ln(frequency): a raised cosine over [f, f e^0.2] (22 % of f).
+BAND_WIDTH_LN = 0.2
+#: Distance between consecutive bands' lower edges in ln(frequency) (4 %).
+BAND_STEP_LN = float(np.log(1.04))
+#: SD of the Gaussian local-averaging window, in wavelengths of the band's lower edge.
+WINDOW_WAVELENGTHS = 1.5
+#: A crossing counts when the correlation stays below the threshold for this many bands
+#: (12 % of frequency): a dip of the protein spectrum near 10 A is not taken for the limit.
+SUSTAIN_BANDS = 3
+#: The coarsest band's window SD is at most the map's smallest edge over this.
+WINDOW_SDS_PER_BOX = 4.0
+#: Products of band-passed maps are smoothed by the Gaussian window; beyond the frequency
+#: where its transfer falls under this, aliasing of the products is harmless.
+GAUSSIAN_TRANSFER_FLOOR = 1e-4
+
+#: Default window diameter of the ``window`` estimator, as a multiple of the global FSC resolution.
 WINDOW_RESOLUTION_FACTOR = 6.0
 #: Smallest window diameter in voxels (fewer shells cannot give a usable curve).
 MIN_WINDOW_VOXELS = 12
-#: Default distance between evaluated window positions, in voxels (1: every voxel).
+#: Default distance between evaluated positions, in voxels (1: every voxel).
 DEFAULT_STRIDE = 2
 #: Bytes of the float32 boxes of one batch (both halves); the FFTs take about as much again.
 DEFAULT_BATCH_BYTES = 64 * 2 ** 20
@@ -59,30 +82,56 @@ DEFAULT_BATCH_BYTES = 64 * 2 ** 20
 
 @dataclasses.dataclass
 class LocalFsc:
-    """Result of :func:`local_fsc_map`.
+    """Result of :func:`local_resolution_map`.
 
     Attributes:
         resolution: float32 map in A on the halves' grid, 0 outside the mask.
-        window: window diameter in A (its box edge x voxel size).
-        box: window diameter in voxels.
+        method: ``bands`` or ``window``.
         stride: distance between evaluated positions in voxels.
-        positions: number of window positions evaluated.
+        positions: number of positions evaluated.
         seconds: wall time.
+        window: window diameter in A (``window``), or the window SD in wavelengths (``bands``).
+        box: window diameter in voxels (``window`` only).
+        coarsest: coarsest value the estimator can report (A).
+        finest: finest value it can report (A).
     """
 
     resolution: np.ndarray
-    window: float
-    box: int
+    method: str
     stride: int
     positions: int
     seconds: float
+    window: float
+    box: int | None
+    coarsest: float
+    finest: float
+
+    def summary(self) -> dict:
+        """The settings and bounds as ``summary.json`` keys."""
+        settings = {"localfsc_method": self.method, "localfsc_description": self.describe(),
+                    "stride_voxels": self.stride, "positions": self.positions,
+                    "coarsest_A": round(self.coarsest, 3), "finest_A": round(self.finest, 3)}
+        if self.method == "window":
+            settings.update(window_A=self.window, window_voxels=self.box)
+        else:
+            settings.update(window_wavelengths=self.window, band_width_ln=BAND_WIDTH_LN,
+                            sustain_bands=SUSTAIN_BANDS)
+        return settings
+
+    def describe(self) -> str:
+        """One phrase for logs and summaries, in A."""
+        if self.method == "window":
+            return f"FSC in a moving {self.window:.1f} \u00c5 window"
+        return (f"local correlation of band-passed halves (window SD {self.window:g} wavelengths, "
+                f"{self.finest:.2f}-{self.coarsest:.1f} \u00c5)")
 
 
-def window_box(window: float, voxel_size: float) -> int:
+def window_box(window: float, voxel_size: float, shape: tuple[int, ...] | None = None) -> int:
     """Even diameter (voxels) of a window of ``window`` A at ``voxel_size`` A/px.
 
     Raises:
-        ParameterError: non-positive window, or one smaller than :data:`MIN_WINDOW_VOXELS`.
+        ParameterError: non-positive window, one smaller than :data:`MIN_WINDOW_VOXELS`,
+            or one larger than the map's smallest edge (when ``shape`` is given).
     """
     if not np.isfinite(window) or window <= 0:
         raise ParameterError(f"window must be positive, got {window:g} A")
@@ -90,13 +139,19 @@ def window_box(window: float, voxel_size: float) -> int:
     if box < MIN_WINDOW_VOXELS:
         raise ParameterError(f"window {window:g} A is {box} voxels at {voxel_size:g} A/px; "
                              f"at least {MIN_WINDOW_VOXELS} voxels are needed")
+    if shape is not None and box > min(shape):
+        raise ParameterError(f"window {window:g} A ({box} voxels) is larger than the map "
+                             f"({min(shape)} voxels, {min(shape) * voxel_size:g} A, on its smallest edge)")
     return box
 
 
-def default_window(global_resolution: float, voxel_size: float) -> float:
+def default_window(global_resolution: float, voxel_size: float, shape: tuple[int, ...] | None = None) -> float:
     """Window diameter (A): :data:`WINDOW_RESOLUTION_FACTOR` x the global resolution, at least
-    :data:`MIN_WINDOW_VOXELS` voxels."""
-    return max(WINDOW_RESOLUTION_FACTOR * global_resolution, MIN_WINDOW_VOXELS * voxel_size)
+    :data:`MIN_WINDOW_VOXELS` voxels and at most the map's smallest (even) edge."""
+    window = max(WINDOW_RESOLUTION_FACTOR * global_resolution, MIN_WINDOW_VOXELS * voxel_size)
+    if shape is not None:
+        window = min(window, 2 * (min(shape) // 2) * voxel_size)
+    return window
 
 
 def hann_window(box: int) -> np.ndarray:
@@ -107,25 +162,37 @@ def hann_window(box: int) -> np.ndarray:
     return window / window.sum()
 
 
-def whiten(half1: np.ndarray, half2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Divide both halves' spectra by the radial amplitude of their noise, estimated from the
-    half-map difference in each one-voxel-wide Fourier shell of the map.
-
-    Afterwards the noise is white, so the power in each shell measures the local SNR; the
-    same factor multiplies both halves in each shell, so the global FSC is unchanged and any
-    radial filter applied to both halves (a global B-factor, a low-pass) cancels exactly.
-    """
+def whitened_spectra(half1: np.ndarray, half2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """rfft spectra of both halves divided by the radial amplitude of their noise (estimated
+    from the half-map difference in each one-voxel-wide Fourier shell of the map); the
+    mean (zero frequency) is removed."""
     shape = half1.shape
-    spectra = [scipy.fft.rfftn(half.astype(np.float32), workers=-1) for half in (half1, half2)]
-    shells = np.rint(frequency_magnitude(shape) * max(shape)).astype(np.int64)
+    # float64: after sharpening (B = -100 A^2 multiplies Nyquist by 500) float32 transforms
+    # lose the low shells' precision, and the estimates would move with the B-factor
+    spectra = [scipy.fft.rfftn(half.astype(np.float64), workers=-1) for half in (half1, half2)]
+    radius = frequency_magnitude(shape) * max(shape)                        # in shells
+    shells = np.rint(radius).astype(np.int64)
     power = np.bincount(shells.ravel(), (np.abs(spectra[0] - spectra[1]) ** 2).ravel())
     count = np.bincount(shells.ravel())
     rms = np.sqrt(np.divide(power, count, out=np.zeros_like(power), where=count > 0))
-    scale = np.divide(1.0, rms, out=np.zeros_like(rms), where=rms > 0).astype(np.float32)
-    scale[0] = 0.0                                          # no mean: the windows see fluctuations only
-    factor = scale[shells]
-    return tuple(scipy.fft.irfftn(spectrum * factor, s=shape, workers=-1).astype(np.float32)
-                 for spectrum in spectra)
+    # the noise amplitude between shell centres is interpolated linearly, so that a smooth
+    # radial filter of both halves (a B-factor) cancels within a shell too, not only on average
+    centres = np.flatnonzero(rms > 0)
+    amplitude = np.interp(radius, centres, rms[centres])
+    factor = np.divide(1.0, amplitude, out=np.zeros_like(amplitude), where=amplitude > 0)
+    factor[shells == 0] = 0.0                               # no mean: the windows see fluctuations only
+    return tuple((spectrum * factor).astype(np.complex64) for spectrum in spectra)
+
+
+def whiten(half1: np.ndarray, half2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both halves with their noise made white (see :func:`whitened_spectra`).
+
+    Afterwards the power in each shell measures the SNR; the same factor multiplies both
+    halves in each shell, so the global FSC is unchanged and any radial filter applied to
+    both halves (a global B-factor, a low-pass) cancels exactly.
+    """
+    return tuple(scipy.fft.irfftn(spectrum, s=half1.shape, workers=-1).astype(np.float32)
+                 for spectrum in whitened_spectra(half1, half2))
 
 
 def shell_matrix(box: int) -> np.ndarray:
@@ -168,7 +235,7 @@ def windowed_fsc(half1: np.ndarray, half2: np.ndarray, centres: np.ndarray, box:
     Args:
         half1, half2: half maps [z, y, x] (periodic: boxes at the edge wrap around).
         centres: voxel indices [positions, 3].
-        box: window diameter in voxels (even).
+        box: window diameter in voxels (even, at most the map's smallest edge).
 
     Returns:
         float32 array [positions, box / 2].
@@ -197,16 +264,67 @@ def windowed_fsc(half1: np.ndarray, half2: np.ndarray, centres: np.ndarray, box:
     return fsc
 
 
+@dataclasses.dataclass
+class _Positions:
+    """The evaluated positions of a mask on a ``stride`` grid, and how to spread their values."""
+
+    mask: np.ndarray
+    stride: int
+    centres: np.ndarray                       # voxel indices [positions, 3]
+    flags: np.ndarray | None = None           # the coarse grid's evaluated cells (stride > 1)
+
+    @classmethod
+    def of(cls, mask: np.ndarray, stride: int) -> "_Positions":
+        inside = np.argwhere(mask)
+        if stride == 1:
+            return cls(mask, 1, inside)
+        # the corners of every coarse cell holding a masked voxel; the coarse grid wraps like the map
+        coarse_shape = tuple(-(-n // stride) for n in mask.shape)
+        flags = np.zeros(coarse_shape, dtype=bool)
+        cells = inside // stride
+        for corner in np.ndindex(2, 2, 2):
+            flags[tuple(((cells + np.array(corner)) % np.array(coarse_shape)).T)] = True
+        return cls(mask, stride, np.argwhere(flags) * stride % np.array(mask.shape), flags)
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """A map with ``values`` (one per centre) at every masked voxel, trilinear in between."""
+        resolution = np.zeros(self.mask.shape, dtype=np.float32)
+        if self.flags is None:
+            resolution[self.mask] = values
+            return resolution
+        coarse = np.zeros(self.flags.shape, dtype=np.float32)
+        coarse[self.flags] = values
+        inside = np.argwhere(self.mask)
+        resolution[self.mask] = scipy.ndimage.map_coordinates(coarse, (inside / self.stride).T, order=1,
+                                                              mode="grid-wrap")
+        return resolution
+
+
+def _check(half1: np.ndarray, mask: np.ndarray, threshold: float) -> None:
+    if mask.shape != half1.shape:
+        raise MaskError(f"mask shape {mask.shape} differs from half map shape {half1.shape}")
+    if not mask.any():
+        raise MaskError("the mask is empty")
+    if not 0 < threshold < 1:
+        raise ParameterError(f"FSC threshold must lie in (0, 1), got {threshold:g}")
+
+
+def _check_stride(stride, largest: int) -> int:
+    if int(stride) != stride or not 1 <= stride <= largest:
+        raise ParameterError(f"stride must be a whole number of voxels from 1 to {largest}, got {stride}")
+    return int(stride)
+
+
 def local_fsc_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask: np.ndarray,
                   window: float, stride: int = DEFAULT_STRIDE, threshold: float = FSC_THRESHOLD,
                   batch_bytes: int = DEFAULT_BATCH_BYTES, progress: bool = False) -> LocalFsc:
-    """Local FSC resolution (A) at every voxel of ``mask``.
+    """Local FSC resolution (A) at every voxel of ``mask``, in a moving window (``window`` method).
 
     Args:
         half1, half2: half maps on the same grid (check with :func:`.fsc.check_half_maps`).
         voxel_size: A/px.
         mask: boolean mask of the voxels to estimate (the windows see the whole map).
-        window: window diameter in A (see :func:`default_window`).
+        window: window diameter in A (see :func:`default_window`), at most the map.
         stride: distance in voxels between evaluated positions (1: every voxel).
         threshold: FSC threshold, in (0, 1).
 
@@ -216,50 +334,216 @@ def local_fsc_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask:
 
     Raises:
         MaskError: empty mask or one of another shape.
-        ParameterError: bad window, stride or threshold.
+        ParameterError: bad window (too small, or larger than the map), stride or threshold.
     """
     start = time.perf_counter()
-    if mask.shape != half1.shape:
-        raise MaskError(f"mask shape {mask.shape} differs from half map shape {half1.shape}")
-    if not mask.any():
-        raise MaskError("the mask is empty")
-    if not 0 < threshold < 1:
-        raise ParameterError(f"FSC threshold must lie in (0, 1), got {threshold:g}")
-    box = window_box(window, voxel_size)
-    if int(stride) != stride or not 1 <= stride <= box // 2:
-        raise ParameterError(f"stride must be a whole number of voxels from 1 to {box // 2} for a "
-                             f"{box}-voxel window, got {stride}")
-    stride = int(stride)
+    _check(half1, mask, threshold)
+    box = window_box(window, voxel_size, half1.shape)
+    stride = _check_stride(stride, box // 2)
     white1, white2 = whiten(half1, half2)
-    inside = np.argwhere(mask)
-    if stride == 1:
-        centres = inside
-    else:
-        # the corners of every coarse cell holding a masked voxel; the coarse grid wraps like the map
-        coarse_shape = tuple(-(-n // stride) for n in mask.shape)
-        flags = np.zeros(coarse_shape, dtype=bool)
-        cells = inside // stride
-        for corner in np.ndindex(2, 2, 2):
-            index = (cells + np.array(corner)) % np.array(coarse_shape)
-            flags[tuple(index.T)] = True
-        centres = np.argwhere(flags) * stride % np.array(mask.shape)
-    logger.info("local FSC: %d positions, window %d voxels (%.1f A), stride %d", len(centres), box,
+    positions = _Positions.of(mask, stride)
+    logger.info("local FSC: %d positions, window %d voxels (%.1f A), stride %d", len(positions.centres), box,
                 box * voxel_size, stride)
-    fsc = windowed_fsc(white1, white2, centres, box, batch_bytes, progress)
+    fsc = windowed_fsc(white1, white2, positions.centres, box, batch_bytes, progress)
     values = crossing_resolution(fsc, box, voxel_size, threshold)
-    resolution = np.zeros(mask.shape, dtype=np.float32)
-    if stride == 1:
-        resolution[mask] = values
-    else:
-        coarse = np.zeros(coarse_shape, dtype=np.float32)
-        coarse[flags] = values
-        resolution[mask] = scipy.ndimage.map_coordinates(coarse, (inside / stride).T, order=1, mode="grid-wrap")
-    return LocalFsc(resolution, box * voxel_size, box, stride, len(centres), time.perf_counter() - start)
+    return LocalFsc(positions.spread(values), "window", stride, len(positions.centres), time.perf_counter() - start,
+                    box * voxel_size, box, box * voxel_size, 2.0 * voxel_size)
 
 
-def global_resolution(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask: np.ndarray | None,
-                      threshold: float = FSC_THRESHOLD) -> float:
-    """Global FSC resolution (A) of the halves inside ``mask`` (its edge softened)."""
-    weights = fsc_mask_weights(mask, voxel_size) if mask is not None else None
-    frequency, fsc = fsc_curve(half1, half2, voxel_size, weights)
-    return fsc_resolution(frequency, fsc, threshold)
+def band_edges(voxel_size: float, shape: tuple[int, ...], finest: float | None = None) -> np.ndarray:
+    """Lower edges (1/A) of the bands of :func:`band_correlation_map`: from the coarsest band
+    whose window fits the map (SD at most the smallest edge / :data:`WINDOW_SDS_PER_BOX`) to
+    the last band whose upper edge stays within Nyquist and whose lower edge within
+    ``1 / finest``; :data:`BAND_STEP_LN` apart.
+
+    Raises:
+        ParameterError: the map is too small for one band.
+    """
+    edge = min(shape) * voxel_size                                   # A
+    lowest = WINDOW_WAVELENGTHS * WINDOW_SDS_PER_BOX / edge
+    highest = 0.5 / voxel_size / np.exp(BAND_WIDTH_LN)
+    if finest is not None:
+        highest = min(highest, 1.0 / finest)
+    if highest <= lowest:
+        raise ParameterError(f"the map ({min(shape)} voxels, {edge:g} A on its smallest edge) is too small "
+                             f"for a local resolution coarser than {1.0 / highest:.2f} A")
+    count = int(np.floor(np.log(highest / lowest) / BAND_STEP_LN)) + 1
+    return lowest * np.exp(BAND_STEP_LN * np.arange(count))
+
+
+def _band_grid(shape: tuple[int, ...], voxel_size: float, top: float, window_sd: float) -> tuple[int, ...]:
+    """Grid (voxels per axis over the same box) on which a band reaching ``top`` (1/A) and its
+    products, smoothed by a Gaussian of SD ``window_sd`` (A), are computed without harmful
+    aliasing: Nyquist at least ``top`` + half the frequency where the Gaussian's transfer
+    falls under :data:`GAUSSIAN_TRANSFER_FLOOR`."""
+    reach = np.sqrt(np.log(1.0 / GAUSSIAN_TRANSFER_FLOOR) / 2.0) / (np.pi * window_sd)   # 1/A
+    nyquist = top + reach / 2.0
+    return tuple(max(8, 2 * int(np.ceil(nyquist * n * voxel_size))) for n in shape)
+
+
+def _cropped_band(spectrum: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...], voxel_size: float,
+                  low: float) -> np.ndarray:
+    """The band [low, low e^w] (1/A) of a map's rfft ``spectrum`` (real-space ``shape``),
+    weighted by the band's raised cosine in ln f, as an rfft spectrum of a ``grid`` map over
+    the same box (Fourier cropping or padding: frequencies k / box edge are kept)."""
+    top = low * np.exp(BAND_WIDTH_LN)
+    reach = [int(np.floor(top * n * voxel_size)) for n in shape]            # highest |k| per axis
+    index = [np.r_[0:k + 1, -k:0] for k in reach[:2]] + [np.arange(reach[2] + 1)]
+    block = spectrum[np.ix_(index[0] % shape[0], index[1] % shape[1], index[2])]
+    frequency = np.sqrt(sum(np.square(i / (n * voxel_size)).reshape([-1 if a == j else 1 for a in range(3)])
+                            for j, (i, n) in enumerate(zip(index, shape))))
+    u = np.log(np.maximum(frequency, 1e-12) / low) / BAND_WIDTH_LN
+    weight = np.where((u > 0) & (u < 1), np.sin(np.pi * u) ** 2, 0.0).astype(np.float32)
+    band = np.zeros((grid[0], grid[1], grid[2] // 2 + 1), dtype=np.complex64)
+    band[np.ix_(index[0] % grid[0], index[1] % grid[1], index[2])] = block * weight
+    return band
+
+
+def _gaussian_transfer(grid: tuple[int, ...], spacing: tuple[float, ...], sd: float) -> np.ndarray:
+    """rfft-grid transfer of a Gaussian of SD ``sd`` A on a ``grid`` with ``spacing`` A per axis."""
+    fz, fy = (scipy.fft.fftfreq(n, d) for n, d in zip(grid[:2], spacing[:2]))
+    fx = scipy.fft.rfftfreq(grid[2], spacing[2])
+    squared = fz[:, None, None] ** 2 + fy[None, :, None] ** 2 + fx[None, None, :] ** 2
+    return np.exp(-2.0 * (np.pi * sd) ** 2 * squared).astype(np.float32)
+
+
+def _cropped(spectrum: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]) -> np.ndarray:
+    """A map on a coarser ``grid`` over the same box: its rfft ``spectrum`` cropped to the
+    grid's Nyquist (a low-pass), back in real space."""
+    reach = [min(n, m) // 2 - 1 for n, m in zip(shape, grid)]
+    index = [np.r_[0:k + 1, -k:0] for k in reach[:2]] + [np.arange(reach[2] + 1)]
+    block = np.zeros((grid[0], grid[1], grid[2] // 2 + 1), dtype=np.complex64)
+    block[np.ix_(index[0] % grid[0], index[1] % grid[1], index[2])] = \
+        spectrum[np.ix_(index[0] % shape[0], index[1] % shape[1], index[2])]
+    scale = np.prod(grid) / np.prod(shape)
+    return scipy.fft.irfftn(block, s=grid, workers=-1) * scale
+
+
+def band_correlations(spectrum1: np.ndarray, spectrum2: np.ndarray, shape: tuple[int, ...], voxel_size: float,
+                      centres: np.ndarray, low: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Local correlation of the halves in the band with lower edge ``low`` (1/A) at each of
+    ``centres`` (voxel indices [positions, 3]): ``<B1 B2> / sqrt(<B1^2> <B2^2>)`` with the
+    Gaussian window of :data:`WINDOW_WAVELENGTHS` wavelengths, times the mask ``weights``
+    (given as the rfft of the soft mask) when given: like the masked global FSC, solvent
+    outside the mask does not dilute the correlation of the molecule next to it."""
+    sd = WINDOW_WAVELENGTHS / low                                              # A
+    grid = _band_grid(shape, voxel_size, low * np.exp(BAND_WIDTH_LN), sd)
+    spacing = tuple(n * voxel_size / m for n, m in zip(shape, grid))
+    bands = [scipy.fft.irfftn(_cropped_band(s, shape, grid, voxel_size, low), s=grid, workers=-1)
+             for s in (spectrum1, spectrum2)]
+    transfer = _gaussian_transfer(grid, spacing, sd)
+    coordinates = (centres * (np.array(grid) / np.array(shape))).T
+    mask = 1.0 if weights is None else np.clip(_cropped(weights, shape, grid), 0.0, None)
+    local = []
+    for product in (bands[0] * bands[1], bands[0] * bands[0], bands[1] * bands[1]):
+        smooth = scipy.fft.irfftn(scipy.fft.rfftn(product * mask, workers=-1) * transfer, s=grid, workers=-1)
+        local.append(scipy.ndimage.map_coordinates(smooth, coordinates, order=1, mode="grid-wrap"))
+    denominator = np.sqrt(np.maximum(local[1], 0.0) * np.maximum(local[2], 0.0))
+    return np.divide(local[0], denominator, out=np.zeros_like(local[0]), where=denominator > 0).astype(np.float32)
+
+
+def sustained_crossing(correlations: np.ndarray, edges: np.ndarray, threshold: float,
+                       sustain: int = SUSTAIN_BANDS) -> np.ndarray:
+    """Resolution (A) per column of ``correlations`` [bands, positions]: the first band where
+    the correlation falls below ``threshold`` and stays below for ``sustain`` bands (bands
+    beyond the last count as below), interpolated in ln f between that band's lower edge and
+    the previous one's. Below already in the first band: the first edge; never below: the
+    last edge."""
+    below = correlations < threshold
+    padded = np.concatenate([below, np.ones((sustain - 1, below.shape[1]), bool)])
+    run = np.all(np.lib.stride_tricks.sliding_window_view(padded, sustain, axis=0), axis=-1)
+    crossed = run.any(axis=0)
+    first = np.argmax(run, axis=0)
+    columns = np.arange(below.shape[1])
+    c0 = correlations[np.maximum(first - 1, 0), columns]
+    c1 = correlations[first, columns]
+    drop = c0 - c1
+    step = np.clip(np.divide(c0 - threshold, drop, out=np.zeros_like(drop), where=drop > 0), 0.0, 1.0)
+    log_edges = np.log(edges)
+    log_frequency = log_edges[np.maximum(first - 1, 0)] + step * (log_edges[first] - log_edges[np.maximum(first - 1, 0)])
+    frequency = np.where(first == 0, edges[0], np.exp(log_frequency))
+    frequency = np.where(crossed, frequency, edges[-1])
+    return (1.0 / frequency).astype(np.float32)
+
+
+def band_correlation_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask: np.ndarray,
+                         stride: int = DEFAULT_STRIDE, threshold: float = FSC_THRESHOLD,
+                         finest: float | None = None, progress: bool = False) -> LocalFsc:
+    """Local resolution (A) at every voxel of ``mask`` by local correlation of band-passed
+    halves (``bands`` method; see the module's docstring).
+
+    Args:
+        half1, half2: half maps on the same grid.
+        voxel_size: A/px.
+        mask: boolean mask of the voxels to estimate.
+        stride: distance in voxels between evaluated positions (1: every voxel).
+        threshold: correlation threshold, in (0, 1).
+        finest: finest resolution (A) to test, e.g. the halves' information limit
+            (:func:`.fsc.information_limit`); default Nyquist.
+
+    Returns:
+        resolution between the finest band's lower edge and the coarsest's, 0 outside the mask.
+
+    Raises:
+        MaskError: empty mask or one of another shape.
+        ParameterError: bad stride or threshold, or a map too small for one band.
+    """
+    start = time.perf_counter()
+    _check(half1, mask, threshold)
+    stride = _check_stride(stride, max(1, min(half1.shape) // 4))
+    edges = band_edges(voxel_size, half1.shape, finest)
+    spectra = whitened_spectra(half1, half2)
+    weights = scipy.fft.rfftn(fsc_mask_weights(mask, voxel_size), workers=-1)
+    positions = _Positions.of(mask, stride)
+    logger.info("local resolution by band correlation: %d positions, %d bands from %.1f to %.2f A, stride %d",
+                len(positions.centres), len(edges), 1 / edges[0], 1 / edges[-1], stride)
+    finest_edge = float(edges[-1])
+    correlations = np.ones((len(edges), len(positions.centres)), dtype=np.float32)
+    bands = range(len(edges))
+    if progress:
+        from tqdm import tqdm
+        bands = tqdm(bands, desc="local FSC", unit="band")
+    for b in bands:
+        correlations[b] = band_correlations(*spectra, half1.shape, voxel_size, positions.centres, edges[b], weights)
+        if _all_crossed(correlations[:b + 1], threshold):          # the finer bands cannot change anything
+            correlations, edges = correlations[:b + 1], edges[:b + 1]
+            break
+    values = sustained_crossing(correlations, edges, threshold)
+    return LocalFsc(positions.spread(values), "bands", stride, len(positions.centres), time.perf_counter() - start,
+                    WINDOW_WAVELENGTHS, None, float(1.0 / edges[0]), 1.0 / finest_edge)
+
+
+def _all_crossed(correlations: np.ndarray, threshold: float) -> bool:
+    """True when every position already has a sustained crossing among these bands."""
+    if len(correlations) < SUSTAIN_BANDS:
+        return False
+    below = correlations < threshold
+    run = np.all(np.lib.stride_tricks.sliding_window_view(below, SUSTAIN_BANDS, axis=0), axis=-1)
+    return bool(run.any(axis=0).all())
+
+
+def local_resolution_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask: np.ndarray,
+                         method: str = DEFAULT_METHOD, window: float | None = None, stride: int = DEFAULT_STRIDE,
+                         threshold: float = FSC_THRESHOLD, global_resolution: float | None = None,
+                         finest: float | None = None, progress: bool = False) -> LocalFsc:
+    """Local resolution from two half maps by ``method`` (``bands`` or ``window``).
+
+    ``window`` (A) applies to the ``window`` method only; its default is
+    :func:`default_window` of ``global_resolution``. ``finest`` bounds the ``bands`` method.
+
+    Raises:
+        ParameterError: unknown method, a window given to the ``bands`` method, or the
+            estimators' own errors.
+    """
+    if method not in METHODS:
+        raise ParameterError(f"unknown local resolution method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "bands":
+        if window:
+            raise ParameterError("a window diameter applies to the window method only (the band method's "
+                                 f"window follows each band: {WINDOW_WAVELENGTHS:g} wavelengths)")
+        return band_correlation_map(half1, half2, voxel_size, mask, stride, threshold, finest, progress)
+    if not window:
+        if global_resolution is None:
+            raise ParameterError("the window method needs a window diameter or the global FSC resolution")
+        window = default_window(global_resolution, voxel_size, half1.shape)
+    return local_fsc_map(half1, half2, voxel_size, mask, window, stride, threshold, progress=progress)

@@ -11,7 +11,8 @@ from .. import constants
 from ..core.errors import ParameterError
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
-from .protocol_local_fsc import BLOCRES_CITATION, HALVES_FROM_VOLUME, INPUT_HALF1, INPUT_HALF2, ProtDeepResHalfMapsBase
+from .protocol_local_fsc import (BLOCRES_CITATION, HALVES_FROM_VOLUME, INPUT_HALF1, INPUT_HALF2, METHOD_WINDOW,
+                                 ProtDeepResHalfMapsBase)
 from .protocol_local_resolution import (ProtDeepResLocalResolution, defineGpuParams, defineNetworkParams,
                                         validateNetwork)
 
@@ -63,12 +64,10 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
     def sweepStep(self):
         from ..core.pipeline import SweepOptions, run_bfactor_sweep
 
-        half1, half2, mask = self.getConvertedFiles()
-        options = SweepOptions(mask=mask, window=self.getWindow(), stride=self.stride.get(),
-                               threshold=self.getThreshold(), sampling=self.getSamplingRate(),
-                               bfactors=self.bfactors.get(), range_name=self.getRangeName(),
-                               model=self.getModelPath(),
-                               device="gpu" if self.useGpu.get() and self._gpuAvailable() else "cpu")
+        half1, half2, _ = self.getConvertedFiles()
+        options = self.getLocalOptions(SweepOptions, bfactors=self.bfactors.get(), range_name=self.getRangeName(),
+                                       model=self.getModelPath(),
+                                       device="gpu" if self.useGpu.get() and self._gpuAvailable() else "cpu")
         run_bfactor_sweep(half1, half2, self._getExtraPath(OUTPUT_DIR), options)
 
     def createOutputStep(self):
@@ -80,7 +79,7 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
         self.localFscPercentile20 = pwobj.Float(summary["localfsc_p20"])
         self.deepresPercentile20 = pwobj.Float(recommended["deepres_p20"])
         self.deepresMedian = pwobj.Float(recommended["deepres_median"])
-        self.windowSize = pwobj.Float(summary["window_A"])
+        self.storeLocalSettings(summary)
         self.sweptBfactors = pwobj.String(", ".join(f"{row['bfactor']:g}" for row in summary["sweep"]))
 
         sharpened = self._outputVolume(self.getOutputFile(summary["files"]["sharpened_map"]))
@@ -144,10 +143,10 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
                 f"{self.sweptBfactors.get()} A^2 and low-passed at the global FSC resolution "
                 f"({self.globalFscResolution.get():.2f} A at {self.getThreshold():g}). The local resolution of each "
                 f"map was estimated with DeepRes [{constants.DEEPRES_CITATION}] ({self.getRangeName()} network) and "
-                f"compared with the local FSC of the half maps in a {self.windowSize.get():.1f} A window "
-                f"[{BLOCRES_CITATION}]: a B-factor of {self.recommendedBfactor.get():g} A^2 was chosen, whose DeepRes "
+                f"compared with the local resolution of the half maps by {self.localMethod.get()}"
+                f"{self.blocresReference()}: a B-factor of {self.recommendedBfactor.get():g} A^2 was chosen, whose DeepRes "
                 f"20th percentile ({self.deepresPercentile20.get():.2f} A) was closest to the local FSC's "
                 f"({self.localFscPercentile20.get():.2f} A)."]
 
     def _citations(self):
-        return [constants.DEEPRES_CITATION, BLOCRES_CITATION]
+        return [constants.DEEPRES_CITATION] + ([BLOCRES_CITATION] if self.method.get() == METHOD_WINDOW else [])

@@ -30,6 +30,10 @@ HALVES_FROM_VOLUME = 0
 HALVES_TWO_VOLUMES = 1
 HALVES_LABELS = ["volume with half maps", "two volumes"]
 
+#: Local resolution estimators (EnumParam labels, in the order of ``core.localfsc.METHODS``).
+METHOD_LABELS = ["band-pass local correlation", "moving-window FSC (BlocRes-like)"]
+METHOD_WINDOW = 1
+
 #: FSC thresholds offered (EnumParam labels and values).
 THRESHOLD_LABELS = ["0.143", "0.5"]
 THRESHOLD_VALUES = [0.143, 0.5]
@@ -71,10 +75,18 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
                            "empty for an automatic mask made from the halves' average.")
 
     def _defineLocalFscParams(self, form):
-        form.addParam("window", params.FloatParam, default=0.0, label="Window (A)",
-                      help="Diameter of the moving window in A. 0: automatic, 6 times the global FSC "
-                           "resolution (at least 12 voxels). Larger windows give smoother, less local "
-                           "estimates; smaller ones noisier FSC curves.")
+        form.addParam("method", params.EnumParam, choices=METHOD_LABELS, default=0,
+                      display=params.EnumParam.DISPLAY_COMBO, label="Local resolution method",
+                      help="Band-pass local correlation (default): both whitened halves are cut into narrow "
+                           "frequency bands and their correlation is averaged locally, in a window of 1.5 "
+                           "wavelengths of each band; it reads a region's resolution without the bias of a "
+                           "fixed window. Moving-window FSC: the FSC of the halves in a spherical window "
+                           "(BlocRes-like); steep drops of resolution read 10-40 % too fine.")
+        form.addParam("window", params.FloatParam, default=0.0, label="Window (\u00c5)",
+                      condition=f"method=={METHOD_WINDOW}",
+                      help="Diameter of the moving window in \u00c5. 0: automatic, 6 times the global FSC "
+                           "resolution (at least 12 voxels, at most the map). Larger windows give smoother, "
+                           "less local estimates; smaller ones noisier FSC curves.")
         form.addParam("stride", params.IntParam, default=2, label="Stride (voxels)",
                       help="Distance between the evaluated window positions; the resolution is "
                            "interpolated in between. 1 evaluates every masked voxel (slowest).")
@@ -126,9 +138,31 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
     def getThreshold(self):
         return THRESHOLD_VALUES[self.threshold.get()]
 
+    def getMethod(self):
+        """The core's name of the chosen estimator (``bands`` or ``window``)."""
+        from ..core.localfsc import METHODS
+
+        return METHODS[self.method.get()]
+
     def getWindow(self):
-        """The window in A, or None for the automatic one."""
+        """The window in A (moving-window method), or None for the automatic one."""
+        if self.method.get() != METHOD_WINDOW:
+            return None
         return self.window.get() if self.window.get() else None
+
+    def getLocalOptions(self, optionsClass, **extra):
+        """The core's options (``LocalFscOptions`` or ``SweepOptions``) from the form."""
+        half1, half2, mask = self.getConvertedFiles()
+        return optionsClass(mask=mask, method=self.getMethod(), window=self.getWindow(), stride=self.stride.get(),
+                            threshold=self.getThreshold(), sampling=self.getSamplingRate(), **extra)
+
+    def storeLocalSettings(self, summary):
+        """Keep the estimator's description (from ``summary.json``) for the summary and methods."""
+        self.localMethod = pwobj.String(summary["localfsc_description"])
+
+    def blocresReference(self):
+        """`` [Cardone2013]`` after the moving-window method, nothing otherwise."""
+        return f" [{BLOCRES_CITATION}]" if self.method.get() == METHOD_WINDOW else ""
 
     def _outputVolume(self, path):
         """A Volume of ``path`` with the input's sampling rate and origin."""
@@ -212,13 +246,13 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
             if abs(mask.getSamplingRate() - sampling) > 1e-3 * sampling:
                 errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} A/px) differs from the "
                               f"half maps' ({sampling:g} A/px).")
-        if self.window.get() < 0:
+        if self.method.get() == METHOD_WINDOW and self.window.get() < 0:
             errors.append("The window must be positive (or 0 for automatic).")
-        elif self.window.get() > 0:
+        elif self.method.get() == METHOD_WINDOW and self.window.get() > 0:
             from ..core.localfsc import window_box
 
             try:
-                window_box(self.window.get(), sampling)
+                window_box(self.window.get(), sampling, tuple(grid))
             except ParameterError as exc:
                 errors.append(f"Window: {exc}.")
         if self.stride.get() < 1:
@@ -232,12 +266,13 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
 
 
 class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
-    """Local resolution from two half maps by Fourier shell correlation in a moving window
-    (BlocRes-like, Cardone et al., J. Struct. Biol. 2013).
+    """Local resolution from two half maps by their Fourier correlation measured locally:
+    band-pass local correlation (default) or FSC in a moving window (BlocRes-like,
+    Cardone et al., J. Struct. Biol. 2013).
 
-    Around each position of the mask a spherical window weighs both (whitened) halves; the
-    FSC of the windowed halves is compared with the threshold. This is the half-map
-    reference DeepRes is compared with: it does not change with sharpening, DeepRes does.
+    Both halves are whitened; the default cuts them into narrow frequency bands and averages
+    their correlation in each band locally. This is the half-map reference DeepRes is
+    compared with: it does not change with sharpening, DeepRes does.
     """
 
     _label = "deepres - local FSC"
@@ -259,10 +294,8 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
     def localFscStep(self):
         from ..core.pipeline import LocalFscOptions, run_local_fsc
 
-        half1, half2, mask = self.getConvertedFiles()
-        options = LocalFscOptions(mask=mask, window=self.getWindow(), stride=self.stride.get(),
-                                  threshold=self.getThreshold(), sampling=self.getSamplingRate())
-        run_local_fsc(half1, half2, self._getExtraPath(OUTPUT_DIR), options)
+        half1, half2, _ = self.getConvertedFiles()
+        run_local_fsc(half1, half2, self._getExtraPath(OUTPUT_DIR), self.getLocalOptions(LocalFscOptions))
 
     def createOutputStep(self):
         output = self._outputVolume(self.getResolutionFile())
@@ -270,8 +303,9 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
             summary = json.load(handle)
         for name, key in (("medianResolution", "median"), ("minResolution", "min"), ("maxResolution", "max"),
                           ("percentile20", "percentile_20"), ("percentile80", "percentile_80"),
-                          ("globalFscResolution", "global_fsc_resolution"), ("windowSize", "window_A")):
+                          ("globalFscResolution", "global_fsc_resolution")):
             setattr(self, name, pwobj.Float(summary[key]))
+        self.storeLocalSettings(summary)
         self._defineOutputs(**{outputs.resolution_Volume.name: output})
         self._defineSourceRelation(self.getReferencePointer(), output)
 
@@ -294,17 +328,17 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
                 f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} A, "
                 f"range {self.minResolution.get():.2f}-{self.maxResolution.get():.2f} A); global FSC "
                 f"resolution {self.globalFscResolution.get():.2f} A at {self.getThreshold():g}; "
-                f"window {self.windowSize.get():.1f} A, stride {self.stride.get()} voxels."]
+                f"{self.localMethod.get()}, stride {self.stride.get()} voxels."]
 
     def _methods(self):
         if not self.isFinished() or not hasattr(self, "medianResolution"):
             return []
         source = self.getObjectTag("inputVolume" if self.halvesSource.get() == HALVES_FROM_VOLUME else "inputHalf1")
-        return [f"The local resolution of {source} was estimated from its half maps by Fourier shell "
-                f"correlation in a moving spherical window of {self.windowSize.get():.1f} A [{BLOCRES_CITATION}], "
-                f"at an FSC threshold of {self.getThreshold():g}, as implemented in the DeepRes plugin "
+        return [f"The local resolution of {source} was estimated from its half maps by {self.localMethod.get()}"
+                f"{self.blocresReference()}, at an FSC threshold of {self.getThreshold():g}, as implemented in the "
+                f"DeepRes plugin "
                 f"[{constants.DEEPRES_CITATION}]. The median local resolution was {self.medianResolution.get():.2f} A "
                 f"(global FSC resolution {self.globalFscResolution.get():.2f} A)."]
 
     def _citations(self):
-        return [constants.DEEPRES_CITATION, BLOCRES_CITATION]
+        return [constants.DEEPRES_CITATION] + ([BLOCRES_CITATION] if self.method.get() == METHOD_WINDOW else [])

@@ -1,5 +1,6 @@
-"""Local FSC from half maps: known answers on synthetic halves, invariance to a global
-B-factor, the command's outputs and its refusals."""
+"""Local resolution from half maps: known answers on synthetic halves for both estimators
+(band-pass local correlation, moving-window FSC), invariance to a global B-factor, the
+global FSC and the information limit, the command's outputs and its refusals."""
 import json
 
 import numpy as np
@@ -8,11 +9,17 @@ import pytest
 from deepres_plugin import cli
 from deepres_plugin.core.errors import MaskError, ParameterError
 from deepres_plugin.core.filters import RAISED_COSINE_WIDTH, apply_bfactor, lowpass_filter
-from deepres_plugin.core.localfsc import crossing_resolution, local_fsc_map, whiten, window_box
+from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution, information_limit
+from deepres_plugin.core.localfsc import (band_correlation_map, band_edges, crossing_resolution, default_window,
+                                          local_fsc_map, local_resolution_map, sustained_crossing, whiten,
+                                          window_box)
+from deepres_plugin.core.pipeline import global_fsc
 from deepres_plugin.core.mrc import read_map, write_map
 
 FINE_A, COARSE_A = 4.0, 8.0
 WINDOW_A = 32.0
+#: coarsest band of the band method: its window SD (1.5 wavelengths) is a quarter of the box
+WINDOW_SD_FACTOR = 1.5 * 4
 
 
 def filter_zero(resolution: float) -> float:
@@ -20,28 +27,115 @@ def filter_zero(resolution: float) -> float:
     return 1.0 / (1.0 / resolution + RAISED_COSINE_WIDTH)
 
 
-def two_region_halves(rng, noise=3.0):
+def two_region_halves(rng, noise=3.0, shape=(32, 32, 96), core_voxels=8):
     """One random signal, low-passed at 4 A on one side of the box and at 8 A on the other
-    (a smooth periodic blend between them), plus independent white noise in each half.
+    (a smooth periodic blend between them, along x), plus independent white noise in each half.
 
-    Returns the halves and the masks of the two regions' cores (at least 16 voxels, half a
-    window, from the blend)."""
-    shape = (32, 32, 96)
+    Returns the halves and the masks of the two regions' cores (the middle half of the box
+    across, ``core_voxels`` either side of each region's centre along x)."""
     base = rng.standard_normal(shape).astype(np.float32)
     fine, coarse = (lowpass_filter(base, 1.0, r) for r in (FINE_A, COARSE_A))
-    x = np.arange(shape[2])
-    distance = np.abs((x - 48 + 48) % 96 - 48)                     # from x = 48, periodic
-    blend = np.clip((24 - distance) / 6 + 0.5, 0, 1)[None, None, :].astype(np.float32)
+    n = shape[2]
+    x = np.arange(n)
+    distance = np.abs((x - n // 2 + n // 2) % n - n // 2)              # from x = n / 2, periodic
+    blend = np.clip((n // 4 - distance) / 6 + 0.5, 0, 1)[None, None, :].astype(np.float32)
     signal = fine / fine.std() * (1 - blend) + coarse / coarse.std() * blend
     halves = [signal + noise * rng.standard_normal(shape).astype(np.float32) for _ in range(2)]
     core = np.zeros(shape, bool)
-    core[8:24, 8:24, :] = True
-    return halves, core & (distance >= 40)[None, None, :], core & (distance <= 8)[None, None, :]
+    core[shape[0] // 4:3 * shape[0] // 4, shape[1] // 4:3 * shape[1] // 4, :] = True
+    return (halves, core & (distance >= n // 2 - core_voxels)[None, None, :],
+            core & (distance <= core_voxels)[None, None, :])
 
 
 @pytest.fixture(scope="module")
 def regions():
     return two_region_halves(np.random.default_rng(2013))
+
+
+@pytest.fixture(scope="module")
+def wide_regions():
+    """The two regions in a box large enough for the band method's 8 A windows."""
+    return two_region_halves(np.random.default_rng(2013), shape=(64, 64, 192), core_voxels=24)
+
+
+def test_band_method_reads_each_region_at_its_filter(wide_regions):
+    (half1, half2), fine, coarse = wide_regions
+    result = band_correlation_map(half1, half2, 1.0, fine | coarse, stride=2)
+    medians = [float(np.median(result.resolution[region])) for region in (fine, coarse)]
+    # measured 4.11 and 7.61 A: within 10 % of the filters, never finer than their zeros
+    for median, resolution in zip(medians, (FINE_A, COARSE_A)):
+        assert filter_zero(resolution) <= median <= 1.1 * resolution, medians
+    assert result.method == "bands" and result.box is None and not result.resolution[~(fine | coarse)].any()
+    assert result.coarsest == pytest.approx(64 / WINDOW_SD_FACTOR) and result.finest < 2.6
+    assert result.resolution[fine | coarse].min() >= result.finest - 1e-4
+    assert result.resolution[fine | coarse].max() <= result.coarsest + 1e-4
+
+
+@pytest.mark.parametrize("bfactor", [-100.0, 50.0])
+def test_a_global_bfactor_does_not_move_the_band_method(wide_regions, bfactor):
+    (half1, half2), fine, coarse = wide_regions
+    mask = fine | coarse
+    before = band_correlation_map(half1, half2, 1.0, mask).resolution
+    after = band_correlation_map(apply_bfactor(half1, 1.0, bfactor), apply_bfactor(half2, 1.0, bfactor), 1.0,
+                                 mask).resolution
+    for region in (fine, coarse):                                     # measured: at most 0.0013 A
+        assert abs(np.median(after[region]) - np.median(before[region])) <= 0.01
+
+
+def test_band_method_stride_interpolates_the_every_voxel_answer(wide_regions):
+    (half1, half2), fine, coarse = wide_regions
+    mask = fine | coarse
+    every = band_correlation_map(half1, half2, 1.0, mask, stride=1)
+    sparse = band_correlation_map(half1, half2, 1.0, mask, stride=3)
+    assert sparse.positions < every.positions / 10
+    for region in (fine, coarse):
+        assert abs(np.median(sparse.resolution[region]) - np.median(every.resolution[region])) < 0.1
+
+
+def test_sustained_crossing():
+    edges = np.exp(np.log(0.1) + np.log(1.04) * np.arange(8))              # 1/A
+    correlations = np.array([
+        [0.9, 0.8, 0.5, 0.1, 0.0, 0.0, 0.0, 0.0],     # crosses between bands 2 and 3 and stays below
+        [0.9, 0.1, 0.5, 0.6, 0.0, 0.0, 0.0, 0.0],     # a dip of one band is not the limit
+        [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],     # below from the first band
+        [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.5],     # never below
+        [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1]],    # below only in the last band: it counts
+        dtype=np.float32).T
+    values = sustained_crossing(correlations, edges, 0.143)
+    step = (0.5 - 0.143) / 0.4
+    assert values[0] == pytest.approx(1 / (edges[2] * 1.04 ** step), rel=1e-5)
+    assert values[1] == pytest.approx(1 / (edges[3] * 1.04 ** ((0.6 - 0.143) / 0.6)), rel=1e-5)
+    assert values[2] == pytest.approx(1 / edges[0]) and values[3] == pytest.approx(1 / edges[-1])
+    assert values[4] == pytest.approx(1 / (edges[6] * 1.04 ** ((0.9 - 0.143) / 0.8)), rel=1e-5)
+
+
+def test_global_fsc_does_not_collapse_when_both_halves_are_sharpened(wide_regions):
+    (half1, half2), fine, coarse = wide_regions
+    mask = fine | coarse
+    frequency, fsc, limit = global_fsc(half1, half2, 1.0, mask)
+    plain = fsc_resolution(*fsc_curve(half1, half2, 1.0, fsc_mask_weights(mask, 1.0)))
+    assert fsc_resolution(frequency, fsc) == pytest.approx(plain, abs=0.01)      # whitening changes nothing here
+    sharp = [apply_bfactor(h, 1.0, -100.0) for h in (half1, half2)]
+    collapsed = fsc_resolution(*fsc_curve(*sharp, 1.0, fsc_mask_weights(mask, 1.0)))
+    assert collapsed > 20.0                                           # the masked FSC of sharpened halves
+    again = global_fsc(*sharp, 1.0, mask)
+    assert fsc_resolution(again[0], again[1]) == pytest.approx(fsc_resolution(frequency, fsc), abs=0.01)
+    assert again[2] == pytest.approx(limit)
+    # nothing correlates beyond the 4 A filter's zero (3.70 A): the information ends there
+    assert limit == pytest.approx(min(plain, limit)) and 3.4 < limit < 3.75
+
+
+def test_information_limit_is_the_last_significant_shell():
+    frequency = np.arange(1, 51) / 100.0                              # box of 100 voxels at 1 A/px
+    fsc = np.where(frequency < 0.3, 0.9, 0.0)
+    fsc[39] = 0.3                                                     # shell 40: 3 sigma is 0.027
+    assert information_limit(frequency, fsc, 1.0, 100) == pytest.approx(2.5)
+    fsc[39] = 0.02
+    assert information_limit(frequency, fsc, 1.0, 100) == pytest.approx(1 / 0.29)
+    assert information_limit(frequency, np.zeros(50), 1.0, 100) == pytest.approx(100.0)
+    fsc[39] = 0.1                                                     # significant in the box, not in a 1 % mask
+    assert information_limit(frequency, fsc, 1.0, 100) == pytest.approx(2.5)
+    assert information_limit(frequency, fsc, 1.0, 100, mask_fraction=0.01) == pytest.approx(1 / 0.29)
 
 
 def test_regions_come_out_ordered_near_their_filters(regions):
@@ -84,12 +178,17 @@ def test_whitening_keeps_the_global_fsc_and_flattens_the_noise(rng):
     half1, half2 = (apply_bfactor(signal + 0.1 * rng.standard_normal(signal.shape).astype(np.float32), 1.0, 60.0)
                     for _ in range(2))
     white1, white2 = whiten(half1, half2)
-    np.testing.assert_allclose(fsc_curve(white1, white2, 1.0)[1], fsc_curve(half1, half2, 1.0)[1], atol=1e-4)
+    # the same FSC, but for the shells where it falls steeply: the whitening factor is interpolated
+    # between shell centres (so that a B-factor cancels within a shell), which reweighs them slightly
+    np.testing.assert_allclose(fsc_curve(white1, white2, 1.0)[1], fsc_curve(half1, half2, 1.0)[1], atol=0.05)
     difference = np.abs(np.fft.rfftn(white1 - white2)) ** 2
     shells = np.rint(np.sqrt(sum(np.meshgrid(*(np.fft.fftfreq(40) ** 2,) * 2, np.fft.rfftfreq(40) ** 2,
                                              indexing="ij"))) * 40).astype(int)
     per_shell = np.bincount(shells.ravel(), difference.ravel()) / np.bincount(shells.ravel())
-    np.testing.assert_allclose(per_shell[1:20], 1.0, rtol=1e-3)       # white noise of unit power per coefficient
+    # white noise of unit power per coefficient (each shell's estimate is interpolated with its
+    # neighbours', so a shell of a 40-voxel box is within 10 %, and the average exact)
+    np.testing.assert_allclose(per_shell[1:20], 1.0, rtol=0.1)
+    assert np.mean(per_shell[1:20]) == pytest.approx(1.0, abs=0.02)
 
 
 def test_crossing_is_interpolated_between_shells():
@@ -115,6 +214,20 @@ def test_bad_parameters_are_refused(rng):
     with pytest.raises(MaskError, match="empty"):
         local_fsc_map(half, half + 1, 1.0, np.zeros(half.shape, bool), 12.0)
     assert window_box(13.0, 1.0) == 14 and window_box(24.0, 1.5) == 16
+    with pytest.raises(ParameterError, match="larger than the map"):
+        local_fsc_map(half, half + 1, 1.0, mask, 17.0)
+    with pytest.raises(ParameterError, match="window method only"):
+        local_resolution_map(half, half + 1, 1.0, mask, "bands", window=12.0)
+    with pytest.raises(ParameterError, match="unknown local resolution method"):
+        local_resolution_map(half, half + 1, 1.0, mask, "blocres")
+    with pytest.raises(ParameterError, match="too small"):
+        band_edges(1.0, (16, 16, 16), finest=4.0)
+
+
+def test_default_window_is_capped_to_the_map():
+    # B = -100 on both halves once made the masked global FSC 60 A: 6 x 60 A is capped to the box
+    assert default_window(60.7, 1.0, (144, 144, 145)) == 144.0
+    assert default_window(3.5, 1.0, (144, 144, 144)) == 21.0 and default_window(1.0, 1.0) == 12.0
 
 
 def test_localfsc_command_writes_the_predict_outputs(regions, tmp_path):
@@ -124,8 +237,8 @@ def test_localfsc_command_writes_the_predict_outputs(regions, tmp_path):
     write_map(tmp_path / "mask.mrc", (fine | coarse).astype(np.float32), 1.0)
     out = tmp_path / "out"
     assert cli.main(["localfsc", str(tmp_path / "h1.mrc"), str(tmp_path / "h2.mrc"), "--mask",
-                     str(tmp_path / "mask.mrc"), "--window", "32", "--stride", "2", "--out", str(out),
-                     "--no-progress"]) == 0
+                     str(tmp_path / "mask.mrc"), "--method", "window", "--window", "32", "--stride", "2",
+                     "--out", str(out), "--no-progress"]) == 0
     for name in ("resolution.mrc", "average_map.mrc", "summary.json", "histogram.png", "histogram.csv",
                  "slices.png", "chimerax.cxc", "chimera.cmd", "fsc.csv", "fsc.png"):
         assert (out / name).stat().st_size > 0, name
@@ -135,6 +248,7 @@ def test_localfsc_command_writes_the_predict_outputs(regions, tmp_path):
     np.testing.assert_allclose(resolution, direct, atol=1e-5)
     assert summary["median"] == pytest.approx(float(np.median(direct[fine | coarse])), abs=1e-4)
     assert summary["window_A"] == 32.0 and summary["stride_voxels"] == 2 and geometry.voxel_size == 1.0
+    assert summary["localfsc_method"] == "window"
     average, _ = read_map(out / "average_map.mrc")
     np.testing.assert_allclose(average, (half1 + half2) / 2, atol=1e-5)
     assert "average_map.mrc" in (out / "chimerax.cxc").read_text()
@@ -157,3 +271,20 @@ def test_bad_half_maps_give_one_line_errors_and_no_output(rng, tmp_path, capsys)
             err = capsys.readouterr().err.strip()
             assert status == 1 and message in err and len(err.splitlines()) == 1, err
             assert not out.exists()
+
+
+def test_localfsc_command_uses_the_band_method_by_default(wide_regions, tmp_path):
+    (half1, half2), fine, coarse = wide_regions
+    for name, data in (("h1.mrc", half1), ("h2.mrc", half2), ("mask.mrc", (fine | coarse).astype(np.float32))):
+        write_map(tmp_path / name, data, 1.0)
+    out = tmp_path / "out"
+    assert cli.main(["localfsc", str(tmp_path / "h1.mrc"), str(tmp_path / "h2.mrc"), "--mask",
+                     str(tmp_path / "mask.mrc"), "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    direct = band_correlation_map(half1, half2, 1.0, fine | coarse, finest=summary["information_limit_A"])
+    np.testing.assert_allclose(read_map(out / "resolution.mrc")[0], direct.resolution, atol=1e-5)
+    assert summary["localfsc_method"] == "bands" and "window_A" not in summary
+    assert summary["window_wavelengths"] == 1.5 and summary["finest_A"] >= summary["information_limit_A"]
+    assert cli.main(["localfsc", str(tmp_path / "h1.mrc"), str(tmp_path / "h2.mrc"), "--window", "30",
+                     "--out", str(tmp_path / "refused")]) == 1
+    assert not (tmp_path / "refused").exists()
