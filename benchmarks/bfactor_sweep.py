@@ -73,6 +73,7 @@ def run_case(path: Path, noise_sd: float, folder: Path, rng: np.random.Generator
     recommended = summary["recommended_bfactor"]
     return {"structure": path.name.split(".")[0], "noise_sd": noise_sd, "shape": list(envelope.shape),
             "global_fsc": summary["global_fsc_resolution"], "localfsc_p20": summary["localfsc_p20"],
+            "localfsc_median": summary["localfsc_median"], "sweep": rows,
             "recommended_b": recommended, "within_target": abs(recommended - TARGET_B) <= TARGET_TOLERANCE,
             "oversharpened_flagged": flagged,
             "good_range": [r["bfactor"] for r in rows if r["verdict"] == "good"],

@@ -57,6 +57,10 @@ METHODS = ("bands", "window")
 DEFAULT_METHOD = METHODS[0]
 #: Width of a band in ln(frequency): a raised cosine over [f, f e^0.2] (22 % of f).
 BAND_WIDTH_LN = 0.2
+#: Where in a band its correlation is placed, in ln(frequency) above the lower edge: 0 (the
+#: lower edge) is exact for a region whose signal stops abruptly, half the width (the
+#: centroid) for an FSC that falls smoothly; each reads the other 10 % off.
+BAND_LABEL_LN = 0.0
 #: Distance between consecutive bands' lower edges in ln(frequency) (4 %).
 BAND_STEP_LN = float(np.log(1.04))
 #: SD of the Gaussian local-averaging window, in wavelengths of the band's lower edge.
@@ -508,9 +512,10 @@ def band_correlation_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float
         if _all_crossed(correlations[:b + 1], threshold):          # the finer bands cannot change anything
             correlations, edges = correlations[:b + 1], edges[:b + 1]
             break
-    values = sustained_crossing(correlations, edges, threshold)
+    labels = edges * np.exp(BAND_LABEL_LN)
+    values = sustained_crossing(correlations, labels, threshold)
     return LocalFsc(positions.spread(values), "bands", stride, len(positions.centres), time.perf_counter() - start,
-                    WINDOW_WAVELENGTHS, None, float(1.0 / edges[0]), 1.0 / finest_edge)
+                    WINDOW_WAVELENGTHS, None, float(1.0 / labels[0]), float(1.0 / (finest_edge * np.exp(BAND_LABEL_LN))))
 
 
 def _all_crossed(correlations: np.ndarray, threshold: float) -> bool:

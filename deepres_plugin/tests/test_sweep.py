@@ -41,7 +41,7 @@ def test_verdicts_and_recommendation():
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, data_dir):
     """Half maps of a small protein with a B = +80 A^2 envelope and independent noise, swept
-    over B = -160, -80, 0 A^2 through the command line."""
+    over B = -160, -80, -40, 0 A^2 through the command line."""
     folder = tmp_path_factory.mktemp("sweep")
     simulated = model_density(read_model(data_dir / "BM5_1GL1_l_u.pdb.gz"), 1.0, 10.0)
     envelope = scale_to_unit_peak(apply_bfactor(simulated.density, 1.0, ENVELOPE_B))
@@ -53,7 +53,7 @@ def sweep(tmp_path_factory, data_dir):
     write_map(folder / "mask.mrc", mask.astype(np.float32), 1.0)
     out = folder / "out"
     status = cli.main(["bfactor-sweep", str(folder / "half1.mrc"), str(folder / "half2.mrc"), "--mask",
-                       str(folder / "mask.mrc"), "--bfactors", "-160,-80,0", "--out", str(out), "--no-progress"])
+                       str(folder / "mask.mrc"), "--bfactors", "-160,-80,-40,0", "--out", str(out), "--no-progress"])
     assert status == 0
     return out, halves, mask
 
@@ -62,28 +62,31 @@ def test_the_sweep_undoes_the_envelope_and_flags_oversharpening(sweep):
     out, _, _ = sweep
     summary = json.loads((out / "summary.json").read_text())
     rows = {row["bfactor"]: row for row in summary["sweep"]}
-    # measured: DeepRes 20th percentiles 2.76 / 3.24 / 4.47 A against a local-FSC 3.29 A
-    assert summary["recommended_bfactor"] == -80.0 and summary["recommended_verdict"] == "good"
+    # measured: DeepRes 20th percentiles 2.75 / 3.23 / 3.74 / 4.47 A against a local-FSC 3.91 A
+    # (global FSC 3.77 A). DeepRes reads the fully restored map (B = -80) 17 % finer than the
+    # half maps support, so the paper's rule recommends the gentler -40 (README, issue 11)
+    assert summary["recommended_bfactor"] == -40.0 and summary["recommended_verdict"] == "good"
     assert rows[-160.0]["verdict"] == "oversharpened" and rows[0.0]["verdict"] == "under-sharpened"
-    assert rows[-160.0]["deepres_p20"] < rows[-80.0]["deepres_p20"] < rows[0.0]["deepres_p20"]
-    assert 3.0 < summary["global_fsc_resolution"] < 4.5 and 2.5 < summary["localfsc_p20"] < 4.0
+    assert rows[-160.0]["deepres_p20"] < rows[-80.0]["deepres_p20"] < rows[-40.0]["deepres_p20"] < rows[0.0]["deepres_p20"]
+    assert 3.5 < summary["global_fsc_resolution"] < 4.0 and 3.7 < summary["localfsc_p20"] < 4.1
+    assert summary["localfsc_method"] == "bands"
     table = list(csv.DictReader((out / "bfactor_sweep.csv").open()))
-    assert [float(r["bfactor_A2"]) for r in table] == [-160.0, -80.0, 0.0]
-    assert [int(r["recommended"]) for r in table] == [0, 1, 0]
-    assert float(table[1]["deepres_p20_A"]) == pytest.approx(rows[-80.0]["deepres_p20"], abs=1e-3)
+    assert [float(r["bfactor_A2"]) for r in table] == [-160.0, -80.0, -40.0, 0.0]
+    assert [int(r["recommended"]) for r in table] == [0, 0, 1, 0]
+    assert float(table[2]["deepres_p20_A"]) == pytest.approx(rows[-40.0]["deepres_p20"], abs=1e-3)
 
 
 def test_the_sweep_writes_the_recommended_map_and_both_reports(sweep):
     out, halves, mask = sweep
     summary = json.loads((out / "summary.json").read_text())
     sharpened, geometry = read_map(out / "sharpened_map.mrc")
-    expected = apply_bfactor((halves[0] + halves[1]) / 2, 1.0, -80.0, summary["global_fsc_resolution"])
+    expected = apply_bfactor((halves[0] + halves[1]) / 2, 1.0, -40.0, summary["global_fsc_resolution"])
     np.testing.assert_allclose(sharpened, expected, atol=1e-4)
     assert geometry.voxel_size == 1.0
     assert (out / "bfactor_sweep.png").stat().st_size > 20000 and (out / "fsc.png").stat().st_size > 5000
     local = json.loads((out / "localfsc" / "summary.json").read_text())
     deepres = json.loads((out / "deepres" / "summary.json").read_text())
     assert local["percentile_20"] == pytest.approx(summary["localfsc_p20"], abs=1e-4)
-    assert deepres["percentile_20"] == pytest.approx(summary["sweep"][1]["deepres_p20"], abs=1e-4)
-    assert deepres["voxels"] == int(mask.sum()) and deepres["bfactor"] == -80.0
+    assert deepres["percentile_20"] == pytest.approx(summary["sweep"][2]["deepres_p20"], abs=1e-4)
+    assert deepres["voxels"] == int(mask.sum()) and deepres["bfactor"] == -40.0
     assert '"../sharpened_map.mrc"' in (out / "deepres" / "chimerax.cxc").read_text()
