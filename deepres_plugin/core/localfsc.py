@@ -543,11 +543,11 @@ def local_resolution_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float
     if method not in METHODS:
         raise ParameterError(f"unknown local resolution method {method!r}; choose from {', '.join(METHODS)}")
     if method == "bands":
-        if window:
+        if window is not None:
             raise ParameterError("a window diameter applies to the window method only (the band method's "
                                  f"window follows each band: {WINDOW_WAVELENGTHS:g} wavelengths)")
         return band_correlation_map(half1, half2, voxel_size, mask, stride, threshold, finest, progress)
-    if not window:
+    if window is None:
         if global_resolution is None:
             raise ParameterError("the window method needs a window diameter or the global FSC resolution")
         window = default_window(global_resolution, voxel_size, half1.shape)

@@ -13,7 +13,7 @@ from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution,
 from deepres_plugin.core.localfsc import (band_correlation_map, band_edges, crossing_resolution, default_window,
                                           local_fsc_map, local_resolution_map, sustained_crossing, whiten,
                                           window_box)
-from deepres_plugin.core.pipeline import global_fsc
+from deepres_plugin.core.pipeline import LocalFscOptions, global_fsc, run_local_fsc
 from deepres_plugin.core.mrc import read_map, write_map
 
 FINE_A, COARSE_A = 4.0, 8.0
@@ -222,6 +222,22 @@ def test_bad_parameters_are_refused(rng):
         local_resolution_map(half, half + 1, 1.0, mask, "blocres")
     with pytest.raises(ParameterError, match="too small"):
         band_edges(1.0, (16, 16, 16), finest=4.0)
+
+
+def test_sharpened_halves_keep_the_default_window(regions, tmp_path):
+    (half1, half2), fine, coarse = regions
+    write_map(tmp_path / "mask.mrc", (fine | coarse).astype(np.float32), 1.0)
+    windows = []
+    for bfactor in (0.0, -100.0):
+        for i, half in enumerate((half1, half2)):
+            write_map(tmp_path / f"h{i}.mrc", apply_bfactor(half, 1.0, bfactor), 1.0)
+        summary = run_local_fsc(tmp_path / "h0.mrc", tmp_path / "h1.mrc", tmp_path / f"out{bfactor:g}",
+                                LocalFscOptions(mask=tmp_path / "mask.mrc", method="window"))
+        windows.append(summary["window_A"])
+    # the whitened global FSC does not move, so neither does the window (6 x 3.6 A, not 6 x 60 A)
+    assert windows[0] == windows[1] and windows[0] <= 24.0
+    with pytest.raises(ParameterError, match="positive"):
+        local_resolution_map(half1, half2, 1.0, fine, "window", window=0.0)
 
 
 def test_default_window_is_capped_to_the_map():
