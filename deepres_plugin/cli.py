@@ -25,18 +25,20 @@ COMMANDS = {
 #: argparse would otherwise take for an option: "--bfactors -200:0:20" is read as "--bfactors=-200:0:20".
 NEGATIVE_VALUE_OPTIONS = ("--bfactors",)
 EXIT_OK = 0
+#: Every error a user can cause: a bad option value or usage, an unusable file, an output
+#: place that cannot be written.
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 logger = logging.getLogger("deepres_plugin")
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+    """An argument parser whose errors (usage, or an option value that fails its check) are
+    one line on stderr, exit status 1 like every other error a user can cause."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,15 +79,27 @@ def join_negative_values(argv: list[str]) -> list[str]:
     return joined
 
 
+def one_line(message: str) -> str:
+    """A message on one line (library messages may carry line breaks)."""
+    return " ".join(message.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 130 interrupted)."""
     parser = build_parser()
-    args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+    except SystemExit as exc:            # --help, --version, or a usage / option-value error (printed)
+        return EXIT_OK if exc.code in (None, 0) else EXIT_ERROR
     configure_logging(args.verbose)
     try:
         return int(args.run(args) or EXIT_OK)
     except DeepResError as exc:
-        print(f"deepres {args.command}: error: {exc}", file=sys.stderr)
+        print(f"deepres {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:               # the output place: read-only, full, missing, a file size limit
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"deepres {args.command}: error: cannot read or write{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"deepres {args.command}: interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..core.dataset import CONDITION_SCHEMES, DatasetConfig, generate_dataset
 from ..core.ranges import RANGES
+from .options import FRACTION, INTEGER, POSITIVE_INT, RESOLUTION, number
 
 logger = logging.getLogger(__name__)
 _DEFAULTS = DatasetConfig("wide")
@@ -29,20 +30,20 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), required=True,
                         help="resolution range: wide (1.0 A/px, 2.5-13 A) or high (0.5 A/px, 1.5-6 A)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created, or resumed)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default 0)")
-    parser.add_argument("--labels-per-structure", type=int, default=_DEFAULTS.labels_per_structure,
+    parser.add_argument("--workers", type=POSITIVE_INT, default=1, help="parallel processes (default 1)")
+    parser.add_argument("--seed", type=INTEGER, default=_DEFAULTS.seed, help="random seed (default 0)")
+    parser.add_argument("--labels-per-structure", type=POSITIVE_INT, default=_DEFAULTS.labels_per_structure,
                         help=f"filter resolutions per structure (default {_DEFAULTS.labels_per_structure})")
-    parser.add_argument("--boxes-per-label", type=int, default=_DEFAULTS.boxes_per_label,
+    parser.add_argument("--boxes-per-label", type=POSITIVE_INT, default=_DEFAULTS.boxes_per_label,
                         help=f"boxes per filtered map (default {_DEFAULTS.boxes_per_label})")
-    parser.add_argument("--noise-max", type=float, default=_DEFAULTS.noise_sd_max,
+    parser.add_argument("--noise-max", type=number(minimum=0.0), default=_DEFAULTS.noise_sd_max,
                         help=f"largest noise SD, map maximum = 1 (default {_DEFAULTS.noise_sd_max:g})")
-    parser.add_argument("--filtered-noise-fraction", type=float, default=_DEFAULTS.filtered_noise_fraction,
+    parser.add_argument("--filtered-noise-fraction", type=FRACTION, default=_DEFAULTS.filtered_noise_fraction,
                         help="fraction of maps whose noise is low-passed like the signal "
                              f"(default {_DEFAULTS.filtered_noise_fraction:g})")
-    parser.add_argument("--val-fraction", type=float, default=_DEFAULTS.val_fraction,
+    parser.add_argument("--val-fraction", type=number(minimum=0.0, below=1.0), default=_DEFAULTS.val_fraction,
                         help=f"fraction of complexes held out for validation (default {_DEFAULTS.val_fraction:g})")
-    parser.add_argument("--label-min", type=float, metavar="A",
+    parser.add_argument("--label-min", type=RESOLUTION, metavar="A",
                         help="lowest training label (default: the range minimum); lower labels are clamped "
                              "at inference, which removes the bias of a regression at the edge of its range")
     parser.add_argument("--noise-shape", choices=("uniform", "square"), default=_DEFAULTS.noise_shape,
@@ -51,7 +52,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="varied (default): each filtered map gets a random low-pass shape, B envelope, noise "
                              "colour and reference, and solvent (flattened, masked); paper: Xmipp's filter and "
                              "noise relative to the map maximum only")
-    parser.add_argument("--max-structures", type=int, help="use a seeded random subset of this many structures")
+    parser.add_argument("--max-structures", type=POSITIVE_INT, help="use a seeded random subset of this many structures")
     parser.add_argument("--dtype", choices=("float16", "float32"), default=_DEFAULTS.dtype,
                         help="storage type of the boxes (default float16: half the disk, 1e-3 precision)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -12,11 +12,12 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..core.fileio import output_directory, write_files
+from ..core.fileio import check_output_dir, output_directory, write_files
 from ..core.fsc import (FSC_THRESHOLD, THRESHOLDS, check_half_maps, fsc_csv, fsc_curve, fsc_mask_weights, fsc_png,
                         fsc_resolution)
 from ..core.masks import read_mask
 from ..core.mrc import read_map
+from ..core.pipeline import unit_scale
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +38,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_output_dir(args.out)
     half1, geometry = read_map(args.half1)
     half2, geometry2 = read_map(args.half2)
     check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
+    for half, path in ((half1, args.half1), (half2, args.half2)):
+        unit_scale(half, str(path))                        # refuses a flat half map
     weights = None
     if args.mask:
         weights = fsc_mask_weights(read_mask(args.mask, half1.shape, geometry), geometry.voxel_size)

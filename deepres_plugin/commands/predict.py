@@ -22,6 +22,7 @@ from ..core.inference import DEVICES
 from ..core.pipeline import PredictOptions, run_predict
 from ..core.ranges import RANGES
 from ..core.report import DEFAULT_PALETTE
+from .options import SAMPLING
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), default="wide",
                         help="wide: 2.5-13 A at 1.0 A/px (default); high: 1.5-6 A at 0.5 A/px")
     parser.add_argument("--model", type=Path, help="a .keras model from `deepres train` (default: shipped network)")
-    parser.add_argument("--sampling", type=float, metavar="A", help="voxel size in A/px, overriding the header")
+    parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in A/px, overriding the header")
     parser.add_argument("--out", type=Path, help="output folder (default: MAPNAME_deepres)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="TensorFlow device (default auto: GPU if any)")
     parser.add_argument("--path", choices=("auto", "whole", "box"), default="auto",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..core.pipeline import run_report
 from ..core.report import DEFAULT_PALETTE
+from .options import RESOLUTION
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +25,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask", type=Path, help="mask of the estimated voxels (default: values > 0)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map (default jet: blue = high)")
-    parser.add_argument("--range-min", type=float, metavar="A", help="resolution at the blue end of the scale")
-    parser.add_argument("--range-max", type=float, metavar="A", help="resolution at the red end of the scale")
+    parser.add_argument("--range-min", type=RESOLUTION, metavar="A", help="resolution at the blue end of the scale")
+    parser.add_argument("--range-max", type=RESOLUTION, metavar="A", help="resolution at the red end of the scale")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..core.networks import ARCHITECTURES
 from ..core.ranges import RANGES
 from ..core.train_config import TrainConfig
+from .options import FRACTION, INTEGER, POSITIVE_INT, number
 
 logger = logging.getLogger(__name__)
 _DEFAULTS = TrainConfig("wide")
@@ -31,17 +32,17 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="model file to write (.keras)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default=_DEFAULTS.architecture,
                         help="deepres (fully convolutional, default) or xmipp (Flatten head, box by box only)")
-    parser.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help=f"at most (default {_DEFAULTS.epochs})")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="initialisation and shuffling seed")
-    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size,
+    parser.add_argument("--epochs", type=POSITIVE_INT, default=_DEFAULTS.epochs, help=f"at most (default {_DEFAULTS.epochs})")
+    parser.add_argument("--seed", type=INTEGER, default=_DEFAULTS.seed, help="initialisation and shuffling seed")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=_DEFAULTS.batch_size,
                         help=f"boxes per step (default {_DEFAULTS.batch_size})")
-    parser.add_argument("--learning-rate", type=float, default=_DEFAULTS.learning_rate,
+    parser.add_argument("--learning-rate", type=number(above=0.0, maximum=1.0), default=_DEFAULTS.learning_rate,
                         help=f"Adam step size (default {_DEFAULTS.learning_rate:g})")
-    parser.add_argument("--patience", type=int, default=_DEFAULTS.patience,
+    parser.add_argument("--patience", type=POSITIVE_INT, default=_DEFAULTS.patience,
                         help=f"epochs without validation improvement before stopping (default {_DEFAULTS.patience})")
-    parser.add_argument("--filters", type=int, default=_DEFAULTS.filters,
+    parser.add_argument("--filters", type=POSITIVE_INT, default=_DEFAULTS.filters,
                         help=f"first-layer filters (default {_DEFAULTS.filters})")
-    parser.add_argument("--dropout", type=float, default=_DEFAULTS.dropout,
+    parser.add_argument("--dropout", type=number(minimum=0.0, below=1.0), default=_DEFAULTS.dropout,
                         help="dropout after the first layer (default 0: it made inference worse, see README)")
     parser.add_argument("--name", help="model name shown in summaries (default: the file name)")
     parser.add_argument("--model-version", default="1", help="version string stored with the weights")

@@ -64,6 +64,7 @@ import multiprocessing
 import os
 import re
 import time
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Iterable
@@ -73,7 +74,7 @@ from tqdm import tqdm
 
 from ..version import __version__
 from .errors import DeepResError, ParameterError
-from .fileio import atomic_outputs
+from .fileio import atomic_outputs, check_output_dir
 from .filters import lowpass_bank
 from .fourier import rfft_map
 from .conditions import (NOISE_COLOURS, NOISE_REFERENCES, SOLVENTS, atom_distance, coloured_noise,
@@ -452,7 +453,11 @@ def _check_config(out_dir: Path, config: DatasetConfig) -> None:
     path = out_dir / CONFIG_FILE
     wanted = {"format_version": DATASET_FORMAT_VERSION, **dataclasses.asdict(config)}
     if path.is_file():
-        found = json.loads(path.read_text())
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ParameterError(f"{path} is unreadable ({exc}): {out_dir} is not a dataset this command made; "
+                                 "use another output folder") from None
         if found != wanted:
             differing = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
             raise ParameterError(f"{out_dir} holds a dataset made with other options ({', '.join(differing)}); "
@@ -491,6 +496,7 @@ def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLik
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"{out} exists and is not a directory")
+    check_output_dir(out)
     (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
     _check_config(out, config)
 
@@ -584,14 +590,41 @@ def load_split(dataset_dir: str | os.PathLike, split: str = "train") -> tuple[np
     manifest_path = folder / MANIFEST_FILE
     if not manifest_path.is_file():
         raise ParameterError(f"{folder} has no {MANIFEST_FILE}: the dataset is missing or unfinished")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = read_manifest(folder)
     boxes, labels = [], []
     for entry in manifest["structures"]:
         if entry["split"] == split:
-            with np.load(folder / entry["shard"]) as shard:
-                boxes.append(shard["boxes"])
-                labels.append(shard["labels"])
+            path = folder / entry["shard"]
+            try:
+                with np.load(path) as shard:
+                    boxes.append(shard["boxes"])
+                    labels.append(shard["labels"])
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                raise ParameterError(f"{path}: damaged or missing shard ({type(exc).__name__}: {exc}); "
+                                     "run `deepres dataset` again with the same options to rebuild it") from None
+            if not np.all(np.isfinite(boxes[-1])) or not np.all(np.isfinite(labels[-1])):
+                raise ParameterError(f"{path}: the shard holds non-finite values")
     if not boxes:
         size = manifest["config"]["box_size"]
         return np.empty((0, size, size, size), manifest["config"]["dtype"]), np.empty(0, np.float32)
     return np.concatenate(boxes), np.concatenate(labels)
+
+
+def read_manifest(dataset_dir: str | os.PathLike) -> dict:
+    """The manifest of a finished dataset, checked for the fields training reads.
+
+    Raises:
+        ParameterError: missing, unreadable or incomplete manifest.
+    """
+    path = Path(dataset_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise ParameterError(f"{dataset_dir} has no {MANIFEST_FILE}: the dataset is missing or unfinished")
+    try:
+        manifest = json.loads(path.read_text())
+        config, structures = manifest["config"], manifest["structures"]
+        _ = (config["range_name"], config["box_size"], config["dtype"], manifest["counts"])
+        if not all({"split", "shard"} <= set(entry) for entry in structures):
+            raise KeyError("structures")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ParameterError(f"{path} is not a DeepRes dataset manifest ({type(exc).__name__}: {exc})") from None
+    return manifest

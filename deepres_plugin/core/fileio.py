@@ -18,24 +18,68 @@ def _default_file_mode() -> int:
 
 
 def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Return the directory that will hold ``path``; raise if it does not exist.
+    """Return the directory that will hold the file ``path``; raise unless a file can be
+    written there under that name.
 
     Raises:
-        ParameterError: the parent directory is missing or is not a directory.
+        ParameterError: the parent directory is missing, not a directory or not writable,
+            or ``path`` is itself a directory.
     """
-    parent = Path(path).resolve().parent
+    target = Path(path)
+    parent = target.resolve().parent
     if not parent.is_dir():
-        raise ParameterError(f"output directory {parent} does not exist")
+        missing = "is not a directory" if parent.exists() else "does not exist"
+        raise ParameterError(f"output directory {parent} {missing}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ParameterError(f"output directory {parent} is not writable")
+    if target.is_dir():
+        raise ParameterError(f"output {target} is a directory; give a file name")
     return parent
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """Check, before any computation, that ``path`` is a writable directory or can be made
+    one: an existing folder must be writable, a missing one must have a writable nearest
+    existing ancestor that is a directory.
+
+    Raises:
+        ParameterError: a file stands where the folder (or one of its parents) should be,
+            or nothing can be written there.
+    """
+    folder = Path(path).resolve()
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ParameterError(f"cannot make output folder {folder}: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ParameterError(f"output folder {folder} cannot be written ({probe} is not writable)")
+    return folder
+
+
+#: Suffix of the temporary files; ``.NAME.<random>.tmp`` lies next to ``NAME`` while it is written.
+TEMPORARY_SUFFIX = ".tmp"
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
     """A fresh hidden file name next to ``path`` (same file system, so rename is atomic)."""
     target = Path(path)
     parent = check_writable_dir(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=parent)
     os.close(fd)
     return Path(tmp)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> int:
+    """Delete the temporaries an interrupted (killed) earlier run left next to ``path``;
+    return how many."""
+    target = Path(path)
+    count = 0
+    for stale in target.parent.glob(f".{target.name}.*{TEMPORARY_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            count += 1
+    return count
 
 
 @contextlib.contextmanager
@@ -43,8 +87,10 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """Write several files all-or-nothing.
 
     Yields temporary paths, one per requested path; the caller writes them. When the
-    block ends without an exception every temporary file is renamed onto its final name;
-    on any exception all temporary files are deleted and no final file is touched.
+    block ends without an exception every temporary file is renamed onto its final name,
+    in the order given (give a summary that vouches for the others last); on any exception
+    (Ctrl-C included) all temporary files are deleted and no final file is touched.
+    Temporaries left by a killed earlier run are removed first.
 
     Example:
         >>> with atomic_outputs("map.mrc", "mask.mrc") as (tmp_map, tmp_mask):
@@ -52,9 +98,11 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """
     for path in paths:
         check_writable_dir(path)
+        remove_stale_temporaries(path)
     temporaries: list[Path] = []
     try:
-        temporaries = [temporary_sibling(p) for p in paths]
+        for path in paths:                 # one by one: an interruption here still cleans up
+            temporaries.append(temporary_sibling(path))
         yield temporaries
         mode = _default_file_mode()
         for tmp, final in zip(temporaries, paths):
@@ -70,9 +118,20 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
 FileContent = Union[bytes, Callable[[Path], None]]
 
 
-def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent]) -> list[Path]:
-    """Write several files into ``out_dir`` all-or-nothing; return their final paths."""
-    names = list(contents)
+#: The file that vouches for a run folder: renamed last, and an older one removed first.
+SUMMARY_FILE = "summary.json"
+
+
+def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent],
+                stale: tuple[str, ...] = ()) -> list[Path]:
+    """Write several files into ``out_dir`` all-or-nothing; return their final paths.
+
+    A :data:`SUMMARY_FILE` among them is renamed last, and an older one is removed before
+    the first rename: a folder with a summary holds that run's complete outputs (a kill
+    between renames leaves no summary). ``stale`` names files of an earlier run that this
+    one does not write (e.g. an automatic mask when a mask is now given): they are removed.
+    """
+    names = sorted(contents, key=lambda name: Path(name).name == SUMMARY_FILE)
     finals = [Path(out_dir) / name for name in names]
     with atomic_outputs(*finals) as temporaries:
         for name, tmp in zip(names, temporaries):
@@ -81,6 +140,14 @@ def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent])
                 tmp.write_bytes(content)
             else:
                 content(tmp)
+        for name in names:                 # the old summary goes before any new file lands
+            if Path(name).name == SUMMARY_FILE:
+                with contextlib.suppress(FileNotFoundError):
+                    (Path(out_dir) / name).unlink()
+        for name in stale:
+            if name not in contents:
+                with contextlib.suppress(FileNotFoundError):
+                    (Path(out_dir) / name).unlink()
     return finals
 
 
@@ -91,6 +158,7 @@ def output_directory(path: str | os.PathLike) -> Iterator[Path]:
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ParameterError(f"{folder} exists and is not a directory")
+    check_output_dir(folder)
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     try:

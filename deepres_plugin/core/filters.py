@@ -191,10 +191,14 @@ def apply_bfactor(volume: np.ndarray, voxel_size: float, bfactor: float,
     so that the amplified high-frequency noise is cut; pass ``resolution`` to do the same.
     """
     shape = volume.shape
-    spectrum = rfft_map(volume) * bfactor_response(frequency_magnitude(shape, voxel_size), bfactor)
+    frequency = frequency_magnitude(shape, voxel_size)
+    if resolution is not None:
+        check_resolution(resolution, voxel_size)
+        # beyond the low-pass's zero nothing is kept: the gain there need not (and must not) overflow
+        frequency = np.minimum(frequency, 1.0 / resolution + RAISED_COSINE_WIDTH / voxel_size)
+    spectrum = rfft_map(volume) * bfactor_response(frequency, bfactor)
     if resolution is None:
         return irfft_map(spectrum, shape).astype(np.float32)
-    check_resolution(resolution, voxel_size)
     return next(lowpass_bank(spectrum, shape, voxel_size, [resolution]))
 
 

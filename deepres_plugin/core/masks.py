@@ -32,17 +32,21 @@ ATOM_MASK_RADIUS_A = 3.0
 
 
 def read_mask(path: str | os.PathLike, map_shape: tuple[int, int, int],
-              map_geometry: MapGeometry) -> np.ndarray:
+              map_geometry: MapGeometry, voxel_size: float | None = None) -> np.ndarray:
     """Read a binary or soft mask and check that it lies on the map's grid.
 
-    Voxels whose value exceeds :data:`MASK_THRESHOLD` are inside.
+    Voxels whose value exceeds :data:`MASK_THRESHOLD` are inside. ``voxel_size`` (A/px)
+    overrides the mask's header, as ``--sampling`` does the map's.
 
     Raises:
         MapFormatError: the file is not a usable map.
-        MaskError: other shape or voxel size than the map, values outside [0, 1], or empty.
+        MaskError: other shape or voxel size than the map, another placement (both files
+            set an origin and they differ by more than half a voxel), values outside [0, 1],
+            or empty.
     """
-    values, geometry = read_map(path)
+    values, geometry = read_map(path, voxel_size=voxel_size)
     check_mask_grid(values.shape, geometry.voxel_size, map_shape, map_geometry.voxel_size, str(path))
+    check_mask_placement(geometry, map_geometry, str(path))
     low, high = float(values.min()), float(values.max())
     if low < -MASK_VALUE_TOLERANCE or high > 1 + MASK_VALUE_TOLERANCE:
         raise MaskError(f"{path}: mask values must lie in [0, 1], found [{low:g}, {high:g}]")
@@ -53,6 +57,21 @@ def read_mask(path: str | os.PathLike, map_shape: tuple[int, int, int],
     if soft:
         logger.info("soft mask: %d voxels between 0 and 1, keeping those above %.1f", soft, MASK_THRESHOLD)
     return mask
+
+
+def check_mask_placement(mask_geometry: MapGeometry, map_geometry: MapGeometry, name: str = "mask") -> None:
+    """Compare where mask and map put their first voxel: refuse two different placements
+    that both files state; warn when one of them states none (many programs write 0)."""
+    mask_xyz, map_xyz = np.array(mask_geometry.first_voxel_xyz()), np.array(map_geometry.first_voxel_xyz())
+    shift = float(np.max(np.abs(mask_xyz - map_xyz)))
+    if shift <= 0.5 * map_geometry.voxel_size:
+        return
+    placed = [bool(np.any(xyz)) for xyz in (mask_xyz, map_xyz)]
+    text = (f"{name}: the mask starts at ({', '.join(f'{v:g}' for v in mask_xyz)}) A, the map at "
+            f"({', '.join(f'{v:g}' for v in map_xyz)}) A")
+    if all(placed):
+        raise MaskError(f"{text}: they lie on different grids; make the mask on the map's grid")
+    logger.warning("%s; one of them has no origin, so the mask is used voxel for voxel", text)
 
 
 def check_mask_grid(mask_shape: tuple[int, ...], mask_voxel_size: float,

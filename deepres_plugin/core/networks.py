@@ -197,4 +197,13 @@ def load_model(path: str | os.PathLike, range_name: str | None = None):
     expected = (info.box_size,) * 3 + (1,)
     if tuple(network.input_shape[1:]) != expected:
         raise ParameterError(f"{path}: network input {network.input_shape[1:]} does not match box {expected}")
+    check_finite_weights(network, f"{path}: the network's weights are not finite (a diverged training?)")
     return network, info
+
+
+def check_finite_weights(network, message: str) -> None:
+    """Raise :class:`ParameterError` with ``message`` when any weight is NaN or infinite."""
+    import numpy as np
+
+    if not all(np.all(np.isfinite(weight)) for weight in network.get_weights()):
+        raise ParameterError(message)

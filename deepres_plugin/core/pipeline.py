@@ -16,8 +16,8 @@ import numpy as np
 
 from ..version import __version__
 from .diagnostics import check_map_for_range, map_warnings, measure_map
-from .errors import MaskError
-from .fileio import output_directory, write_files
+from .errors import MapFormatError, MaskError
+from .fileio import SUMMARY_FILE, check_output_dir, output_directory, write_files
 from .fsc import FSC_THRESHOLD
 from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
@@ -63,26 +63,29 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         the summary (as written to ``summary.json``).
     """
     start = time.perf_counter()
+    check_output_dir(out_dir)
     volume, geometry = read_map(map_path, voxel_size=options.sampling)
     check_map_for_range(geometry.voxel_size, volume.shape, get_range(options.range_name), str(map_path))
     model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
     network, info = load_model(model_path, options.range_name)
+    scaled = unit_scale(volume, str(map_path))
     if options.mask:
-        mask = read_mask(options.mask, volume.shape, geometry)
+        mask = read_mask(options.mask, volume.shape, geometry, voxel_size=options.sampling)
         mask_source = str(Path(options.mask).resolve())
     else:
-        mask = automatic_mask(volume, geometry.voxel_size)
+        mask = automatic_mask(scaled, geometry.voxel_size)
         mask_source = "automatic"
         if mask.all():
             raise MaskError("the automatic mask covers the whole box; give a mask with --mask")
+    check_not_flat(scaled, mask, str(map_path))
     if not info.trained:
         logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
-    condition = measure_map(volume, geometry.voxel_size, mask)
+    condition = measure_map(scaled, geometry.voxel_size, mask)
     logger.info("map condition: %s", condition.describe())
     warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name))
     for warning in warnings:
         logger.warning(warning)
-    prediction = predict_map(volume, geometry.voxel_size, mask, network, info, device=options.device,
+    prediction = predict_map(scaled, geometry.voxel_size, mask, network, info, device=options.device,
                              path=options.path, progress=options.progress, slab_bytes=options.slab_bytes)
     low, high = prediction.clamp
     extra = {
@@ -108,8 +111,36 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, prediction.resolution, geometry)
         if not options.mask:
             contents[MASK_FILE] = lambda tmp: write_map(tmp, mask.astype(np.float32), geometry)
-        write_files(folder, contents)
+        write_files(folder, contents, stale=(MASK_FILE,))
     return summary
+
+
+#: A map's SD must exceed this fraction of its largest absolute value not to count as flat
+#: (float32 keeps 7 digits: below this, what varies is rounding).
+FLAT_MAP_RELATIVE_SD = 1e-6
+
+
+def unit_scale(volume: np.ndarray, source: str = "the map") -> np.ndarray:
+    """The map divided by its SD (computed in float64), so that maps stored at any scale
+    (1e-30 or 1e38) give the same answer as at unit scale; DeepRes reads boxes divided by
+    their norm, so the result does not change otherwise.
+
+    Raises:
+        MapFormatError: a flat map (all values equal, to float32 precision).
+    """
+    sd = float(np.std(volume, dtype=np.float64))
+    peak = float(np.max(np.abs(volume), initial=0.0))
+    if not sd > FLAT_MAP_RELATIVE_SD * peak or sd == 0.0:
+        raise MapFormatError(f"{source} is flat (all values {float(volume.flat[0]):g}): there is nothing to measure")
+    return (volume.astype(np.float64) / sd).astype(np.float32)
+
+
+def check_not_flat(volume: np.ndarray, mask: np.ndarray, source: str = "the map") -> None:
+    """Raise :class:`MapFormatError` when the map is constant inside the mask."""
+    inside = volume[mask]
+    if not float(np.std(inside, dtype=np.float64)) > FLAT_MAP_RELATIVE_SD * float(np.max(np.abs(inside), initial=0.0)):
+        raise MapFormatError(f"{source} is flat inside the mask (all values {float(inside[0]):g}): "
+                             "there is nothing to measure there")
 
 
 def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -121,6 +152,7 @@ def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, 
     positive value are the estimated ones. The colour scale spans the values unless
     ``range_min``/``range_max`` (A) are given.
     """
+    check_output_dir(out_dir)
     resolution, geometry = read_map(resolution_path)
     volume, map_geometry = read_map(map_path)
     if volume.shape != resolution.shape:
@@ -148,8 +180,10 @@ DEEPRES_DIR = "deepres"
 
 @dataclasses.dataclass
 class HalfMaps:
-    """Two checked half maps, their average, the mask, the global FSC and the halves'
-    information limit (A, :func:`.fsc.information_limit`)."""
+    """Two checked half maps (divided by ``scale``, the SD of the first, so that every
+    computation sees values near 1 whatever the files' scale), their average (at the files'
+    scale), the mask, the global FSC and the halves' information limit (A,
+    :func:`.fsc.information_limit`)."""
 
     half1: np.ndarray
     half2: np.ndarray
@@ -160,10 +194,12 @@ class HalfMaps:
     fsc: np.ndarray
     global_resolution: float
     information_limit: float
+    scale: float = 1.0
 
     @property
     def average(self) -> np.ndarray:
-        return ((self.half1.astype(np.float32) + self.half2.astype(np.float32)) / 2).astype(np.float32)
+        """The halves' mean at the scale of the input files."""
+        return ((self.half1.astype(np.float64) + self.half2.astype(np.float64)) * (self.scale / 2)).astype(np.float32)
 
     def fsc_files(self, threshold: float) -> dict[str, bytes]:
         from .fsc import fsc_csv, fsc_png
@@ -188,17 +224,24 @@ def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
     half1, geometry = read_map(half1_path, voxel_size=sampling)
     half2, geometry2 = read_map(half2_path, voxel_size=sampling)
     check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
+    # one common scale (the FSC does not change): halves stored at 1e-30 or 1e38 work as at 1
+    sd = float(np.std(half1, dtype=np.float64))
+    unit_scale(half1, str(half1_path))
+    unit_scale(half2, str(half2_path))
+    half1, half2 = ((half.astype(np.float64) / sd).astype(np.float32) for half in (half1, half2))
     if mask_path:
-        mask = read_mask(mask_path, half1.shape, geometry)
+        mask = read_mask(mask_path, half1.shape, geometry, voxel_size=sampling)
         mask_source = str(Path(mask_path).resolve())
     else:
         mask = automatic_mask((half1 + half2) / 2, geometry.voxel_size)
         mask_source = "automatic"
         if mask.all():
             raise MaskError("the automatic mask covers the whole box; give a mask with --mask")
+    check_not_flat(half1, mask, str(half1_path))
+    check_not_flat(half2, mask, str(half2_path))
     frequency, fsc, limit = global_fsc(half1, half2, geometry.voxel_size, mask)
     resolution = fsc_resolution(frequency, fsc, FSC_THRESHOLD if threshold is None else threshold)
-    return HalfMaps(half1, half2, geometry, mask, mask_source, frequency, fsc, resolution, limit)
+    return HalfMaps(half1, half2, geometry, mask, mask_source, frequency, fsc, resolution, limit, sd)
 
 
 def global_fsc(half1: np.ndarray, half2: np.ndarray, voxel_size: float,
@@ -278,6 +321,7 @@ def run_local_fsc(half1_path: str | os.PathLike, half2_path: str | os.PathLike, 
         the summary (as written to ``summary.json``).
     """
     start = time.perf_counter()
+    check_output_dir(out_dir)
     halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
     local = _local_fsc(halves, options)
     values = resolution_values(local.resolution, halves.mask)
@@ -292,7 +336,7 @@ def run_local_fsc(half1_path: str | os.PathLike, half2_path: str | os.PathLike, 
         summary, contents = _report_files(folder, folder / AVERAGE_FILE, halves.average, local.resolution, halves,
                                           _value_range(values), options.palette, extra)
         contents.update({**halves.fsc_files(options.threshold), **_mask_file(halves)})
-        write_files(folder, contents)
+        write_files(folder, contents, stale=(MASK_FILE,))
     return summary
 
 
@@ -321,9 +365,10 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         the summary (as written to ``summary.json``).
     """
     from .filters import apply_bfactor
-    from .sweep import parse_bfactors, recommend, sweep_csv, sweep_png, sweep_rows
+    from .sweep import check_sharpening, parse_bfactors, recommend, sweep_csv, sweep_png, sweep_rows
 
     start = time.perf_counter()
+    check_output_dir(out_dir)
     bfactors = parse_bfactors(options.bfactors)
     model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
     network, info = load_model(model_path, options.range_name)
@@ -334,17 +379,18 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     fsc_p20 = float(np.percentile(fsc_values, 20))
     average = halves.average
     lowpass = max(halves.global_resolution, 2.0 * voxel)
+    check_sharpening(bfactors, lowpass)
     maps, predictions, values = [], [], []
     for bfactor in bfactors:
         sharpened = apply_bfactor(average, voxel, bfactor, lowpass)
-        prediction = predict_map(sharpened, voxel, halves.mask, network, info, device=options.device)
+        prediction = predict_map(unit_scale(sharpened), voxel, halves.mask, network, info, device=options.device)
         maps.append(sharpened)
         predictions.append(prediction)
         values.append(resolution_values(prediction.resolution, halves.mask))
         logger.info("B = %g A^2: DeepRes median %.2f A, 20th percentile %.2f A (local FSC %.2f A)", bfactor,
                     np.median(values[-1]), np.percentile(values[-1], 20), fsc_p20)
     rows = sweep_rows(bfactors, values, fsc_p20)
-    best = recommend(bfactors, [row["deepres_p20"] for row in rows], fsc_p20)
+    best = recommend(bfactors, [row["deepres_p20"] for row in rows], fsc_p20, [row["verdict"] for row in rows])
     low, high = predictions[best].clamp
     if fsc_p20 < low:
         logger.warning("the local FSC 20th percentile (%.2f A) is finer than the %s range's minimum (%.2f A): "
@@ -373,7 +419,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         contents = {"bfactor_sweep.csv": sweep_csv(rows, best).encode(),
                     "bfactor_sweep.png": sweep_png(bfactors, values, fsc_p20, best, halves.global_resolution),
                     SHARPENED_FILE: lambda tmp: write_map(tmp, maps[best], halves.geometry),
-                    "summary.json": (json.dumps(summary, indent=2) + "\n").encode(),
+                    SUMMARY_FILE: (json.dumps(summary, indent=2) + "\n").encode(),
                     **halves.fsc_files(options.threshold), **_mask_file(halves)}
         contents.update({f"{LOCALFSC_DIR}/{name}": data for name, data in local_contents.items()})
         contents.update({f"{DEEPRES_DIR}/{name}": data for name, data in deepres_contents.items()})

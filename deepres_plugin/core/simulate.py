@@ -25,8 +25,10 @@ same job:
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import gemmi
@@ -34,12 +36,16 @@ import numpy as np
 import scipy.fft
 
 from .errors import ParameterError, StructureError
-from .filters import add_white_noise, apply_bfactor, check_resolution, lowpass_filter, scale_to_unit_peak
+from .filters import (RAISED_COSINE_WIDTH, add_white_noise, apply_bfactor, check_resolution, lowpass_filter,
+                      scale_to_unit_peak)
 from .fourier import frequency_magnitude, irfft_map, rfft_map
 from .masks import ATOM_MASK_RADIUS_A, mask_from_points
 from .mrc import MapGeometry, check_voxel_size
 
 logger = logging.getLogger(__name__)
+
+#: Largest B-factor gain a simulated map may carry: exp(60), 1e26, well inside float32.
+MAX_GAIN_EXPONENT = 60.0
 
 #: Empty space around the model's bounding box, in A. It holds the 13-voxel DeepRes box
 #: around surface voxels and the spread of the strongest low-pass filter (13 A).
@@ -83,6 +89,19 @@ def is_model_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(MODEL_SUFFIXES)
 
 
+def check_compressed_file(path: Path) -> None:
+    """Read a ``.gz`` file to its end: a truncated or corrupt one (which gemmi may read as a
+    shorter model without a word) raises :class:`StructureError`."""
+    if path.suffix.lower() != ".gz":
+        return
+    try:
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 22):
+                pass
+    except (OSError, EOFError, zlib.error) as exc:
+        raise StructureError(f"{path} is a damaged or truncated .gz file ({exc})") from None
+
+
 def read_model(path: str | os.PathLike, selection: AtomSelection = AtomSelection()) -> gemmi.Model:
     """Read the first model of a PDB/mmCIF file (``.gz`` too) and select its atoms.
 
@@ -92,6 +111,7 @@ def read_model(path: str | os.PathLike, selection: AtomSelection = AtomSelection
     path = Path(path)
     if not path.is_file():
         raise StructureError(f"{path}: no such file")
+    check_compressed_file(path)
     try:
         structure = gemmi.read_structure(str(path))
     except (RuntimeError, ValueError, OSError) as exc:
@@ -214,6 +234,12 @@ def simulate_map(model_path: str | os.PathLike, voxel_size: float, resolution: f
     """
     if resolution is not None:
         check_resolution(resolution, voxel_size)
+    # the finest frequency the map keeps: the low-pass's zero, or Nyquist
+    kept = 0.5 / voxel_size if resolution is None else min(0.5 / voxel_size,
+                                                           1.0 / resolution + RAISED_COSINE_WIDTH / voxel_size)
+    if -bfactor * kept ** 2 / 4.0 > MAX_GAIN_EXPONENT:
+        raise ParameterError(f"a B-factor of {bfactor:g} A^2 multiplies the map by exp({-bfactor * kept ** 2 / 4:.0f}) "
+                             f"at {1 / kept:.2f} A: beyond floating-point range (at most exp({MAX_GAIN_EXPONENT:g}))")
     simulated = model_density(read_model(model_path, selection), voxel_size, padding, use_atom_bfactors)
     volume = simulated.density
     if bfactor:
@@ -223,4 +249,6 @@ def simulate_map(model_path: str | os.PathLike, voxel_size: float, resolution: f
     volume = scale_to_unit_peak(volume)
     if noise_sd:
         volume = add_white_noise(volume, noise_sd, np.random.default_rng(seed))
+    if not np.all(np.isfinite(volume)):
+        raise ParameterError(f"the simulated map has non-finite values (B-factor {bfactor:g} A^2, noise {noise_sd:g})")
     return simulated, volume

@@ -43,11 +43,16 @@ def parse_bfactors(text: str) -> list[float]:
     if ":" in text and len(numbers) != 3 or not numbers:
         raise ParameterError(f"B-factors {text!r}: give start:stop:step (e.g. -200:0:20) or a list "
                              "(e.g. -150,-100,0)")
+    if not np.all(np.isfinite(numbers)):
+        raise ParameterError(f"B-factors {text!r} must be finite numbers")
     if ":" in text:
         start, stop, step = numbers
         if step == 0 or (stop - start) * step < 0:
             raise ParameterError(f"B-factor range {text!r}: the step must go from start towards stop")
-        count = int(np.floor((stop - start) / step + 1e-9)) + 1
+        steps = (stop - start) / step
+        if not np.isfinite(steps) or steps > MAX_BFACTORS:
+            raise ParameterError(f"B-factors {text!r}: between 1 and {MAX_BFACTORS} values are needed")
+        count = int(np.floor(steps + 1e-9)) + 1
         values = [start + i * step for i in range(min(count, MAX_BFACTORS + 1))]
     else:
         values = numbers
@@ -56,6 +61,48 @@ def parse_bfactors(text: str) -> list[float]:
     if not np.all(np.isfinite(values)):
         raise ParameterError(f"B-factors {text!r} must be finite numbers")
     return [round(v, 6) for v in sorted(set(values))]
+
+
+#: Largest sharpening allowed: exp(-B s^2 / 4) at the low-pass resolution at most e^20 (5e8).
+#: Beyond, the sharpened map is the amplified noise of its last shells, not the molecule.
+MAX_SHARPENING_EXPONENT = 20.0
+
+
+def check_sharpening(bfactors: Sequence[float], lowpass: float) -> None:
+    """Refuse B-factors that amplify the map's last shells (at ``lowpass`` A) by more than
+    ``exp(MAX_SHARPENING_EXPONENT)``.
+
+    Raises:
+        ParameterError: naming the worst B, its gain and the most negative B allowed.
+    """
+    worst = min(bfactors)
+    exponent = -worst / (4.0 * lowpass ** 2)
+    if exponent > MAX_SHARPENING_EXPONENT:
+        limit = -MAX_SHARPENING_EXPONENT * 4.0 * lowpass ** 2
+        raise ParameterError(f"B = {worst:g} A^2 multiplies the map by exp({exponent:.0f}) at {lowpass:.2f} A: its "
+                             f"sharpened map is amplified noise; the most negative B allowed here is {limit:.0f} A^2")
+
+
+def monotone_verdicts(bfactors: Sequence[float], verdicts: Sequence[str]) -> list[str]:
+    """Verdicts ordered as sharpening is: a B more negative than an oversharpened one is
+    oversharpened too, a B less negative than an under-sharpened one is under-sharpened too
+    (the network's answer saturates at its range's ends, which can rate a map of amplified
+    noise "good"). Where both apply, oversharpened wins."""
+    order = np.argsort(bfactors)                                    # most negative first
+    ordered = [verdicts[i] for i in order]
+    over = [i for i, v in enumerate(ordered) if v == VERDICTS[0]]
+    under = [i for i, v in enumerate(ordered) if v == VERDICTS[2]]
+    result = list(ordered)
+    if under:
+        for i in range(min(under), len(result)):
+            result[i] = VERDICTS[2]
+    if over:
+        for i in range(0, max(over) + 1):
+            result[i] = VERDICTS[0]
+    out = [""] * len(verdicts)
+    for position, i in enumerate(order):
+        out[i] = result[position]
+    return out
 
 
 def verdict(deepres_percentile: float, fsc_percentile: float, tolerance: float = VERDICT_TOLERANCE) -> str:
@@ -68,10 +115,16 @@ def verdict(deepres_percentile: float, fsc_percentile: float, tolerance: float =
     return VERDICTS[1]
 
 
-def recommend(bfactors: Sequence[float], deepres_percentiles: Sequence[float], fsc_percentile: float) -> int:
+def recommend(bfactors: Sequence[float], deepres_percentiles: Sequence[float], fsc_percentile: float,
+              verdicts: Sequence[str] | None = None) -> int:
     """Index of the B-factor whose DeepRes 20th percentile is closest to the local FSC's
-    (ties: the least sharpening, i.e. the largest B)."""
+    (ties: the least sharpening, i.e. the largest B), among those not oversharpened when
+    ``verdicts`` are given (all oversharpened: the least sharpening)."""
     distance = np.abs(np.asarray(deepres_percentiles, dtype=float) - fsc_percentile)
+    if verdicts is not None:
+        if all(v == VERDICTS[0] for v in verdicts):
+            return int(np.argmax(bfactors))
+        distance = np.where([v == VERDICTS[0] for v in verdicts], np.inf, distance)
     candidates = np.flatnonzero(distance <= distance.min() + 1e-9)
     return int(candidates[np.argmax(np.asarray(bfactors)[candidates])])
 
@@ -87,6 +140,8 @@ def sweep_rows(bfactors: Sequence[float], values: Sequence[np.ndarray], fsc_perc
                      "deepres_p80": float(p80), "localfsc_p20": float(fsc_percentile),
                      "difference": float(p20 - fsc_percentile),
                      "verdict": verdict(float(p20), fsc_percentile, tolerance)})
+    for row, monotone in zip(rows, monotone_verdicts(bfactors, [row["verdict"] for row in rows])):
+        row["verdict"] = monotone
     return rows
 
 

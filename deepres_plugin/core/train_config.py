@@ -29,5 +29,5 @@ class TrainConfig:
             raise ParameterError(f"unknown architecture {self.architecture!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ParameterError("epochs, batch size and patience must be at least 1")
-        if not 0 <= self.dropout < 1 or self.learning_rate <= 0:
+        if not 0 <= self.dropout < 1 or not 0 < self.learning_rate < float("inf"):
             raise ParameterError("dropout must lie in [0, 1) and the learning rate be positive")

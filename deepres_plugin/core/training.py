@@ -35,10 +35,10 @@ import keras
 import numpy as np
 
 from ..version import __version__
-from .dataset import MANIFEST_FILE, load_split
+from .dataset import MANIFEST_FILE, load_split, read_manifest
 from .errors import ParameterError
-from .fileio import atomic_outputs
-from .networks import ModelInfo, build_network, save_keras, save_model
+from .fileio import atomic_outputs, check_writable_dir
+from .networks import ModelInfo, build_network, check_finite_weights, save_keras, save_model
 from .ranges import get_range
 from .train_config import TrainConfig
 
@@ -127,11 +127,9 @@ class BoxBatches(keras.utils.PyDataset):
 
 def dataset_fingerprint(dataset_dir: str | os.PathLike) -> tuple[str, dict]:
     """SHA-256 of a dataset's manifest, and the manifest."""
-    path = Path(dataset_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise ParameterError(f"{dataset_dir} has no {MANIFEST_FILE}: not a finished DeepRes dataset")
-    raw = path.read_bytes()
-    return hashlib.sha256(raw).hexdigest(), json.loads(raw)
+    manifest = read_manifest(dataset_dir)
+    raw = (Path(dataset_dir) / MANIFEST_FILE).read_bytes()
+    return hashlib.sha256(raw).hexdigest(), manifest
 
 
 def _checkpoint_state(folder: Path) -> dict | None:
@@ -154,6 +152,7 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     out_path = Path(out_path)
     if out_path.suffix != ".keras":
         raise ParameterError(f"the model file must end in .keras: {out_path}")
+    check_writable_dir(out_path)
     digest, manifest = dataset_fingerprint(dataset_dir)
     if manifest["config"]["range_name"] != config.range_name:
         raise ParameterError(f"{dataset_dir} is a {manifest['config']['range_name']!r} dataset, "
@@ -223,6 +222,7 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     best = keras.saving.load_model(checkpoint / "best.keras")
     record = _training_record(config, digest, manifest, dataset_dir, state, best, train_boxes, train_labels,
                               val_boxes, val_labels)
+    check_finite_weights(best, "training diverged: the network's weights are not finite (lower --learning-rate)")
     final = to_convolutional(best, config, box_size)
     info = ModelInfo.for_range(config.architecture, config.range_name, name=name or out_path.stem,
                                version=version, trained=True, training=record)

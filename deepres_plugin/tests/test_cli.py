@@ -38,7 +38,7 @@ def test_simulate_writes_map_and_mask_that_overlay_the_model(data_dir, tmp_path)
     (["simulate", "{data}/absent.pdb", "--sampling", "1", "--out", "{tmp}/map.mrc"], "no such file"),
     (["simulate", "{data}/" + PROTEIN, "--sampling", "1", "--resolution", "1.2", "--out", "{tmp}/map.mrc",
       "--mask-out", "{tmp}/mask.mrc"], "finer than Nyquist"),
-    (["simulate", "{data}/" + PROTEIN, "--sampling", "0", "--out", "{tmp}/map.mrc"], "voxel size 0"),
+    (["simulate", "{data}/" + PROTEIN, "--sampling", "0", "--out", "{tmp}/map.mrc"], "--sampling: must be more than 0 A/px"),
     (["simulate", "{data}/" + PROTEIN, "--sampling", "1", "--noise", "-1", "--out", "{tmp}/map.mrc"], "--noise"),
     (["simulate", "{data}/" + PROTEIN, "--sampling", "1", "--out", "{tmp}/map.mrc", "--mask-out", "{tmp}/map.mrc"],
      "same file"),
