@@ -497,8 +497,9 @@ def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLik
     if out.exists() and not out.is_dir():
         raise ParameterError(f"{out} exists and is not a directory")
     check_output_dir(out)
-    (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     _check_config(out, config)
+    (out / SHARD_DIR).mkdir(exist_ok=True)
 
     shard_of = {p: out / SHARD_DIR / (structure_name(p) + SHARD_SUFFIX) for p in paths}
     todo = [(str(p), str(shard_of[p]), config) for p in paths if not _shard_is_complete(shard_of[p])]

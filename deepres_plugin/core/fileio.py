@@ -131,7 +131,8 @@ def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent],
     between renames leaves no summary). ``stale`` names files of an earlier run that this
     one does not write (e.g. an automatic mask when a mask is now given): they are removed.
     """
-    names = sorted(contents, key=lambda name: Path(name).name == SUMMARY_FILE)
+    # summaries last, the folder's own (top-level) one the very last
+    names = sorted(contents, key=lambda name: (Path(name).name == SUMMARY_FILE, name == SUMMARY_FILE))
     finals = [Path(out_dir) / name for name in names]
     with atomic_outputs(*finals) as temporaries:
         for name, tmp in zip(names, temporaries):

@@ -374,12 +374,12 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     network, info = load_model(model_path, options.range_name)
     halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
     voxel = halves.geometry.voxel_size
+    lowpass = max(halves.global_resolution, 2.0 * voxel)
+    check_sharpening(bfactors, lowpass)
     local = _local_fsc(halves, options)
     fsc_values = resolution_values(local.resolution, halves.mask)
     fsc_p20 = float(np.percentile(fsc_values, 20))
     average = halves.average
-    lowpass = max(halves.global_resolution, 2.0 * voxel)
-    check_sharpening(bfactors, lowpass)
     maps, predictions, values = [], [], []
     for bfactor in bfactors:
         sharpened = apply_bfactor(average, voxel, bfactor, lowpass)
