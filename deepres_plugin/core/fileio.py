@@ -65,7 +65,10 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
     """A fresh hidden file name next to ``path`` (same file system, so rename is atomic)."""
     target = Path(path)
     parent = check_writable_dir(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=parent)
+    except OSError as exc:                 # a read-only or special file system: name the output
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     return Path(tmp)
 
@@ -108,6 +111,11 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         for tmp, final in zip(temporaries, paths):
             os.chmod(tmp, mode)  # mkstemp makes 0600 files; give the usual permissions
             os.replace(tmp, final)
+    except OSError as exc:                 # name the file the user asked for, not our temporary
+        finals = {str(tmp): str(final) for tmp, final in zip(temporaries, paths)}
+        if exc.filename is None and len(paths) == 1 or str(exc.filename) in finals:
+            raise OSError(exc.errno, exc.strerror, finals.get(str(exc.filename), str(paths[0]))) from None
+        raise
     finally:
         for tmp in temporaries:
             with contextlib.suppress(FileNotFoundError):
@@ -135,12 +143,15 @@ def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent],
     names = sorted(contents, key=lambda name: (Path(name).name == SUMMARY_FILE, name == SUMMARY_FILE))
     finals = [Path(out_dir) / name for name in names]
     with atomic_outputs(*finals) as temporaries:
-        for name, tmp in zip(names, temporaries):
+        for name, tmp, final in zip(names, temporaries, finals):
             content = contents[name]
-            if isinstance(content, bytes):
-                tmp.write_bytes(content)
-            else:
-                content(tmp)
+            try:
+                if isinstance(content, bytes):
+                    tmp.write_bytes(content)
+                else:
+                    content(tmp)
+            except OSError as exc:         # disk full, file-size limit: say which output
+                raise OSError(exc.errno, exc.strerror, str(final)) from None
         for name in names:                 # the old summary goes before any new file lands
             if Path(name).name == SUMMARY_FILE:
                 with contextlib.suppress(FileNotFoundError):

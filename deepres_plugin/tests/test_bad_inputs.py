@@ -177,6 +177,23 @@ def test_bad_input_matrix(inputs, capsys, case, argv, message):
     assert after == before, (case, sorted(str(p) for p in after - before))     # nothing written, nothing left
 
 
+def test_os_errors_at_write_time_are_one_line_naming_the_output(inputs, tmp_path, capsys):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))            # a full disk, as far as we know
+    try:
+        status = cli.main(["simulate", str(inputs["protein"]), "--sampling", "0.5", "--out", str(tmp_path / "big.mrc")])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    err = capsys.readouterr().err.strip()
+    assert status == cli.EXIT_ERROR and "\n" not in err and f"({tmp_path / 'big.mrc'})" in err, err
+    assert list(tmp_path.iterdir()) == []
+    status = cli.main(["simulate", str(inputs["protein"]), "--sampling", "1", "--out", "/proc/deepres_test.mrc"])
+    err = capsys.readouterr().err.strip()
+    assert status == cli.EXIT_ERROR and "(/proc/deepres_test.mrc)" in err and ".tmp" not in err, err
+
+
 def test_a_truncated_model_is_never_read_as_a_shorter_one(inputs):
     with pytest.raises(StructureError, match="truncated"):
         read_model(inputs["truncated_gz"])
