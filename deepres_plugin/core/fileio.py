@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Union
 
@@ -37,14 +39,14 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     return parent
 
 
-def check_output_dir(path: str | os.PathLike) -> Path:
+def check_output_dir(path: str | os.PathLike, expected_bytes: int = 0) -> Path:
     """Check, before any computation, that ``path`` is a writable directory or can be made
     one: an existing folder must be writable, a missing one must have a writable nearest
-    existing ancestor that is a directory.
+    existing ancestor that is a directory, with ``expected_bytes`` free when known.
 
     Raises:
         ParameterError: a file stands where the folder (or one of its parents) should be,
-            or nothing can be written there.
+            nothing can be written there, or there is not room for the outputs.
     """
     folder = Path(path).resolve()
     probe = folder
@@ -54,6 +56,10 @@ def check_output_dir(path: str | os.PathLike) -> Path:
         raise ParameterError(f"cannot make output folder {folder}: {probe} is a file")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise ParameterError(f"output folder {folder} cannot be written ({probe} is not writable)")
+    free = shutil.disk_usage(probe).free
+    if expected_bytes > free:
+        raise ParameterError(f"output folder {folder}: {free / 2 ** 20:.0f} MB free, the outputs need about "
+                             f"{expected_bytes / 2 ** 20:.0f} MB")
     return folder
 
 
@@ -73,15 +79,22 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
     return Path(tmp)
 
 
+#: A temporary older than this (s) belongs to a killed run, not to one writing right now.
+STALE_TEMPORARY_SECONDS = 60.0
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> int:
-    """Delete the temporaries an interrupted (killed) earlier run left next to ``path``;
-    return how many."""
+    """Delete the temporaries a killed earlier run left next to ``path`` (those older than
+    :data:`STALE_TEMPORARY_SECONDS`, so that a run writing the same folder at the same time
+    keeps its own); return how many."""
     target = Path(path)
     count = 0
+    now = time.time()
     for stale in target.parent.glob(f".{target.name}.*{TEMPORARY_SUFFIX}"):
         with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
-            count += 1
+            if now - stale.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                stale.unlink()
+                count += 1
     return count
 
 

@@ -65,6 +65,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     start = time.perf_counter()
     check_output_dir(out_dir)
     volume, geometry = read_map(map_path, voxel_size=options.sampling)
+    check_output_dir(out_dir, expected_bytes=2 * volume.size * 4 + REPORT_BYTES)     # resolution map, mask
     check_map_for_range(geometry.voxel_size, volume.shape, get_range(options.range_name), str(map_path))
     model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
     network, info = load_model(model_path, options.range_name)
@@ -114,6 +115,9 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         write_files(folder, contents, stale=(MASK_FILE,))
     return summary
 
+
+#: About the size of the figures and scripts of a report (bytes).
+REPORT_BYTES = 4 * 2 ** 20
 
 #: A map's SD must exceed this fraction of its largest absolute value not to count as flat
 #: (float32 keeps 7 digits: below this, what varies is rounding).

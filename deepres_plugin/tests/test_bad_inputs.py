@@ -243,8 +243,12 @@ def test_interrupted_writes_leave_nothing_and_killed_ones_are_cleaned_next_time(
     assert list(tmp_path.iterdir()) == []
     stale = tmp_path / ".a.bin.killed.tmp"                    # what a SIGKILL leaves
     stale.write_bytes(b"partial")
+    live = tmp_path / ".a.bin.writing.tmp"                    # another run's, being written now
+    live.write_bytes(b"partial")
+    old = stale.stat().st_mtime - 2 * fileio.STALE_TEMPORARY_SECONDS
+    os.utime(stale, (old, old))
     fileio.write_files(tmp_path, {"a.bin": b"new"})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.bin.writing.tmp", "a.bin"]
 
 
 def test_summary_is_renamed_last_and_an_old_one_removed_first(tmp_path, monkeypatch):
