@@ -230,8 +230,8 @@ def write_map(path: str | os.PathLike, data: np.ndarray, geometry: MapGeometry |
     dtype = data.dtype if data.dtype in COMPACT_DTYPES else np.float32
     file_data = np.ascontiguousarray(np.transpose(data.astype(dtype), file_axes))
     with atomic_outputs(path) as (tmp,):
-        with mrcfile.new(tmp, overwrite=True) as mrc:
-            mrc.set_data(file_data)
+        with mrcfile.new(tmp, overwrite=True) as mrc, np.errstate(over="ignore", invalid="ignore"):
+            mrc.set_data(file_data)        # header statistics of a map near float32's limit overflow: harmless
             mrc.set_volume()
             mrc.voxel_size = geometry.voxel_size
             mrc.header.origin = geometry.origin
