@@ -10,16 +10,25 @@ EXAMPLE := deepres_plugin/tests/data
 
 .PHONY: install test demo clean
 
-$(STAMP): setup.py
+# Xvfb (for the GUI test, which is skipped without it) is a system package: installed here with
+# apt-get when it is missing and we are root; anywhere else, or if that fails, set-up goes on.
+$(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if ! command -v Xvfb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "apt-get install xvfb (for the GUI test)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q xvfb >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q xvfb >/dev/null 2>&1; } || \
+			echo "could not install xvfb: the GUI test will be skipped"; \
+	fi
 	touch $(STAMP)
 
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest deepres_plugin/tests
+	$(BIN)/python -m pytest -rs deepres_plugin/tests
 
 # The example map holds two copies of a protein, low-passed at 4 A and at 8 A
 # (benchmarks/make_example_map.py); the shipped wide network estimates its local resolution,

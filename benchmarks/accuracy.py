@@ -36,14 +36,25 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from deepres_plugin.core.filters import (add_white_noise, apply_bfactor, lowpass_filter, randomize_phases,  # noqa: E402
-                                         scale_to_unit_peak)
+from deepres_plugin.core.filters import (  # noqa: E402
+    add_white_noise,
+    apply_bfactor,
+    lowpass_filter,
+    randomize_phases,
+    scale_to_unit_peak,
+)
 from deepres_plugin.core.inference import predict_map  # noqa: E402
 from deepres_plugin.core.masks import mask_from_points  # noqa: E402
 from deepres_plugin.core.models import shipped_model_path  # noqa: E402
 from deepres_plugin.core.networks import load_model  # noqa: E402
-from deepres_plugin.core.simulate import (atom_positions, density_on_grid, model_density, padded_box,  # noqa: E402
-                                          prepare_atoms, read_model)
+from deepres_plugin.core.simulate import (  # noqa: E402
+    atom_positions,
+    density_on_grid,
+    model_density,
+    padded_box,
+    prepare_atoms,
+    read_model,
+)
 
 DEFAULT_VAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "structures" / "val"
 NOISE_SD = 0.08

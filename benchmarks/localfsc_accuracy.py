@@ -38,15 +38,20 @@ import numpy as np
 
 from accuracy import DEFAULT_VAL_DIR, PADDING_A, REGION_RADIUS_A, chain_files, side_by_side  # noqa: E402
 from bfactor_sweep import ENVELOPE_B, NOISE_SDS, complexes  # noqa: E402
-from robustness import replace_section  # noqa: E402
-
 from deepres_plugin.core.filters import RAISED_COSINE_WIDTH, apply_bfactor, lowpass_filter, scale_to_unit_peak  # noqa: E402
 from deepres_plugin.core.fsc import FSC_THRESHOLD, fsc_resolution  # noqa: E402
 from deepres_plugin.core.localfsc import METHODS, local_resolution_map  # noqa: E402
 from deepres_plugin.core.masks import mask_from_points  # noqa: E402
 from deepres_plugin.core.pipeline import global_fsc  # noqa: E402
-from deepres_plugin.core.simulate import (atom_positions, density_on_grid, model_density, padded_box,  # noqa: E402
-                                          prepare_atoms, read_model)
+from deepres_plugin.core.simulate import (  # noqa: E402
+    atom_positions,
+    density_on_grid,
+    model_density,
+    padded_box,
+    prepare_atoms,
+    read_model,
+)
+from robustness import replace_section  # noqa: E402
 
 TWO_REGIONS = (4.0, 8.0)
 THREE_REGIONS = (3.0, 5.0, 8.0)

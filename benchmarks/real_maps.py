@@ -39,16 +39,17 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from robustness import replace_section  # noqa: E402
 
 from deepres_plugin.core.errors import DeepResError  # noqa: E402
 from deepres_plugin.core.filters import apply_bfactor  # noqa: E402
 from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution  # noqa: E402
 from deepres_plugin.core.masks import mask_from_points  # noqa: E402
 from deepres_plugin.core.mrc import read_map, write_map  # noqa: E402
+from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.core.pipeline import PredictOptions, run_predict  # noqa: E402
 from deepres_plugin.core.simulate import atom_positions, density_on_grid, prepare_atoms, read_model  # noqa: E402
 from deepres_plugin.tests.real_maps import PANEL  # noqa: E402
+from robustness import replace_section  # noqa: E402
 
 #: B-factor (A^2) a map is brought to when sharpened here: what maps simulated from atoms
 #: with B = 0 and low-passed at 3.5 A measure with the same Guinier fit (diagnostics module).
@@ -64,7 +65,7 @@ def predict(path: Path, out: Path, model: Path | None) -> tuple[dict, np.ndarray
     start = time.perf_counter()
     summary = run_predict(path, out, PredictOptions(model=model))
     seconds = time.perf_counter() - start
-    resolution, _ = read_map(out / "resolution.mrc")
+    resolution, _ = read_map(out / RESOLUTION_FILE)
     return summary, resolution[resolution > 0], seconds
 
 

@@ -35,18 +35,35 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from accuracy import (BFACTOR_RESOLUTION, BFACTORS, HIGH_RESOLUTIONS, NOISE_SD, PADDING_A,  # noqa: E402
-                      PHASE_RESOLUTION, REGION_RADIUS_A, WIDE_RESOLUTIONS, benchmark_arguments, bfactor_response,
-                      chain_files, predict, side_by_side)
-
+from accuracy import (  # noqa: E402
+    BFACTOR_RESOLUTION,
+    BFACTORS,
+    HIGH_RESOLUTIONS,
+    NOISE_SD,
+    PADDING_A,
+    PHASE_RESOLUTION,
+    REGION_RADIUS_A,
+    WIDE_RESOLUTIONS,
+    benchmark_arguments,
+    bfactor_response,
+    chain_files,
+    predict,
+    side_by_side,
+)
 from deepres_plugin.core.conditions import MapCondition, atom_distance, condition_map, filtered_signals  # noqa: E402
 from deepres_plugin.core.filters import LowpassShape, randomize_phases, scale_to_unit_peak  # noqa: E402
 from deepres_plugin.core.masks import mask_from_points  # noqa: E402
 from deepres_plugin.core.models import shipped_model_path  # noqa: E402
 from deepres_plugin.core.networks import load_model  # noqa: E402
 from deepres_plugin.core.ranges import BOX_SIZE  # noqa: E402
-from deepres_plugin.core.simulate import (atom_positions, density_on_grid, model_density, padded_box,  # noqa: E402
-                                          prepare_atoms, read_model)
+from deepres_plugin.core.simulate import (  # noqa: E402
+    atom_positions,
+    density_on_grid,
+    model_density,
+    padded_box,
+    prepare_atoms,
+    read_model,
+)
 
 BASE = MapCondition(noise_level=NOISE_SD)
 

@@ -10,7 +10,7 @@ SCIPION_USER_DATA, ...) from the environment when it is first imported, and a te
 harness or a script must be able to set that environment first.
 """
 from .constants import DEEPRES_CITATION
-from .version import __version__
+from .version import __version__ as __version__  # re-exported: deepres_plugin.__version__
 
 _references = [DEEPRES_CITATION]
 

@@ -1,7 +1,7 @@
 """
 @article{RamirezAportela2019,
   title = {DeepRes: a new deep-learning- and aspect-based local resolution method for electron-microscopy maps},
-  author = {Ram{\'i}rez-Aportela, Erney and Mota, Javier and Conesa, Pablo and Carazo, Jose Maria and Sorzano, Carlos Oscar S.},
+  author = {Ramírez-Aportela, Erney and Mota, Javier and Conesa, Pablo and Carazo, Jose Maria and Sorzano, Carlos Oscar S.},
   journal = {IUCrJ},
   volume = {6},
   number = {6},

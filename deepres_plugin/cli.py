@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or EXIT_OK)
     except DeepResError as exc:
-        print(f"deepres {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
+        hint = f" ({exc.option})" if exc.option else ""
+        print(f"deepres {args.command}: error: {one_line(str(exc))}{hint}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:               # the output place: read-only, full, missing, a file size limit
         where = f" ({exc.filename})" if exc.filename else ""

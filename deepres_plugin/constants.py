@@ -3,13 +3,15 @@
 #: BibTeX key of the DeepRes paper (see ``bibtex.py``).
 DEEPRES_CITATION = "RamirezAportela2019"
 #: Where the method is described.
+#: The plugin as Scipion names it in menus and labels.
+DISPLAY_NAME = "deepres"
 DEEPRES_PAPER_URL = "https://doi.org/10.1107/S2052252519011692"
 
 #: Resolution range choices of the protocols' "range" parameter (EnumParam indices).
 RANGE_WIDE = 0
 RANGE_HIGH = 1
 RANGE_NAMES = {RANGE_WIDE: "wide", RANGE_HIGH: "high"}
-RANGE_LABELS = ["wide: 2.5-13 A (works at 1.0 A/px)", "high: 1.5-6 A (works at 0.5 A/px)"]
+RANGE_LABELS = ["wide: 2.5-13 Å (works at 1.0 Å/px)", "high: 1.5-6 Å (works at 0.5 Å/px)"]
 
 #: Model choices of the local-resolution protocol.
 MODEL_SHIPPED = 0

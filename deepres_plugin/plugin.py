@@ -1,7 +1,7 @@
 """The Scipion ``Plugin`` of DeepRes, exposed as ``deepres_plugin.Plugin``."""
 import pwem
 
-from .constants import DEEPRES_PAPER_URL
+from .constants import DEEPRES_PAPER_URL, DISPLAY_NAME
 
 
 class Plugin(pwem.Plugin):
@@ -9,6 +9,12 @@ class Plugin(pwem.Plugin):
     comes from pip (it uses a GPU when one is visible)."""
 
     _url = DEEPRES_PAPER_URL
+
+    def getName(self):
+        """The name Scipion shows before each protocol label ("deepres - local resolution");
+        the package name would read "deepres_plugin - ..." (cut to the same "deepres_plugi…"
+        for every protocol in the tree, and broken at its underscore by the Methods' markup)."""
+        return DISPLAY_NAME
 
     @classmethod
     def _defineVariables(cls):

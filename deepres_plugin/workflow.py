@@ -37,9 +37,9 @@ def scipion_environment() -> None:
     HostConfig.writeBasic(os.environ["SCIPION_HOSTS"])
 
 
-def run_template(values: dict[str, str], project_name: str | None = None):
-    """Fill the template's fields (alias -> value), create a project from it and run its
-    protocols in order. Returns ``(project, protocols)``; raises if a protocol fails."""
+def load_template(values: dict[str, str], project_name: str | None = None):
+    """Fill the template's fields (alias -> value) and create a project holding its protocols,
+    saved and not launched. Returns the project; its working directory is the current one."""
     from pyworkflow.project import Manager
     from pyworkflow.template import LocalTemplate
 
@@ -54,6 +54,14 @@ def run_template(values: dict[str, str], project_name: str | None = None):
     os.chdir(project.getPath())            # Scipion's run paths are relative to the project
     project.loadProtocols(workflow)
     os.unlink(workflow)
+    return project
+
+
+def run_template(values: dict[str, str], project_name: str | None = None):
+    """Fill the template's fields (alias -> value), create a project from it and run its
+    protocols in order, each launched once and waited for (no scheduler processes).
+    Returns ``(project, protocols)``; raises if a protocol fails."""
+    project = load_template(values, project_name)
     protocols = sorted(project.getRuns(), key=lambda run: run.getObjId())
     for protocol in protocols:
         project.launchProtocol(protocol, wait=True)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from ..core.inference import DEVICES
 from ..core.pipeline import SweepOptions, run_bfactor_sweep
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS
+from ..core.tfquiet import quiet_tensorflow
 from .localfsc import add_local_fsc_args
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow(getattr(args, "verbose", False))   # before anything imports TensorFlow
     options = SweepOptions(mask=args.mask, method=args.method, window=args.window, stride=args.stride, threshold=args.threshold,
                            sampling=args.sampling, palette=args.palette, progress=not args.no_progress,
                            bfactors=args.bfactors, range_name=args.range_name, model=args.model, device=args.device)

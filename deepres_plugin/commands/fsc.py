@@ -13,8 +13,16 @@ import logging
 from pathlib import Path
 
 from ..core.fileio import check_output_dir, output_directory, write_files
-from ..core.fsc import (FSC_THRESHOLD, THRESHOLDS, check_half_maps, fsc_csv, fsc_curve, fsc_mask_weights, fsc_png,
-                        fsc_resolution)
+from ..core.fsc import (
+    FSC_THRESHOLD,
+    THRESHOLDS,
+    check_half_maps,
+    fsc_csv,
+    fsc_curve,
+    fsc_mask_weights,
+    fsc_png,
+    fsc_resolution,
+)
 from ..core.masks import read_mask
 from ..core.mrc import read_map
 from ..core.pipeline import unit_scale

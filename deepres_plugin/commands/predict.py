@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from ..core.inference import DEVICES
 from ..core.pipeline import PredictOptions, run_predict
 from ..core.ranges import RANGES
 from ..core.report import DEFAULT_PALETTE
+from ..core.tfquiet import quiet_tensorflow
 from .options import SAMPLING
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # this process only: quiet TensorFlow's C++ logging
+    quiet_tensorflow(getattr(args, "verbose", False))   # before anything imports TensorFlow
     out = args.out or Path(f"{args.map.name.split('.')[0]}_deepres")
     options = PredictOptions(mask=args.mask, range_name=args.range_name, model=args.model, sampling=args.sampling,
                              device=args.device, path=args.path, palette=args.palette,

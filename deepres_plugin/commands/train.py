@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from ..core.networks import ARCHITECTURES
 from ..core.ranges import RANGES
+from ..core.tfquiet import quiet_tensorflow
 from ..core.train_config import TrainConfig
-from .options import FRACTION, INTEGER, POSITIVE_INT, number
+from .options import INTEGER, POSITIVE_INT, number
 
 logger = logging.getLogger(__name__)
 _DEFAULTS = TrainConfig("wide")
@@ -50,7 +50,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # this process only: quiet TensorFlow's C++ logging
+    quiet_tensorflow(getattr(args, "verbose", False))   # before anything imports TensorFlow
     from ..core.training import train_model
 
     config = TrainConfig(range_name=args.range_name, architecture=args.arch, epochs=args.epochs,

@@ -73,13 +73,20 @@ import numpy as np
 from tqdm import tqdm
 
 from ..version import __version__
+from .conditions import (
+    NOISE_COLOURS,
+    NOISE_REFERENCES,
+    SOLVENTS,
+    atom_distance,
+    coloured_noise,
+    draw_condition,
+    filtered_signals,
+    soft_mask,
+)
 from .errors import DeepResError, ParameterError
 from .fileio import atomic_outputs, check_output_dir
-from .filters import lowpass_bank
+from .filters import LowpassShape, lowpass_bank
 from .fourier import rfft_map
-from .conditions import (NOISE_COLOURS, NOISE_REFERENCES, SOLVENTS, atom_distance, coloured_noise,
-                         draw_condition, filtered_signals, soft_mask)
-from .filters import LowpassShape
 from .masks import ATOM_MASK_RADIUS_A
 from .ranges import BOX_SIZE, ResolutionRange, get_range
 from .simulate import SimulatedDensity, is_model_file, model_density, read_model

@@ -2,7 +2,15 @@
 
 
 class DeepResError(Exception):
-    """Base class of every error caused by the user's input or options."""
+    """Base class of every error caused by the user's input or options.
+
+    Messages name no command-line flag (the Scipion protocols show them too); ``option``
+    names the ``deepres`` option that addresses the problem, and the command line adds it.
+    """
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class MapFormatError(DeepResError, ValueError):

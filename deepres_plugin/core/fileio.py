@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Union
 
 from .errors import ParameterError
+from .outputs import SUMMARY_FILE
 
 
 def _default_file_mode() -> int:
@@ -139,8 +140,6 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
 FileContent = Union[bytes, Callable[[Path], None]]
 
 
-#: The file that vouches for a run folder: renamed last, and an older one removed first.
-SUMMARY_FILE = "summary.json"
 
 
 def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent],

@@ -17,8 +17,6 @@ from .fourier import frequency_magnitude, irfft_map, rfft_map
 #: Width of the raised-cosine fall-off of the low-pass filter, in digital frequency
 #: (Xmipp ``xmipp_transform_filter --fourier low_pass w1 0.02``, used to build DeepRes' data).
 RAISED_COSINE_WIDTH = 0.02
-#: Nyquist frequency in cycles per voxel.
-NYQUIST_DIGITAL = 0.5
 #: Low-pass families. Whatever the family, a filter "at resolution d" has its half-amplitude
 #: point where Xmipp's raised cosine (width :data:`RAISED_COSINE_WIDTH`) at d has it: at
 #: digital frequency ``voxel / d + RAISED_COSINE_WIDTH / 2`` of the grid it filters. So the

@@ -135,7 +135,8 @@ def tensorflow_device(device: str) -> Iterator[str]:
         raise ParameterError(f"device must be one of {', '.join(DEVICES)}")
     gpus = tf.config.list_logical_devices("GPU")
     if device == "gpu" and not gpus:
-        raise ParameterError("--device gpu: TensorFlow sees no GPU (is the CUDA build of TensorFlow installed?)")
+        raise ParameterError("a GPU was asked for, but TensorFlow sees none (is the CUDA build of TensorFlow "
+                             "installed?)", option="--device")
     name = gpus[0].name if gpus and device != "cpu" else "/CPU:0"
     with tf.device(name):
         yield name

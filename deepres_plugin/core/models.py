@@ -20,5 +20,5 @@ def shipped_model_path(range_name: str) -> Path:
     path = MODELS_DIR / SHIPPED_MODELS[get_range(range_name).name]
     if not path.is_file():
         raise ParameterError(f"no trained network for the {range_name!r} range is shipped with this "
-                             f"installation ({path.name} missing); give one with --model FILE")
+                             f"installation ({path.name} missing); give a network file", option="--model")
     return path

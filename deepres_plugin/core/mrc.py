@@ -80,7 +80,7 @@ def check_voxel_size(voxel_size: float, source: str = "map") -> float:
     value = float(voxel_size)
     if not np.isfinite(value) or value <= 0:
         raise MapFormatError(
-            f"{source} has voxel size {value:g} A/px; give the real pixel size (e.g. --sampling)")
+            f"{source} has voxel size {value:g} A/px; give the real pixel size", option="--sampling")
     return value
 
 

@@ -201,9 +201,9 @@ def load_model(path: str | os.PathLike, range_name: str | None = None):
     return network, info
 
 
-def check_finite_weights(network, message: str) -> None:
+def check_finite_weights(network, message: str, option: str | None = None) -> None:
     """Raise :class:`ParameterError` with ``message`` when any weight is NaN or infinite."""
     import numpy as np
 
     if not all(np.all(np.isfinite(weight)) for weight in network.get_weights()):
-        raise ParameterError(message)
+        raise ParameterError(message, option=option)

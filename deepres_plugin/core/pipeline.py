@@ -17,7 +17,7 @@ import numpy as np
 from ..version import __version__
 from .diagnostics import check_map_for_range, map_warnings, measure_map
 from .errors import MapFormatError, MaskError
-from .fileio import SUMMARY_FILE, check_output_dir, output_directory, write_files
+from .fileio import check_output_dir, output_directory, write_files
 from .fsc import FSC_THRESHOLD
 from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
@@ -25,13 +25,22 @@ from .masks import automatic_mask, read_mask
 from .models import shipped_model_path
 from .mrc import read_map, write_map
 from .networks import load_model
+from .outputs import (
+    AVERAGE_FILE,
+    DEEPRES_DIR,
+    FSC_FILES,
+    LOCALFSC_DIR,
+    MASK_FILE,
+    RESOLUTION_FILE,
+    SHARPENED_FILE,
+    SUMMARY_FILE,
+    SWEEP_FILES,
+)
 from .ranges import get_range
 from .report import DEFAULT_PALETTE, report_contents, resolution_values
 
 logger = logging.getLogger(__name__)
 
-RESOLUTION_FILE = "resolution.mrc"
-MASK_FILE = "mask.mrc"
 CLAMP_NOTE = ("values clamped to [max(2 x input voxel size, range minimum), range maximum], as Xmipp's "
               "DeepRes does: the network cannot report beyond its training range nor beyond Nyquist")
 
@@ -77,7 +86,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         mask = automatic_mask(scaled, geometry.voxel_size)
         mask_source = "automatic"
         if mask.all():
-            raise MaskError("the automatic mask covers the whole box; give a mask with --mask")
+            raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
     check_not_flat(scaled, mask, str(map_path))
     if not info.trained:
         logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
@@ -175,11 +184,6 @@ def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, 
     return summary
 
 
-AVERAGE_FILE = "average_map.mrc"
-SHARPENED_FILE = "sharpened_map.mrc"
-FSC_FILES = ("fsc.csv", "fsc.png")
-LOCALFSC_DIR = "localfsc"
-DEEPRES_DIR = "deepres"
 
 
 @dataclasses.dataclass
@@ -240,7 +244,7 @@ def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
         mask = automatic_mask((half1 + half2) / 2, geometry.voxel_size)
         mask_source = "automatic"
         if mask.all():
-            raise MaskError("the automatic mask covers the whole box; give a mask with --mask")
+            raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
     check_not_flat(half1, mask, str(half1_path))
     check_not_flat(half2, mask, str(half2_path))
     frequency, fsc, limit = global_fsc(half1, half2, geometry.voxel_size, mask)
@@ -398,7 +402,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     low, high = predictions[best].clamp
     if fsc_p20 < low:
         logger.warning("the local FSC 20th percentile (%.2f A) is finer than the %s range's minimum (%.2f A): "
-                       "DeepRes cannot match it; try --range high", fsc_p20, info.range_name, low)
+                       "DeepRes cannot match it; use the high range", fsc_p20, info.range_name, low)
     summary = {
         "recommended_bfactor": bfactors[best], "recommended_verdict": rows[best]["verdict"],
         "global_fsc_resolution": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
@@ -408,7 +412,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
                                             "file": str(model_path.resolve()), "trained": info.trained},
         "sweep": rows, "input_voxel_size": voxel,
         "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
-        "files": {"csv": "bfactor_sweep.csv", "plot": "bfactor_sweep.png", "sharpened_map": SHARPENED_FILE,
+        "files": {**SWEEP_FILES, "sharpened_map": SHARPENED_FILE,
                   "localfsc": LOCALFSC_DIR, "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES)},
         "deepres_version": __version__,
     }
@@ -420,8 +424,8 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         _, deepres_contents = _report_files(
             folder / DEEPRES_DIR, folder / SHARPENED_FILE, maps[best], predictions[best].resolution, halves, (low, high),
             options.palette, {"method": "DeepRes", "bfactor": bfactors[best], "range": info.range_name})
-        contents = {"bfactor_sweep.csv": sweep_csv(rows, best).encode(),
-                    "bfactor_sweep.png": sweep_png(bfactors, values, fsc_p20, best, halves.global_resolution),
+        contents = {SWEEP_FILES["csv"]: sweep_csv(rows, best).encode(),
+                    SWEEP_FILES["plot"]: sweep_png(bfactors, values, fsc_p20, best, halves.global_resolution),
                     SHARPENED_FILE: lambda tmp: write_map(tmp, maps[best], halves.geometry),
                     SUMMARY_FILE: (json.dumps(summary, indent=2) + "\n").encode(),
                     **halves.fsc_files(options.threshold), **_mask_file(halves)}

@@ -8,8 +8,6 @@ from .errors import ParameterError
 
 #: Edge of the cubic box the network sees, in voxels (paper: 13 x 13 x 13).
 BOX_SIZE = 13
-#: Spacing of the filter bank in the paper, in A.
-PAPER_LABEL_STEP_A = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,11 +25,6 @@ class ResolutionRange:
     voxel_size: float
     min_resolution: float
     max_resolution: float
-
-    @property
-    def box_edge_angstrom(self) -> float:
-        """Edge of the network's box in A (13 A for wide, 6.5 A for high)."""
-        return BOX_SIZE * self.voxel_size
 
 
 WIDE = ResolutionRange("wide", voxel_size=1.0, min_resolution=2.5, max_resolution=13.0)

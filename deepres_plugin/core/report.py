@@ -17,10 +17,13 @@ import numpy as np
 from .errors import ParameterError
 from .masks import otsu_threshold
 from .mrc import MapGeometry
+from .outputs import REPORT_FILES
 
 #: Histogram bin width in A (as Xmipp's DeepRes viewer).
 HISTOGRAM_BIN_A = 0.25
 #: Default colour map: blue for high resolution (low A), red for low resolution.
+#: Axis and colour-bar label of every resolution figure.
+RESOLUTION_AXIS_LABEL = "Resolution (Å)"
 DEFAULT_PALETTE = "jet"
 #: Colour stops written into the ChimeraX/Chimera palettes and keys.
 PALETTE_STOPS = 5
@@ -101,7 +104,7 @@ def draw_histogram(axes, edges: np.ndarray, counts: np.ndarray, stats: dict) -> 
     """Bars of the histogram and a dashed line at the median, on matplotlib ``axes``
     (used by :func:`histogram_png` and by the Scipion viewer)."""
     axes.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="#4477aa", edgecolor="white")
-    axes.axvline(stats["median"], color="#cc3311", linestyle="--", label=f"median {stats['median']:.2f} A")
+    axes.axvline(stats["median"], color="#cc3311", linestyle="--", label=f"median {stats['median']:.2f} Å")
 
 
 def draw_slice(axes, volume_slice: np.ndarray, resolution_slice: np.ndarray, mask_slice: np.ndarray,
@@ -114,6 +117,14 @@ def draw_slice(axes, volume_slice: np.ndarray, resolution_slice: np.ndarray, mas
                        interpolation="nearest", alpha=0.75)
 
 
+def draw_colorbar(figure, image, axes):
+    """The colour bar of a resolution overlay, labelled in Å, low (best) resolution at the
+    bottom (used by :func:`slices_png` and by the Scipion viewers, so both read the same way)."""
+    colorbar = figure.colorbar(image, ax=axes, fraction=0.025, pad=0.02)
+    colorbar.set_label(RESOLUTION_AXIS_LABEL)
+    return colorbar
+
+
 def histogram_png(edges: np.ndarray, counts: np.ndarray, stats: dict, title: str = "DeepRes local resolution") -> bytes:
     """Bar chart of the histogram with the summary numbers in the title."""
     from matplotlib.figure import Figure
@@ -121,10 +132,10 @@ def histogram_png(edges: np.ndarray, counts: np.ndarray, stats: dict, title: str
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
     draw_histogram(axes, edges, counts, stats)
-    axes.set_xlabel("Resolution (A)")
+    axes.set_xlabel(RESOLUTION_AXIS_LABEL)
     axes.set_ylabel("Voxels")
-    axes.set_title(f"{title}\nmedian {stats['median']:.2f} A, 20-80 % {stats['percentile_20']:.2f}-"
-                   f"{stats['percentile_80']:.2f} A, {stats['voxels']} voxels", fontsize=10)
+    axes.set_title(f"{title}\nmedian {stats['median']:.2f} Å, 20-80 % {stats['percentile_20']:.2f}-"
+                   f"{stats['percentile_80']:.2f} Å, {stats['voxels']} voxels", fontsize=10)
     axes.legend()
     figure.tight_layout()
     return _render(figure)
@@ -148,8 +159,7 @@ def slices_png(volume: np.ndarray, resolution: np.ndarray, mask: np.ndarray, low
         axes.set_title(label)
         axes.set_xticks([])
         axes.set_yticks([])
-    colorbar = figure.colorbar(image, ax=figure.axes, fraction=0.025, pad=0.02)
-    colorbar.set_label("Resolution (A)")
+    draw_colorbar(figure, image, figure.axes)
     return _render(figure)
 
 
@@ -217,10 +227,6 @@ def histogram_csv(edges: np.ndarray, counts: np.ndarray) -> str:
     return buffer.getvalue()
 
 
-REPORT_FILES = {
-    "summary": "summary.json", "histogram_png": "histogram.png", "histogram_csv": "histogram.csv",
-    "slices": "slices.png", "chimerax": "chimerax.cxc", "chimera": "chimera.cmd",
-}
 
 
 def report_contents(out_dir: str | os.PathLike, map_path: str | os.PathLike, volume: np.ndarray,

@@ -36,8 +36,14 @@ import numpy as np
 import scipy.fft
 
 from .errors import ParameterError, StructureError
-from .filters import (RAISED_COSINE_WIDTH, add_white_noise, apply_bfactor, check_resolution, lowpass_filter,
-                      scale_to_unit_peak)
+from .filters import (
+    RAISED_COSINE_WIDTH,
+    add_white_noise,
+    apply_bfactor,
+    check_resolution,
+    lowpass_filter,
+    scale_to_unit_peak,
+)
 from .fourier import frequency_magnitude, irfft_map, rfft_map
 from .masks import ATOM_MASK_RADIUS_A, mask_from_points
 from .mrc import MapGeometry, check_voxel_size

@@ -162,7 +162,7 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     val_boxes, val_labels = load_split(dataset_dir, "val")
     if len(train_labels) == 0 or len(val_labels) == 0:
         raise ParameterError(f"{dataset_dir} needs boxes in both splits (train {len(train_labels)}, "
-                             f"val {len(val_labels)}); lower or raise --val-fraction")
+                             f"val {len(val_labels)}); change the validation fraction", option="--val-fraction")
     logger.info("training %s/%s on %d boxes, validating on %d", config.architecture, config.range_name,
                 len(train_labels), len(val_labels))
 
@@ -222,7 +222,8 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     best = keras.saving.load_model(checkpoint / "best.keras")
     record = _training_record(config, digest, manifest, dataset_dir, state, best, train_boxes, train_labels,
                               val_boxes, val_labels)
-    check_finite_weights(best, "training diverged: the network's weights are not finite (lower --learning-rate)")
+    check_finite_weights(best, "training diverged: the network's weights are not finite; lower the learning rate",
+                         option="--learning-rate")
     final = to_convolutional(best, config, box_size)
     info = ModelInfo.for_range(config.architecture, config.range_name, name=name or out_path.stem,
                                version=version, trained=True, training=record)

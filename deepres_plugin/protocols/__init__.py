@@ -3,3 +3,5 @@ from .protocol_bfactor_sweep import ProtDeepResBfactorSweep
 from .protocol_local_fsc import ProtDeepResLocalFsc
 from .protocol_local_resolution import ProtDeepResLocalResolution
 from .protocol_train import ProtDeepResTrain
+
+__all__ = ["ProtDeepResBfactorSweep", "ProtDeepResLocalFsc", "ProtDeepResLocalResolution", "ProtDeepResTrain"]

@@ -1,22 +1,25 @@
 """B-factor sweep against oversharpening as a Scipion protocol: a thin layer over
 :func:`deepres_plugin.core.pipeline.run_bfactor_sweep` (section 3.4 and Fig. 5 of the
 DeepRes paper)."""
-import json
-
 import pyworkflow.object as pwobj
 from pwem.objects import Volume
 from pyworkflow.protocol import params
 
 from .. import constants
 from ..core.errors import ParameterError
+from ..core.outputs import DEEPRES_DIR, RESOLUTION_FILE
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
-from .protocol_local_fsc import (BLOCRES_CITATION, HALVES_FROM_VOLUME, INPUT_HALF1, INPUT_HALF2, METHOD_WINDOW,
-                                 ProtDeepResHalfMapsBase)
-from .protocol_local_resolution import (ProtDeepResLocalResolution, defineGpuParams, defineNetworkParams,
-                                        validateNetwork)
+from .base import defineGpuParams, defineNetworkParams, tensorflowDevice, validateNetwork
+from .protocol_local_fsc import (
+    BLOCRES_CITATION,
+    HALVES_FROM_VOLUME,
+    INPUT_HALF1,
+    INPUT_HALF2,
+    METHOD_WINDOW,
+    ProtDeepResHalfMapsBase,
+)
 
-OUTPUT_DIR = "sweep"
 OUTPUT_VOLUME = "outputVolume"
 OUTPUT_RESOLUTION = "resolution_Volume"
 #: Both outputs are Volumes: a dict, as an Enum would make the second an alias of the first.
@@ -33,21 +36,22 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
     output volume (with the two half maps attached).
     """
 
-    _label = "deepres - B-factor sweep"
+    _label = "B-factor sweep"
     _possibleOutputs = POSSIBLE_OUTPUTS
+    _runFolder = "bfactor_sweep"
 
     # --------------------------- DEFINE param functions ----------------------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
         self._defineHalfMapParams(form)
-        form.addParam("bfactors", params.StringParam, default=DEFAULT_BFACTORS, label="B-factors (A^2)",
+        form.addParam("bfactors", params.StringParam, default=DEFAULT_BFACTORS, label="B-factors (Å²)",
                       help="start:stop:step with stop included (e.g. -200:0:20), or a comma list "
                            "(e.g. -150,-100,-50,0). Negative B sharpens. DeepRes runs once per value.")
         form.addParam("resolutionRange", params.EnumParam, choices=constants.RANGE_LABELS,
                       default=constants.RANGE_WIDE, display=params.EnumParam.DISPLAY_HLIST,
                       label="Resolution range",
-                      help="wide: maps between 2.5 and 13 A (network at 1 A/px); high: maps between 1.5 "
-                           "and 6 A (network at 0.5 A/px). Where the local FSC is finer than the range's "
+                      help="wide: maps between 2.5 and 13 Å (network at 1 Å/px); high: maps between 1.5 "
+                           "and 6 Å (network at 0.5 Å/px). Where the local FSC is finer than the range's "
                            "minimum, DeepRes cannot match it: use the high range.")
         defineNetworkParams(form)
         form.addSection(label="Advanced")
@@ -56,9 +60,9 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
 
     # --------------------------- INSERT steps functions ----------------------------------
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.convertInputStep)
+        self._insertFunctionStep(self.convertInputStep, needsGPU=False)
         self._insertFunctionStep(self.sweepStep, needsGPU=True)
-        self._insertFunctionStep(self.createOutputStep)
+        self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     # --------------------------- STEPS functions -----------------------------------------
     def sweepStep(self):
@@ -66,9 +70,13 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
 
         half1, half2, _ = self.getConvertedFiles()
         options = self.getLocalOptions(SweepOptions, bfactors=self.bfactors.get(), range_name=self.getRangeName(),
-                                       model=self.getModelPath(),
-                                       device="gpu" if self.useGpu.get() and self._gpuAvailable() else "cpu")
-        run_bfactor_sweep(half1, half2, self._getExtraPath(OUTPUT_DIR), options)
+                                       model=self.getModelPath(), device=tensorflowDevice(self))
+        summary = run_bfactor_sweep(half1, half2, self.getOutputFile(), options)
+        self.logLines([f"B = {row['bfactor']:g} Å²: DeepRes median {row['deepres_median']:.2f} Å, 20th percentile "
+                       f"{row['deepres_p20']:.2f} Å against the local FSC's {row['localfsc_p20']:.2f} Å: {row['verdict']}"
+                       for row in summary["sweep"]]
+                      + [f"Recommended B-factor {summary['recommended_bfactor']:g} Å² "
+                         f"({summary['recommended_verdict']}); time {summary['run_seconds']:.1f} s."])
 
     def createOutputStep(self):
         summary = self.getSweepSummary()
@@ -91,20 +99,12 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
         self._defineSourceRelation(self.getReferencePointer(), resolution)
 
     # --------------------------- UTILS functions -----------------------------------------
-    getRangeName = ProtDeepResLocalResolution.getRangeName
-    getModelPath = ProtDeepResLocalResolution.getModelPath
-
-    def getOutputFile(self, *names):
-        """A file of the sweep's output folder (summary.json, bfactor_sweep.png, deepres/..., ...)."""
-        return self._getExtraPath(OUTPUT_DIR, *names)
-
     def getResolutionFile(self):
         """The DeepRes resolution map of the recommended (sharpened) map."""
-        return self.getOutputFile("deepres", "resolution.mrc")
+        return self.getOutputFile(DEEPRES_DIR, RESOLUTION_FILE)
 
     def getSweepSummary(self):
-        with open(self.getOutputFile("summary.json")) as handle:
-            return json.load(handle)
+        return self.readSummary()
 
     # --------------------------- INFO functions ------------------------------------------
     def _validate(self):
@@ -121,32 +121,32 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
         reference = self.getReferenceVolume()
         resolution_range = RANGES[self.getRangeName()]
         if reference is not None and reference.getSamplingRate() > resolution_range.min_resolution / 2:
-            warnings.append(f"The pixel size ({reference.getSamplingRate():g} A) is coarser than half the range's "
-                            f"best resolution ({resolution_range.min_resolution:g} A): DeepRes cannot report "
-                            f"resolutions below {2 * reference.getSamplingRate():g} A (Nyquist).")
+            warnings.append(f"The pixel size ({reference.getSamplingRate():g} Å) is coarser than half the range's "
+                            f"best resolution ({resolution_range.min_resolution:g} Å): DeepRes cannot report "
+                            f"resolutions below {2 * reference.getSamplingRate():g} Å (Nyquist).")
         return warnings
 
     def _summary(self):
         if not self.isFinished() or not hasattr(self, "recommendedBfactor"):
             return ["The B-factor sweep has not been run yet."]
-        return [f"Recommended B-factor {self.recommendedBfactor.get():g} A^2 ({self.recommendedVerdict.get()}): "
-                f"DeepRes 20th percentile {self.deepresPercentile20.get():.2f} A against the local FSC's "
-                f"{self.localFscPercentile20.get():.2f} A (DeepRes median {self.deepresMedian.get():.2f} A).",
-                f"Global FSC resolution {self.globalFscResolution.get():.2f} A at {self.getThreshold():g}; "
-                f"B-factors swept: {self.sweptBfactors.get()} A^2; {self.getRangeName()} network."]
+        return [f"Recommended B-factor {self.recommendedBfactor.get():g} Å² ({self.recommendedVerdict.get()}): "
+                f"DeepRes 20th percentile {self.deepresPercentile20.get():.2f} Å against the local FSC's "
+                f"{self.localFscPercentile20.get():.2f} Å (DeepRes median {self.deepresMedian.get():.2f} Å).",
+                f"Global FSC resolution {self.globalFscResolution.get():.2f} Å at {self.getThreshold():g}; "
+                f"B-factors swept: {self.sweptBfactors.get()} Å²; {self.getRangeName()} network."]
 
     def _methods(self):
         if not self.isFinished() or not hasattr(self, "recommendedBfactor"):
             return []
         source = self.getObjectTag("inputVolume" if self.halvesSource.get() == HALVES_FROM_VOLUME else "inputHalf1")
         return [f"The average of the half maps of {source} was sharpened with global B-factors of "
-                f"{self.sweptBfactors.get()} A^2 and low-passed at the global FSC resolution "
-                f"({self.globalFscResolution.get():.2f} A at {self.getThreshold():g}). The local resolution of each "
+                f"{self.sweptBfactors.get()} Å² and low-passed at the global FSC resolution "
+                f"({self.globalFscResolution.get():.2f} Å at {self.getThreshold():g}). The local resolution of each "
                 f"map was estimated with DeepRes [{constants.DEEPRES_CITATION}] ({self.getRangeName()} network) and "
                 f"compared with the local resolution of the half maps by {self.localMethod.get()}"
-                f"{self.blocresReference()}: a B-factor of {self.recommendedBfactor.get():g} A^2 was chosen, whose DeepRes "
-                f"20th percentile ({self.deepresPercentile20.get():.2f} A) was closest to the local FSC's "
-                f"({self.localFscPercentile20.get():.2f} A)."]
+                f"{self.blocresReference()}: a B-factor of {self.recommendedBfactor.get():g} Å² was chosen, whose DeepRes "
+                f"20th percentile ({self.deepresPercentile20.get():.2f} Å) was closest to the local FSC's "
+                f"({self.localFscPercentile20.get():.2f} Å)."]
 
     def _citations(self):
         return [constants.DEEPRES_CITATION] + ([BLOCRES_CITATION] if self.method.get() == METHOD_WINDOW else [])

@@ -6,21 +6,19 @@ and the B-factor sweep protocols share: the half-map inputs (a Volume with half 
 two Volumes), the optional mask, the local FSC parameters, their conversion to MRC files
 and their checks.
 """
-import json
 import os
-import shutil
 from enum import Enum
 
 import mrcfile
 import pyworkflow.object as pwobj
 from pwem.emlib.image import ImageHandler
 from pwem.objects import Volume
-from pwem.protocols import ProtAnalysis3D
 from pyworkflow.protocol import params
 
 from .. import constants
 from ..core.errors import ParameterError
-from .protocol_local_resolution import INPUT_MASK, MRC_SUFFIXES, ProtDeepResLocalResolution
+from ..core.outputs import INPUT_HALVES, INPUT_MASK
+from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase
 
 #: BibTeX key of BlocRes (see ``bibtex.py``), the moving-window local FSC this follows.
 BLOCRES_CITATION = "Cardone2013"
@@ -38,17 +36,14 @@ METHOD_WINDOW = 1
 THRESHOLD_LABELS = ["0.143", "0.5"]
 THRESHOLD_VALUES = [0.143, 0.5]
 
-COMPRESSED_SUFFIXES = (".gz", ".bz2")
-INPUT_HALF1 = "input_half1.mrc"
-INPUT_HALF2 = "input_half2.mrc"
-OUTPUT_DIR = "localfsc"
+INPUT_HALF1, INPUT_HALF2 = INPUT_HALVES
 
 
 class outputs(Enum):
     resolution_Volume = Volume
 
 
-class ProtDeepResHalfMapsBase(ProtAnalysis3D):
+class ProtDeepResHalfMapsBase(ProtDeepResBase):
     """Base of the DeepRes protocols that read two half maps (not offered to users)."""
 
     _label = None
@@ -71,7 +66,7 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
         form.addParam("inputMask", params.PointerParam, pointerClass="VolumeMask", allowsNull=True,
                       label="Mask (optional)",
                       help="The voxels to estimate, on the half maps' grid (binary, or soft: values above 0.5 "
-                           "are used); the global FSC is computed inside it (edge softened by 6 A). Leave "
+                           "are used); the global FSC is computed inside it (edge softened by 6 Å). Leave "
                            "empty for an automatic mask made from the halves' average.")
 
     def _defineLocalFscParams(self, form):
@@ -99,13 +94,17 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
     def convertInputStep(self):
         """The half maps (and mask) as MRC files in the extra folder."""
         if self.halvesSource.get() == HALVES_FROM_VOLUME:
-            for path, name in zip(self.getHalfMapPaths(), (INPUT_HALF1, INPUT_HALF2)):
+            reference = self.inputVolume.get()
+            for path, name in zip(self.getHalfMapPaths(), INPUT_HALVES):
                 self._fileToMrc(path, self._getExtraPath(name))
+                x, y, z = reference.getShiftsFromOrigin()          # the halves sit where the map does
+                with mrcfile.open(self._getExtraPath(name), mode="r+", permissive=True) as mrc:
+                    mrc.header.origin = (-x, -y, -z)
         else:
             self._toMrc(self.inputHalf1.get(), self._getExtraPath(INPUT_HALF1))
             self._toMrc(self.inputHalf2.get(), self._getExtraPath(INPUT_HALF2))
         if self.inputMask.hasValue():
-            self._toMrc(self.inputMask.get(), self._getExtraPath(INPUT_MASK))
+            self._toMrc(self.inputMask.get(), self._getExtraPath(INPUT_MASK), self.getReferenceVolume())
 
     # --------------------------- UTILS functions -----------------------------------------
     def getReferenceVolume(self):
@@ -164,31 +163,6 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
         """`` [Cardone2013]`` after the moving-window method, nothing otherwise."""
         return f" [{BLOCRES_CITATION}]" if self.method.get() == METHOD_WINDOW else ""
 
-    def _outputVolume(self, path):
-        """A Volume of ``path`` with the input's sampling rate and origin."""
-        reference = self.getReferenceVolume()
-        output = Volume()
-        output.setFileName(path)
-        output.setSamplingRate(reference.getSamplingRate())
-        output.setOrigin(reference.getOrigin(force=True).clone())   # a copy: two outputs cannot share one
-        return output
-
-    _toMrc = staticmethod(ProtDeepResLocalResolution._toMrc)
-    _gpuAvailable = staticmethod(ProtDeepResLocalResolution._gpuAvailable)
-
-    @staticmethod
-    def _fileToMrc(path, target):
-        """Copy an MRC file as it is, decompress a compressed one (.gz, .bz2) with the core's
-        reader; convert other formats with Scipion's image handler."""
-        if path.lower().endswith(MRC_SUFFIXES):
-            shutil.copyfile(path, target)
-        elif path.lower().endswith(COMPRESSED_SUFFIXES):
-            from ..core.mrc import read_map, write_map
-
-            write_map(target, *read_map(path))
-        else:
-            ImageHandler().convert(path, target)
-
     @staticmethod
     def _fileDimensions(path):
         """(x, y, z) of a map file from its header, or None when it cannot be read."""
@@ -236,7 +210,7 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
                 errors.append(f"The half maps' dimensions differ: {half1.getDim()} and {half2.getDim()}.")
             if abs(half1.getSamplingRate() - half2.getSamplingRate()) > 1e-3 * half1.getSamplingRate():
                 errors.append(f"The half maps' sampling rates differ: {half1.getSamplingRate():g} and "
-                              f"{half2.getSamplingRate():g} A/px.")
+                              f"{half2.getSamplingRate():g} Å/px.")
             grid = half1.getDim()
         sampling = self.getSamplingRate()
         if self.inputMask.hasValue():
@@ -244,8 +218,8 @@ class ProtDeepResHalfMapsBase(ProtAnalysis3D):
             if tuple(mask.getDim()) != tuple(grid):
                 errors.append(f"The mask's dimensions {mask.getDim()} differ from the half maps' {tuple(grid)}.")
             if abs(mask.getSamplingRate() - sampling) > 1e-3 * sampling:
-                errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} A/px) differs from the "
-                              f"half maps' ({sampling:g} A/px).")
+                errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
+                              f"half maps' ({sampling:g} Å/px).")
         if self.method.get() == METHOD_WINDOW and self.window.get() < 0:
             errors.append("The window must be positive (or 0 for automatic).")
         elif self.method.get() == METHOD_WINDOW and self.window.get() > 0:
@@ -275,8 +249,9 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
     compared with: it does not change with sharpening, DeepRes does.
     """
 
-    _label = "deepres - local FSC"
+    _label = "local FSC"
     _possibleOutputs = outputs
+    _runFolder = "local_fsc"
 
     # --------------------------- DEFINE param functions ----------------------------------
     def _defineParams(self, form):
@@ -286,21 +261,22 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
 
     # --------------------------- INSERT steps functions ----------------------------------
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.convertInputStep)
-        self._insertFunctionStep(self.localFscStep)
-        self._insertFunctionStep(self.createOutputStep)
+        self._insertFunctionStep(self.convertInputStep, needsGPU=False)
+        self._insertFunctionStep(self.localFscStep, needsGPU=False)
+        self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     # --------------------------- STEPS functions -----------------------------------------
     def localFscStep(self):
         from ..core.pipeline import LocalFscOptions, run_local_fsc
 
         half1, half2, _ = self.getConvertedFiles()
-        run_local_fsc(half1, half2, self._getExtraPath(OUTPUT_DIR), self.getLocalOptions(LocalFscOptions))
+        summary = run_local_fsc(half1, half2, self.getOutputFile(), self.getLocalOptions(LocalFscOptions))
+        self.logLines(self.summaryLines(summary, f"Local resolution ({summary['localfsc_description']})")
+                      + [f"Global FSC {summary['global_fsc_resolution']:.2f} Å at {summary['threshold']:g}."])
 
     def createOutputStep(self):
-        output = self._outputVolume(self.getResolutionFile())
-        with open(self.getOutputFile("summary.json")) as handle:
-            summary = json.load(handle)
+        output = self._outputVolume(self.getResolutionFile(), self.getReferenceVolume())
+        summary = self.readSummary()
         for name, key in (("medianResolution", "median"), ("minResolution", "min"), ("maxResolution", "max"),
                           ("percentile20", "percentile_20"), ("percentile80", "percentile_80"),
                           ("globalFscResolution", "global_fsc_resolution")):
@@ -310,13 +286,6 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
         self._defineSourceRelation(self.getReferencePointer(), output)
 
     # --------------------------- UTILS functions -----------------------------------------
-    def getResolutionFile(self):
-        return self._getExtraPath(OUTPUT_DIR, "resolution.mrc")
-
-    def getOutputFile(self, name):
-        """A file of the local FSC's output folder (summary.json, fsc.png, chimerax.cxc, ...)."""
-        return self._getExtraPath(OUTPUT_DIR, name)
-
     # --------------------------- INFO functions ------------------------------------------
     def _validate(self):
         return self._validateHalfMaps()
@@ -324,10 +293,10 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
     def _summary(self):
         if not self.isFinished() or not hasattr(self, "medianResolution"):
             return ["The local FSC resolution has not been computed yet."]
-        return [f"Median local FSC resolution {self.medianResolution.get():.2f} A "
-                f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} A, "
-                f"range {self.minResolution.get():.2f}-{self.maxResolution.get():.2f} A); global FSC "
-                f"resolution {self.globalFscResolution.get():.2f} A at {self.getThreshold():g}; "
+        return [f"Median local FSC resolution {self.medianResolution.get():.2f} Å "
+                f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} Å, "
+                f"range {self.minResolution.get():.2f}-{self.maxResolution.get():.2f} Å); global FSC "
+                f"resolution {self.globalFscResolution.get():.2f} Å at {self.getThreshold():g}; "
                 f"{self.localMethod.get()}, stride {self.stride.get()} voxels."]
 
     def _methods(self):
@@ -337,8 +306,8 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
         return [f"The local resolution of {source} was estimated from its half maps by {self.localMethod.get()}"
                 f"{self.blocresReference()}, at an FSC threshold of {self.getThreshold():g}, as implemented in the "
                 f"DeepRes plugin "
-                f"[{constants.DEEPRES_CITATION}]. The median local resolution was {self.medianResolution.get():.2f} A "
-                f"(global FSC resolution {self.globalFscResolution.get():.2f} A)."]
+                f"[{constants.DEEPRES_CITATION}]. The median local resolution was {self.medianResolution.get():.2f} Å "
+                f"(global FSC resolution {self.globalFscResolution.get():.2f} Å)."]
 
     def _citations(self):
         return [constants.DEEPRES_CITATION] + ([BLOCRES_CITATION] if self.method.get() == METHOD_WINDOW else [])

@@ -6,10 +6,18 @@ from enum import Enum
 
 from pwem.objects import EMFile
 from pwem.protocols import EMProtocol
+from pyworkflow import BETA
 from pyworkflow.protocol import params
 
 from .. import constants
+from ..core.dataset import DatasetConfig
 from ..core.ranges import RANGES
+from ..core.train_config import TrainConfig
+from .base import defineGpuParams, tensorflowDevice
+
+#: The core's defaults, shown in the form.
+TRAIN_DEFAULTS = TrainConfig("wide")
+DATASET_DEFAULTS = DatasetConfig("wide")
 
 SOURCE_OBJECTS = 0
 SOURCE_FOLDER = 1
@@ -32,7 +40,8 @@ class ProtDeepResTrain(EMProtocol):
     resolution' as a custom network.
     """
 
-    _label = "deepres - train model"
+    _label = "train model"
+    _devStatus = BETA
     _possibleOutputs = outputs
 
     def _defineParams(self, form):
@@ -47,23 +56,24 @@ class ProtDeepResTrain(EMProtocol):
                       label="Folder", help="A folder with .pdb/.cif(.gz) files.")
         form.addParam("resolutionRange", params.EnumParam, choices=constants.RANGE_LABELS,
                       default=constants.RANGE_WIDE, display=params.EnumParam.DISPLAY_HLIST,
-                      label="Resolution range", help="wide: 2.5-13 A at 1 A/px; high: 1.5-6 A at 0.5 A/px.")
-        form.addParam("epochs", params.IntParam, default=20, validators=[params.Positive],
+                      label="Resolution range", help="wide: 2.5-13 Å at 1 Å/px; high: 1.5-6 Å at 0.5 Å/px.")
+        form.addParam("epochs", params.IntParam, default=TRAIN_DEFAULTS.epochs, validators=[params.Positive],
                       label="Epochs (at most)", help="Training stops earlier when validation stops improving.")
-        form.addParam("labelsPerStructure", params.IntParam, default=16, validators=[params.Positive],
+        form.addParam("labelsPerStructure", params.IntParam, default=DATASET_DEFAULTS.labels_per_structure,
+                      validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED, label="Resolutions per structure")
-        form.addParam("boxesPerLabel", params.IntParam, default=100, validators=[params.Positive],
+        form.addParam("boxesPerLabel", params.IntParam, default=DATASET_DEFAULTS.boxes_per_label,
+                      validators=[params.Positive],
                       expertLevel=params.LEVEL_ADVANCED, label="Boxes per resolution")
-        form.addParam("seed", params.IntParam, default=0, expertLevel=params.LEVEL_ADVANCED, label="Random seed")
-        form.addHidden(params.USE_GPU, params.BooleanParam, default=True, label="Use GPU")
-        form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU id")
+        form.addParam("seed", params.IntParam, default=TRAIN_DEFAULTS.seed, expertLevel=params.LEVEL_ADVANCED, label="Random seed")
+        defineGpuParams(form)
         form.addParallelSection(threads=2, mpi=0)
 
     def _insertAllSteps(self):
-        self._insertFunctionStep(self.collectStructuresStep)
-        self._insertFunctionStep(self.datasetStep)
+        self._insertFunctionStep(self.collectStructuresStep, needsGPU=False)
+        self._insertFunctionStep(self.datasetStep, needsGPU=False)
         self._insertFunctionStep(self.trainStep, needsGPU=True)
-        self._insertFunctionStep(self.createOutputStep)
+        self._insertFunctionStep(self.createOutputStep, needsGPU=False)
 
     # --------------------------- STEPS functions -----------------------------------------
     def collectStructuresStep(self):
@@ -85,9 +95,12 @@ class ProtDeepResTrain(EMProtocol):
         from ..core.train_config import TrainConfig
         from ..core.training import train_model
 
+        tensorflowDevice(self)                  # TensorFlow sees the form's GPUs only
         config = TrainConfig(self.getRangeName(), epochs=self.epochs.get(), seed=self.seed.get())
-        train_model(self._getExtraPath(DATASET_DIR), self.getModelFile(), config, progress=False,
-                    name=f"custom-{self.getRangeName()}-{self.getObjId()}")
+        record = train_model(self._getExtraPath(DATASET_DIR), self.getModelFile(), config, progress=False,
+                             name=f"custom-{self.getRangeName()}-{self.getObjId()}")
+        self.info((f"Validation MAE {record['val_mae_A']:.3f} Å (best epoch {record['best_epoch']} of "
+                       f"{record['epochs_run']}), {record['training_wall_seconds']:.0f} s of training."))
 
     def createOutputStep(self):
         model = EMFile(filename=self.getModelFile())
@@ -134,7 +147,7 @@ class ProtDeepResTrain(EMProtocol):
         from ..core.networks import read_model_info
 
         record = read_model_info(self.getModelFile()).training
-        return [f"{self.getRangeName()} network: validation MAE {record['val_mae_A']:.2f} A after "
+        return [f"{self.getRangeName()} network: validation MAE {record['val_mae_A']:.2f} Å after "
                 f"{record['epochs_run']} epochs (best {record['best_epoch']}), "
                 f"{record['dataset_counts']['train']['boxes']} training boxes."]
 
@@ -144,7 +157,7 @@ class ProtDeepResTrain(EMProtocol):
         resolution_range = RANGES[self.getRangeName()]
         return [f"A DeepRes network [RamirezAportela2019] was trained on maps simulated from "
                 f"{len(self.getStructureFiles())} atomic structures and low-pass filtered between "
-                f"{resolution_range.min_resolution:g} and {resolution_range.max_resolution:g} A."]
+                f"{resolution_range.min_resolution:g} and {resolution_range.max_resolution:g} Å."]
 
     def _citations(self):
         return [constants.DEEPRES_CITATION]

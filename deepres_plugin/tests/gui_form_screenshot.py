@@ -3,11 +3,10 @@ screenshot and print the names of the parameters shown, as JSON. Run by test_gui
 import json
 import sys
 
-from PIL import ImageGrab
-from pyworkflow.project import Manager
-
 import pyworkflow.gui.project  # noqa: F401  (before pyworkflow.gui.form: circular import otherwise)
+from PIL import ImageGrab
 from pyworkflow.gui.form import FormWindow
+from pyworkflow.project import Manager
 
 from deepres_plugin.protocols import ProtDeepResLocalResolution
 

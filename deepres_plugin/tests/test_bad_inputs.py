@@ -22,6 +22,7 @@ from deepres_plugin.core import fileio
 from deepres_plugin.core.errors import ParameterError, StructureError
 from deepres_plugin.core.filters import lowpass_filter
 from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
+from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.core.simulate import read_model
 from deepres_plugin.core.sweep import check_sharpening, monotone_verdicts, parse_bfactors, recommend
 
@@ -207,7 +208,7 @@ def test_maps_at_extreme_scales_give_the_usual_answer(inputs, tmp_path):
         write_map(tmp_path / "scaled.mrc", volume * np.float32(scale), geometry)
         assert cli.main(["predict", str(tmp_path / "scaled.mrc"), "--mask", str(inputs["mask"]), "--out",
                          str(tmp_path / f"out{scale:g}"), "--no-progress"]) == 0
-        answers.append(read_map(tmp_path / f"out{scale:g}" / "resolution.mrc")[0])
+        answers.append(read_map(tmp_path / f"out{scale:g}" / RESOLUTION_FILE)[0])
     np.testing.assert_allclose(answers[1], answers[0], atol=1e-3)
     np.testing.assert_allclose(answers[2], answers[0], atol=1e-3)
 
@@ -253,21 +254,21 @@ def test_interrupted_writes_leave_nothing_and_killed_ones_are_cleaned_next_time(
 
 def test_summary_is_renamed_last_and_an_old_one_removed_first(tmp_path, monkeypatch):
     (tmp_path / "summary.json").write_text("old")
-    (tmp_path / "resolution.mrc").write_bytes(b"old")
+    (tmp_path / RESOLUTION_FILE).write_bytes(b"old")
     (tmp_path / "sub").mkdir()
     renamed = []
     real_replace = os.replace
 
     def replace(source, target):
         renamed.append(str(Path(target).relative_to(tmp_path)))
-        if Path(target).name == "resolution.mrc":
+        if Path(target).name == RESOLUTION_FILE:
             assert not (tmp_path / "summary.json").exists()          # the old summary went first
         real_replace(source, target)
 
     monkeypatch.setattr(fileio.os, "replace", replace)
-    fileio.write_files(tmp_path, {"summary.json": b"new", "resolution.mrc": b"new", "sub/summary.json": b"new",
+    fileio.write_files(tmp_path, {"summary.json": b"new", RESOLUTION_FILE: b"new", "sub/summary.json": b"new",
                                   "mask.mrc": b"new"})
-    assert renamed == ["resolution.mrc", "mask.mrc", "sub/summary.json", "summary.json"]
+    assert renamed == [RESOLUTION_FILE, "mask.mrc", "sub/summary.json", "summary.json"]
     assert (tmp_path / "summary.json").read_text() == "new"
 
 

@@ -4,11 +4,23 @@ import numpy as np
 import pytest
 
 from deepres_plugin.core import conditions as cond
-from deepres_plugin.core.diagnostics import (UNSHARPENED_BFACTOR, check_map_for_range, classify_solvent,
-                                             geometry_warnings, map_warnings, measure_map)
+from deepres_plugin.core.diagnostics import (
+    UNSHARPENED_BFACTOR,
+    check_map_for_range,
+    classify_solvent,
+    geometry_warnings,
+    map_warnings,
+    measure_map,
+)
 from deepres_plugin.core.errors import ParameterError
-from deepres_plugin.core.filters import (RAISED_COSINE_WIDTH, XMIPP_LOWPASS, LowpassShape, apply_bfactor,
-                                         lowpass_bank, raised_cosine_lowpass)
+from deepres_plugin.core.filters import (
+    RAISED_COSINE_WIDTH,
+    XMIPP_LOWPASS,
+    LowpassShape,
+    apply_bfactor,
+    lowpass_bank,
+    raised_cosine_lowpass,
+)
 from deepres_plugin.core.fourier import frequency_magnitude, rfft_map
 from deepres_plugin.core.ranges import HIGH, WIDE
 

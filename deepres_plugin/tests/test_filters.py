@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 from deepres_plugin.core.errors import ParameterError
-from deepres_plugin.core.filters import (RAISED_COSINE_WIDTH, add_white_noise, apply_bfactor, lowpass_filter,
-                                         randomize_phases, raised_cosine_lowpass, scale_to_unit_peak)
+from deepres_plugin.core.filters import (
+    RAISED_COSINE_WIDTH,
+    add_white_noise,
+    apply_bfactor,
+    lowpass_filter,
+    raised_cosine_lowpass,
+    randomize_phases,
+    scale_to_unit_peak,
+)
 
 N = 100  # box edge: plane waves with k cycles per box have digital frequency k / N
 

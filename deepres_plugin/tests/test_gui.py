@@ -15,16 +15,12 @@ FORM_PARAMS = {"inputVolume", "inputMask", "resolutionRange", "modelChoice"}
 
 
 def _xvfb() -> str:
-    """Path of Xvfb, installing Debian's package if it is missing (as root, with apt)."""
+    """Path of Xvfb; the test is skipped where it is not installed (`make install` installs it
+    with apt-get when run as root; tests never install system packages)."""
     found = shutil.which("Xvfb")
-    if found is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if subprocess.run(["apt-get", "install", "-y", "-q", "xvfb"], env=env, capture_output=True).returncode:
-            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-            subprocess.run(["apt-get", "install", "-y", "-q", "xvfb"], env=env, capture_output=True)
-        found = shutil.which("Xvfb")
     if found is None:
-        pytest.fail("Xvfb is missing and could not be installed (apt-get install xvfb)")
+        pytest.skip("Xvfb not installed: the protocol form needs an X display "
+                    "(`apt-get install xvfb` as root, or `make install` as root on Debian/Ubuntu)")
     return found
 
 

@@ -10,11 +10,20 @@ from deepres_plugin import cli
 from deepres_plugin.core.errors import MaskError, ParameterError
 from deepres_plugin.core.filters import RAISED_COSINE_WIDTH, apply_bfactor, lowpass_filter
 from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution, information_limit
-from deepres_plugin.core.localfsc import (band_correlation_map, band_edges, crossing_resolution, default_window,
-                                          local_fsc_map, local_resolution_map, sustained_crossing, whiten,
-                                          window_box)
-from deepres_plugin.core.pipeline import LocalFscOptions, global_fsc, run_local_fsc
+from deepres_plugin.core.localfsc import (
+    band_correlation_map,
+    band_edges,
+    crossing_resolution,
+    default_window,
+    local_fsc_map,
+    local_resolution_map,
+    sustained_crossing,
+    whiten,
+    window_box,
+)
 from deepres_plugin.core.mrc import read_map, write_map
+from deepres_plugin.core.outputs import RESOLUTION_FILE
+from deepres_plugin.core.pipeline import LocalFscOptions, global_fsc, run_local_fsc
 
 FINE_A, COARSE_A = 4.0, 8.0
 WINDOW_A = 32.0
@@ -255,11 +264,11 @@ def test_localfsc_command_writes_the_predict_outputs(regions, tmp_path):
     assert cli.main(["localfsc", str(tmp_path / "h1.mrc"), str(tmp_path / "h2.mrc"), "--mask",
                      str(tmp_path / "mask.mrc"), "--method", "window", "--window", "32", "--stride", "2",
                      "--out", str(out), "--no-progress"]) == 0
-    for name in ("resolution.mrc", "average_map.mrc", "summary.json", "histogram.png", "histogram.csv",
+    for name in (RESOLUTION_FILE, "average_map.mrc", "summary.json", "histogram.png", "histogram.csv",
                  "slices.png", "chimerax.cxc", "chimera.cmd", "fsc.csv", "fsc.png"):
         assert (out / name).stat().st_size > 0, name
     summary = json.loads((out / "summary.json").read_text())
-    resolution, geometry = read_map(out / "resolution.mrc")
+    resolution, geometry = read_map(out / RESOLUTION_FILE)
     direct = local_fsc_map(half1, half2, 1.0, fine | coarse, 32.0, stride=2).resolution
     np.testing.assert_allclose(resolution, direct, atol=1e-5)
     assert summary["median"] == pytest.approx(float(np.median(direct[fine | coarse])), abs=1e-4)
@@ -298,7 +307,7 @@ def test_localfsc_command_uses_the_band_method_by_default(wide_regions, tmp_path
                      str(tmp_path / "mask.mrc"), "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     direct = band_correlation_map(half1, half2, 1.0, fine | coarse, finest=summary["information_limit_A"])
-    np.testing.assert_allclose(read_map(out / "resolution.mrc")[0], direct.resolution, atol=1e-5)
+    np.testing.assert_allclose(read_map(out / RESOLUTION_FILE)[0], direct.resolution, atol=1e-5)
     assert summary["localfsc_method"] == "bands" and "window_A" not in summary
     assert summary["window_wavelengths"] == 1.5 and summary["finest_A"] >= summary["information_limit_A"]
     assert cli.main(["localfsc", str(tmp_path / "h1.mrc"), str(tmp_path / "h2.mrc"), "--window", "30",

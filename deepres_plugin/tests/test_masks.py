@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 
 from deepres_plugin.core.errors import MaskError
-from deepres_plugin.core.masks import (AUTO_MASK_DILATION_A, automatic_mask, dilate, mask_from_points,
-                                       otsu_threshold, read_mask)
+from deepres_plugin.core.masks import (
+    AUTO_MASK_DILATION_A,
+    automatic_mask,
+    dilate,
+    mask_from_points,
+    otsu_threshold,
+    read_mask,
+)
 from deepres_plugin.core.mrc import MapGeometry, write_map
 
 VOXEL = 1.0

@@ -9,7 +9,9 @@ import numpy as np
 from pwem.protocols import ProtImportMask, ProtImportVolumes
 from pyworkflow.tests import BaseTest, setupTestProject
 
+from deepres_plugin import constants
 from deepres_plugin.core.mrc import read_map, write_map
+from deepres_plugin.core.outputs import MASK_FILE, RESOLUTION_FILE, VIEWER_SCRIPT
 from deepres_plugin.protocols import ProtDeepResLocalResolution
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -63,9 +65,22 @@ class TestDeepResLocalResolution(BaseTest):
         for label, truth in EXAMPLE_RESOLUTIONS.items():
             self.assertLess(abs(medians[label] - truth), 1.0, medians)
         self.assertAlmostEqual(prot.medianResolution.get(), float(np.median(resolution[self.regions > 0])), 4)
-        self.assertIn("Median local resolution", prot.summary()[0])
+        summary = prot.summary()[0]
+        self.assertIn("Median local resolution", summary)
+        for text in (f"{prot.medianResolution.get():.2f} Å", f"{prot.percentile20.get():.2f}", "deepres-wide", " s."):
+            self.assertIn(text, summary)
         self.assertEqual(prot._citations(), ["RamirezAportela2019"])
-        self.assertIn("RamirezAportela2019", "".join(prot.methods()))
+        methods = "".join(prot.methods())
+        self.assertIn("RamirezAportela2019", methods)
+        self.assertIn(f"{prot.medianResolution.get():.2f} Å", methods)
+        self.assertNotIn(" A ", methods)
+        # the run log carries the figures of the run (Scipion's run.stdout)
+        log = open(prot.getLogPaths()[0]).read()
+        for text in ("DeepRes local resolution: median", "Network: deepres-wide", "Å/px", "Time:"):
+            self.assertIn(text, log)
+        # the protocol's own script places the map where Scipion does, as the viewer's does
+        self.assertIn("origin 10,-5,3", open(prot.getOutputFile("chimerax.cxc")).read())
+        self.assertEqual(prot.getClassLabel(), "deepres - local resolution")
         self._check_viewer(prot)
 
     def _check_viewer(self, prot):
@@ -80,16 +95,35 @@ class TestDeepResLocalResolution(BaseTest):
             plotter.figure.savefig(png)
             self.assertGreater(os.path.getsize(png), 5000)
         view = handlers["doShowChimera"]()[0]
-        script = open(prot._getExtraPath("deepres", "deepres_viewer.cxc")).read()
+        script = open(prot.getOutputFile(VIEWER_SCRIPT)).read()
         self.assertIn("voxelSize 1 origin 10,-5,3", script)
-        self.assertIn('open "resolution.mrc"', script)
+        self.assertIn(f'open "{RESOLUTION_FILE}"', script)
         self.assertIn("input_map.mrc", script)
         self.assertIsNotNone(view)
+        from pyworkflow.viewer import MessageView
+
+        if isinstance(view, MessageView):                      # no ChimeraX here: a message, not nothing
+            self.assertIn(VIEWER_SCRIPT, view.getMessage())
+        # the colour scale starts at the report's range: the wide network's, clamped at Nyquist
+        self.assertEqual((viewer.lowest.get(), viewer.highest.get()), (2.5, 13.0))
+
+    def test_viewer_colour_scale_follows_the_network_range(self):
+        from deepres_plugin.viewers import DeepResViewer
+
+        prot = self.newProtocol(ProtDeepResLocalResolution, resolutionRange=constants.RANGE_HIGH)
+        prot.inputVolume.set(self.importVolume)
+        prot.inputVolume.setExtended("outputVolume")
+        viewer = DeepResViewer(project=prot.getProject(), protocol=prot)
+        viewer.setProtocol(prot)
+        self.assertEqual((viewer.lowest.get(), viewer.highest.get()), (1.5, 6.0))
 
     def test_automatic_mask(self):
         prot = self._run("deepres automatic mask", withMask=False)
         resolution = read_map(prot.resolution_Volume.getFileName())[0]
-        self.assertTrue(os.path.exists(prot.getOutputFile("mask.mrc")))
+        self.assertTrue(os.path.exists(prot.getOutputFile(MASK_FILE)))
+        mask = prot.outputMask                                     # registered for other protocols
+        self.assertEqual(mask.getFileName(), prot.getOutputFile(MASK_FILE))
+        self.assertEqual(mask.getShiftsFromOrigin(), self.importVolume.outputVolume.getShiftsFromOrigin())
         self.assertGreater(np.count_nonzero(resolution), 0.5 * np.count_nonzero(self.regions))
         self.assertLess(float(np.median(resolution[self.regions == 1])), float(np.median(resolution[self.regions == 2])))
 

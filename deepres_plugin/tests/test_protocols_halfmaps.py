@@ -14,6 +14,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 
 from deepres_plugin.core.filters import lowpass_filter
 from deepres_plugin.core.mrc import read_map, write_map
+from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.protocols import ProtDeepResBfactorSweep, ProtDeepResLocalFsc
 from deepres_plugin.protocols.protocol_local_fsc import HALVES_FROM_VOLUME, HALVES_TWO_VOLUMES, METHOD_WINDOW
 
@@ -108,7 +109,7 @@ class TestDeepResHalfMapProtocols(BaseTest):
         self.assertEqual(reference["localfsc_method"], "bands")
         self.assertEqual(json.load(open(prot.getOutputFile("summary.json")))["median"], reference["median"])
         np.testing.assert_array_equal(read_map(output.getFileName())[0],
-                                      read_map(os.path.join(self.folder, "core_localfsc", "resolution.mrc"))[0])
+                                      read_map(os.path.join(self.folder, "core_localfsc", RESOLUTION_FILE))[0])
         self.assertIn("Median local FSC resolution", prot.summary()[0])
         self.assertIn("band-passed halves", prot.summary()[0])
         self.assertEqual(prot._citations(), ["RamirezAportela2019"])
@@ -131,7 +132,7 @@ class TestDeepResHalfMapProtocols(BaseTest):
         self.assertIsNotNone(handlers["doShowChimera"]()[0])
         script = open(prot.getOutputFile("deepres_viewer.cxc")).read()
         self.assertIn("voxelSize 1 origin 10,-5,3", script)
-        self.assertIn('open "resolution.mrc"', script)
+        self.assertIn(f'open "{RESOLUTION_FILE}"', script)
         self.assertIn("average_map.mrc", script)
 
     def test_local_fsc_from_two_volumes(self):
@@ -166,8 +167,8 @@ class TestDeepResHalfMapProtocols(BaseTest):
         self.assertTrue(sharpened.hasHalfMaps())
         self.assertTrue(os.path.exists(prot.resolution_Volume.getFileName()))
         self.assertEqual(prot.resolution_Volume.getDim(), (SIZE,) * 3)
-        self.assertIn(f"Recommended B-factor {bfactor:g} A^2", prot.summary()[0])
-        self.assertIn(f"{bfactor:g} A^2 was chosen", "".join(prot.methods()))
+        self.assertIn(f"Recommended B-factor {bfactor:g} Å²", prot.summary()[0])
+        self.assertIn(f"{bfactor:g} Å² was chosen", "".join(prot.methods()))
         self._checkSweepViewer(prot)
 
     def _checkSweepViewer(self, prot):
@@ -183,7 +184,7 @@ class TestDeepResHalfMapProtocols(BaseTest):
         self.assertTrue(open(table).readline().startswith("bfactor_A2,"))
         self.assertIsNotNone(handlers["doShowChimera"]()[0])
         script = open(prot.getOutputFile("deepres", "deepres_viewer.cxc")).read()
-        self.assertIn('open "resolution.mrc"', script)
+        self.assertIn(f'open "{RESOLUTION_FILE}"', script)
         self.assertIn("sharpened_map.mrc", script)
 
     def test_validate(self):

@@ -8,6 +8,7 @@ import pytest
 
 from deepres_plugin import cli
 from deepres_plugin.core.mrc import read_map
+from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.tests.real_maps import REFUSED, RUNNABLE, SHARED_DATA_ENV, shared_data_dir
 
 #: A median further than this fraction from the reported resolution is a regression (the
@@ -23,7 +24,7 @@ def test_real_map_runs_end_to_end_and_keeps_its_geometry(real_map, tmp_path):
     status = cli.main(["predict", str(real_map.path), "--out", str(tmp_path / "out"), "--no-progress"])
     assert status == 0
     volume, geometry = read_map(real_map.path)
-    resolution, out_geometry = read_map(tmp_path / "out" / "resolution.mrc")
+    resolution, out_geometry = read_map(tmp_path / "out" / RESOLUTION_FILE)
     assert resolution.shape == volume.shape
     assert out_geometry == geometry                                    # voxel size, origin, nstart, axis order
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

@@ -2,6 +2,7 @@
 import csv
 import json
 
+import mrcfile
 import numpy as np
 import pytest
 
@@ -138,10 +139,43 @@ def test_bad_predict_inputs_give_one_line_and_leave_nothing(case, untrained_mode
     assert not (tmp_path / "out").exists()
 
 
-def test_nan_map_and_non_map_are_refused(tmp_path, capsys, untrained_models):
+def write_nan_map(path, volume, voxel_size, nan_voxels):
+    """Write ``volume`` with NaN at ``nan_voxels`` (indices into the flat array) with mrcfile
+    itself: :func:`write_map` refuses NaN."""
+    data = volume.astype(np.float32)
+    data.reshape(-1)[list(nan_voxels)] = np.nan
+    with mrcfile.new(path, overwrite=True) as mrc, pytest.warns(RuntimeWarning, match="NaN"):
+        mrc.set_data(data)
+        mrc.voxel_size = voxel_size
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_nan_map_and_non_map_are_refused(case, predicted, tmp_path, capsys, untrained_models):
+    volume, geometry = read_map(case / "map.mrc")
+    resolution = read_map(predicted / "resolution.mrc")[0]
+    nan_voxels = [5, 777, volume.size - 1]
+    write_nan_map(tmp_path / "nan_map.mrc", volume, geometry.voxel_size, nan_voxels)
+    write_nan_map(tmp_path / "nan_resolution.mrc", resolution, geometry.voxel_size, nan_voxels)
     (tmp_path / "text.mrc").write_text("no map here\n" * 200)
-    for name in ["text.mrc"]:
+
+    status = cli.main(["report", str(tmp_path / "nan_resolution.mrc"), "--map", str(case / "map.mrc"),
+                       "--out", str(tmp_path / "out")])
+    assert status == cli.EXIT_ERROR
+    assert one_error_line(capsys) == (f"deepres report: error: {tmp_path / 'nan_resolution.mrc'} contains "
+                                      f"{len(nan_voxels)} NaN or infinite values")
+    status = cli.main(["report", str(predicted / "resolution.mrc"), "--map", str(tmp_path / "nan_map.mrc"),
+                       "--out", str(tmp_path / "out")])
+    assert status == cli.EXIT_ERROR
+    assert one_error_line(capsys).endswith(f"nan_map.mrc contains {len(nan_voxels)} NaN or infinite values")
+    for name, message in [("nan_map.mrc", f"contains {len(nan_voxels)} NaN or infinite values"),
+                          ("text.mrc", "not a readable MRC")]:
         assert cli.main(["predict", str(tmp_path / name), "--model", str(untrained_models["deepres", "wide"]),
                          "--out", str(tmp_path / "out")]) == cli.EXIT_ERROR
-        assert "not a readable MRC" in capsys.readouterr().err
+        line = one_error_line(capsys)
+        assert line.startswith("deepres predict: error:") and message in line
     assert not (tmp_path / "out").exists()

@@ -4,8 +4,7 @@ import pytest
 import scipy.ndimage
 
 from deepres_plugin.core.errors import ParameterError
-from deepres_plugin.core.resample import (fourier_interpolation_matrix, fourier_resample, resample_mask,
-                                          resampled_shape)
+from deepres_plugin.core.resample import fourier_interpolation_matrix, fourier_resample, resample_mask, resampled_shape
 
 
 def smooth_object(shape, rng, sigma_voxels=2.0):

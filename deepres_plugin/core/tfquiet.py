@@ -1,0 +1,135 @@
+"""Keep TensorFlow's start-up messages off the terminal unless they are asked for.
+
+Importing TensorFlow 2.x and enumerating its devices prints a dozen lines from C++ before
+Python logging exists (the oneDNN notice, "Could not find cuda drivers", a cuInit error on
+machines without a GPU, the CPU-instruction notice, abseil's "All log messages before
+absl::InitializeLog()"). ``TF_CPP_MIN_LOG_LEVEL`` does not reach the abseil lines, and its
+level 3 would also hide real errors later on. So :func:`quiet_tensorflow` arranges that the
+first import of TensorFlow, whoever makes it (``import tensorflow``, ``import keras``),
+runs with the process's stderr (file descriptor 2) captured; afterwards the known start-up
+lines are dropped and anything else captured is written back to stderr. With
+``verbose=True`` everything is written back unchanged.
+
+``TF_ENABLE_ONEDNN_OPTS`` is left alone on purpose: it changes numerical results.
+
+Call :func:`quiet_tensorflow` before anything imports TensorFlow (the ``deepres`` commands do
+it first thing in ``main``; a protocol step can do it before running the core). It imports
+nothing itself, so a command that fails on its input never pays for loading TensorFlow.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+from typing import Iterator
+
+#: TensorFlow's C++ log threshold: 0 all, 1 no INFO, 2 no WARNING (errors still shown), 3 nothing.
+TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+#: Errors from TensorFlow after start-up are still shown.
+QUIET_TF_LOG_LEVEL = "2"
+TENSORFLOW = "tensorflow"
+
+#: Lines TensorFlow prints while it starts, dropped unless verbose. Glog-style records are
+#: ``<severity>MMDD hh:mm:ss.uuuuuu  thread file:line] message`` (before abseil's logging is
+#: initialised the seconds field holds the whole Unix time); INFO and WARNING records
+#: are dropped, ERROR records only for the cuInit call that fails on machines without a GPU.
+STARTUP_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] .*"
+    r"|E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] failed call to cuInit: .*"
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.")
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Hide TensorFlow's start-up messages from the first import of TensorFlow on.
+
+    Does nothing visible if TensorFlow is already imported (its start-up is over). Calling it
+    again only changes ``verbose``.
+
+    Args:
+        verbose: show everything TensorFlow prints (its start-up lines and its C++ INFO and
+            WARNING log) instead of hiding it.
+    """
+    if not verbose:
+        os.environ.setdefault(TF_LOG_LEVEL_VARIABLE, QUIET_TF_LOG_LEVEL)   # this process (and children) only
+    if TENSORFLOW in sys.modules:
+        return
+    finder = next((f for f in sys.meta_path if isinstance(f, _QuietTensorFlowFinder)), None)
+    if finder is None:
+        finder = _QuietTensorFlowFinder()
+        sys.meta_path.insert(0, finder)
+    finder.verbose = verbose
+
+
+def drop_startup_noise(text: str) -> str:
+    """``text`` without the lines matching :data:`STARTUP_NOISE`."""
+    return "".join(line for line in text.splitlines(keepends=True) if not STARTUP_NOISE.fullmatch(line.rstrip("\r\n")))
+
+
+@contextlib.contextmanager
+def captured_stderr_fd(verbose: bool) -> Iterator[None]:
+    """Capture file descriptor 2 (C++ and Python writes alike) for the duration of the block,
+    then write back what was captured: all of it if ``verbose`` or if the block raised,
+    otherwise all but :data:`STARTUP_NOISE`."""
+    try:
+        saved = os.dup(2)
+    except OSError:                      # no stderr to capture (a daemon): nothing would show anyway
+        yield
+        return
+    failed = True
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+            failed = False
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            shown = text if verbose or failed else drop_startup_noise(text)
+            if shown:
+                sys.stderr.write(shown)
+                sys.stderr.flush()
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` once, with a loader that imports it under :func:`captured_stderr_fd`."""
+
+    verbose = False
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != TENSORFLOW:
+            return None
+        sys.meta_path.remove(self)           # one import only; the other finders find the real spec
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader, self.verbose)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Wraps TensorFlow's loader: executes the package, and enumerates the devices (which
+    initialises CUDA and prints the cuInit error), with stderr captured."""
+
+    def __init__(self, loader: importlib.abc.Loader, verbose: bool):
+        self.loader = loader
+        self.verbose = verbose
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        with captured_stderr_fd(self.verbose):
+            self.loader.exec_module(module)
+            module.config.list_physical_devices()
+
+    def __getattr__(self, name):          # get_resource_reader, is_package, ... of the real loader
+        return getattr(self.loader, name)

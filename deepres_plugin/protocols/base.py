@@ -1,0 +1,174 @@
+"""What every DeepRes protocol shares: the run folder (names from :mod:`deepres_plugin.core.outputs`),
+input conversion that keeps Scipion's origin, the network and GPU parameters (the form's GPU
+list is honoured), output volumes with the input's sampling and origin, and run-log lines
+with the figures of the run's summary.
+"""
+import json
+import os
+import shutil
+
+import mrcfile
+from pwem.emlib.image import ImageHandler
+from pwem.objects import Volume
+from pwem.protocols import ProtAnalysis3D
+from pyworkflow import BETA
+from pyworkflow.protocol import params
+
+from .. import constants
+from ..core.errors import ParameterError
+from ..core.models import shipped_model_path
+from ..core.networks import read_model_info
+from ..core.outputs import PROTOCOL_DIRS, RESOLUTION_FILE, SUMMARY_FILE
+
+#: Files copied as they are (Xmipp's converter misreads signed 8-bit MRC); others are converted.
+MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz", ".rec")
+COMPRESSED_SUFFIXES = (".gz", ".bz2")
+
+
+def defineNetworkParams(form):
+    """The network choice (shipped, trained in this project, or a file), shared by the
+    protocols that run DeepRes; the protocol also defines ``resolutionRange``."""
+    form.addParam("modelChoice", params.EnumParam, choices=constants.MODEL_LABELS,
+                  default=constants.MODEL_SHIPPED, display=params.EnumParam.DISPLAY_HLIST,
+                  label="Network",
+                  help="The network shipped with the plugin for the chosen range, one trained in this "
+                       "project with 'deepres - train model', or a .keras file from `deepres train`.")
+    form.addParam("trainedModel", params.PointerParam, pointerClass="EMFile",
+                  condition=f"modelChoice=={constants.MODEL_TRAINED}", label="Trained network",
+                  help="The output of a 'deepres - train model' run made for the chosen range.")
+    form.addParam("customModel", params.PathParam, condition=f"modelChoice=={constants.MODEL_FILE}",
+                  label="Network file (.keras)",
+                  help="A .keras file with its .json sidecar, made for the chosen range.")
+
+
+def defineGpuParams(form):
+    """The GPU parameters of the protocols that run TensorFlow (Scipion's hidden pair)."""
+    form.addHidden(params.USE_GPU, params.BooleanParam, default=True,
+                   label="Use GPU", help="TensorFlow runs on the GPUs of the list when there are any.")
+    form.addHidden(params.GPU_LIST, params.StringParam, default="0", label="GPU ids",
+                   help="Comma-separated GPU ids; TensorFlow sees only these (CUDA_VISIBLE_DEVICES).")
+
+
+def validateNetwork(protocol) -> list:
+    """Errors about the network chosen on ``protocol`` (missing file, or made for another range)."""
+    errors = []
+    try:
+        if protocol.modelChoice.get() == constants.MODEL_SHIPPED:
+            shipped_model_path(protocol.getRangeName())
+        else:
+            info = read_model_info(protocol.getModelPath())
+            if info.range_name != protocol.getRangeName():
+                errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
+    except ParameterError as exc:
+        errors.append(f"Network: {exc}")
+    return errors
+
+
+def tensorflowDevice(protocol) -> str:
+    """``gpu`` or ``cpu`` for the core, after restricting TensorFlow to the form's GPU list;
+    call in the step that runs TensorFlow, before TensorFlow is imported."""
+    from ..core.tfquiet import quiet_tensorflow
+
+    quiet_tensorflow()                         # no TensorFlow start-up lines in the run log
+    if not protocol.useGpu.get():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return "cpu"
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in protocol.getGpuList())
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
+class ProtDeepResBase(ProtAnalysis3D):
+    """Base of the DeepRes analysis protocols (not offered to users)."""
+
+    _label = None
+    _devStatus = BETA
+    #: Key of the run folder in :data:`deepres_plugin.core.outputs.PROTOCOL_DIRS`.
+    _runFolder = None
+
+    # --------------------------- UTILS functions -----------------------------------------
+    def getRangeName(self):
+        return constants.RANGE_NAMES[self.resolutionRange.get()]
+
+    def getModelPath(self):
+        """The chosen network's path, or None for the shipped one."""
+        choice = self.modelChoice.get()
+        if choice == constants.MODEL_TRAINED:
+            return self.trainedModel.get().getFileName() if self.trainedModel.hasValue() else ""
+        return self.customModel.get() or "" if choice == constants.MODEL_FILE else None
+
+    def getOutputFile(self, *names):
+        """A file of the run folder the core writes (summary.json, chimerax.cxc, ...)."""
+        return self._getExtraPath(PROTOCOL_DIRS[self._runFolder], *names)
+
+    def getResolutionFile(self):
+        return self.getOutputFile(RESOLUTION_FILE)
+
+    def readSummary(self, *folder):
+        """The run's summary (dict), as the core wrote it."""
+        with open(self.getOutputFile(*folder, SUMMARY_FILE)) as handle:
+            return json.load(handle)
+
+    def logLines(self, lines):
+        """Write lines into the run log (Scipion's run.stdout)."""
+        for line in lines:
+            self.info(line)
+
+    @staticmethod
+    def _toMrc(image, target, reference=None):
+        """An image object as an MRC file: MRC files copied as they are, other formats
+        converted with Scipion's image handler; the header origin set to ``reference``'s (by
+        default the image's own), so the core's outputs and scripts place the map where
+        Scipion does. A mask takes its map's origin: it is used voxel for voxel on the map's
+        grid (checked by ``_validate``), whatever origin its import gave it."""
+        source = image.getFileName().split(":")[0]
+        ProtDeepResBase._fileToMrc(source, target)
+        x, y, z = (reference or image).getShiftsFromOrigin()
+        with mrcfile.open(target, mode="r+", permissive=True) as mrc:
+            mrc.header.origin = (-x, -y, -z)
+
+    @staticmethod
+    def _fileToMrc(path, target):
+        """Copy an MRC file as it is, decompress a compressed one (.gz, .bz2) with the core's
+        reader; convert other formats with Scipion's image handler."""
+        if path.lower().endswith(MRC_SUFFIXES):
+            if path.lower().endswith(COMPRESSED_SUFFIXES):
+                from ..core.mrc import read_map, write_map
+
+                write_map(target, *read_map(path))
+            else:
+                shutil.copyfile(path, target)
+        elif path.lower().endswith(COMPRESSED_SUFFIXES):
+            from ..core.mrc import read_map, write_map
+
+            write_map(target, *read_map(path))
+        else:
+            ImageHandler().convert(path, target)
+
+    def _outputVolume(self, path, reference=None, volumeClass=Volume):
+        """A Volume (or ``volumeClass``) of ``path`` with ``reference``'s sampling rate and origin
+        (by default the input map's: ``getReferenceVolume``)."""
+        reference = reference or self.getReferenceVolume()
+        output = volumeClass()
+        output.setFileName(path)
+        output.setSamplingRate(reference.getSamplingRate())
+        output.setOrigin(reference.getOrigin(force=True).clone())   # a copy: two outputs cannot share one
+        return output
+
+    @staticmethod
+    def summaryLines(summary, what="Local resolution"):
+        """The figures of a report summary as run-log lines, in Å."""
+        lines = [f"{what}: median {summary['median']:.2f} Å, 20th-80th percentile {summary['percentile_20']:.2f}-"
+                 f"{summary['percentile_80']:.2f} Å, range {summary['min']:.2f}-{summary['max']:.2f} Å, "
+                 f"{summary['voxels']} voxels."]
+        if "model" in summary and isinstance(summary["model"], dict):
+            model = summary["model"]
+            lines.append(f"Network: {model.get('name')} {model.get('version')} ({summary.get('range', {}).get('name', '')} "
+                         f"range); map {summary.get('input_voxel_size', 0):g} Å/px, network "
+                         f"{summary.get('model_voxel_size', 0):g} Å/px.")
+        if "mask" in summary:
+            lines.append(f"Mask: {summary['mask']}.")
+        if "run_seconds" in summary:
+            lines.append(f"Time: {summary['run_seconds']:.1f} s.")
+        return lines
