@@ -48,3 +48,15 @@ def test_protocol_form_opens_and_shows_the_parameters(display, tmp_path):
         assert image.size == (1400, 1000)
         colours = image.convert("L").getextrema()
         assert colours[1] - colours[0] > 100          # a drawn form, not a blank screen
+
+
+def test_viewer_messages_appear_in_a_window(display):
+    """'Show in ChimeraX' without ChimeraX (the usual case) opens a message window that says
+    where the script is; before issue 13 it showed nothing (a message view without a Tk parent)."""
+    script = Path(__file__).with_name("gui_viewer_message.py")
+    result = subprocess.run([sys.executable, str(script), f"gui_viewer_{os.getpid()}"],
+                            env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert any("ChimeraX" in window["title"] and any("deepres_viewer.cxc" in text for text in window["texts"])
+               for window in shown["windows"]), shown
