@@ -28,6 +28,7 @@ $(STAMP): setup.py pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check deepres_plugin benchmarks
 	$(BIN)/python -m pytest -rs deepres_plugin/tests
 
 # The example map holds two copies of a protein, low-passed at 4 A and at 8 A

@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     project, protocols = run_template({**files, "sampling": args.sampling})
     deepres = protocols[-1]
     print(f"Scipion project: {project.getPath()}")
-    print(f"DeepRes median local resolution: {deepres.medianResolution.get():.2f} A")
+    print(f"DeepRes median local resolution: {deepres.medianResolution.get():.2f} Å")
     return 0
 
 

@@ -37,7 +37,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help=f"B-factors in A^2, start:stop:step (stop included) or a comma list "
                              f"(default {DEFAULT_BFACTORS})")
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), default="wide",
-                        help="DeepRes network: wide (2.5-13 A, default) or high (1.5-6 A)")
+                        help="DeepRes network: wide (2.5-13 Å, default) or high (1.5-6 Å)")
     parser.add_argument("--model", type=Path, help="a .keras model from `deepres train` (default: shipped network)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="TensorFlow device (default auto)")
     parser.add_argument("--out", type=Path, default=Path("bfactor_sweep"), help="output folder (default bfactor_sweep)")

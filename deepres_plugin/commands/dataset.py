@@ -1,7 +1,7 @@
 """Generate DeepRes training data from a folder of atomic models.
 
-Every model is simulated at the range's voxel size (wide: 1.0 A/px, labels 2.5-13 A;
-high: 0.5 A/px, labels 1.5-6 A), low-passed at resolutions drawn across the range, noised,
+Every model is simulated at the range's voxel size (wide: 1.0 A/px, labels 2.5-13 Å;
+high: 0.5 A/px, labels 1.5-6 Å), low-passed at resolutions drawn across the range, noised,
 and cut into 13^3 boxes centred inside the molecule, each divided by its L2 norm and
 labelled with its filter resolution. One shard per structure, a manifest at the end;
 structures are split into train/validation by complex. An interrupted run resumes where
@@ -28,7 +28,7 @@ _DEFAULTS = DatasetConfig("wide")
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("structures", type=Path, metavar="STRUCTURE_DIR", help="folder of .pdb/.cif(.gz) files")
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), required=True,
-                        help="resolution range: wide (1.0 A/px, 2.5-13 A) or high (0.5 A/px, 1.5-6 A)")
+                        help="resolution range: wide (1.0 A/px, 2.5-13 Å) or high (0.5 A/px, 1.5-6 Å)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created, or resumed)")
     parser.add_argument("--workers", type=POSITIVE_INT, default=1, help="parallel processes (default 1)")
     parser.add_argument("--seed", type=INTEGER, default=_DEFAULTS.seed, help="random seed (default 0)")

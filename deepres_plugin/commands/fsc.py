@@ -35,7 +35,7 @@ def add_half_map_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("half1", type=Path, metavar="HALF1", help="first half map")
     parser.add_argument("half2", type=Path, metavar="HALF2", help="second half map")
     parser.add_argument("--mask", type=Path, help="mask on the halves' grid (values > 0.5 kept; the global FSC "
-                        "gives it a 6 A raised-cosine edge)")
+                        "gives it a 6 Å raised-cosine edge)")
     parser.add_argument("--threshold", type=float, choices=THRESHOLDS, default=FSC_THRESHOLD,
                         help="FSC threshold: 0.143 (default, gold standard) or 0.5")
 
@@ -60,6 +60,6 @@ def main(args: argparse.Namespace) -> int:
     with output_directory(args.out) as folder:
         write_files(folder, {"fsc.csv": fsc_csv(frequency, fsc).encode(),
                              "fsc.png": fsc_png(frequency, fsc, args.threshold, resolution)})
-    logger.info("FSC resolution %.2f A at %g; curve in %s", resolution, args.threshold, args.out)
+    logger.info("FSC resolution %.2f Å at %g; curve in %s", resolution, args.threshold, args.out)
     print(f"{resolution:.3f}")
     return 0

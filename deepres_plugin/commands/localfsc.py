@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
     options = LocalFscOptions(mask=args.mask, method=args.method, window=args.window, stride=args.stride, threshold=args.threshold,
                               sampling=args.sampling, palette=args.palette, progress=not args.no_progress)
     summary = run_local_fsc(args.half1, args.half2, args.out, options)
-    logger.info("local FSC median %.2f A (20-80 %%: %.2f-%.2f A), global FSC %.2f A; outputs in %s",
+    logger.info("local FSC median %.2f Å (20-80 %%: %.2f-%.2f Å), global FSC %.2f Å; outputs in %s",
                 summary["median"], summary["percentile_20"], summary["percentile_80"],
                 summary["global_fsc_resolution"], args.out)
     return 0

@@ -1,7 +1,7 @@
 """Estimate the local resolution of a cryo-EM map with DeepRes.
 
-The map (and mask) are resampled to the network's voxel size (wide: 1.0 A/px, 2.5-13 A;
-high: 0.5 A/px, 1.5-6 A), every masked voxel gets the network's answer for the 13^3 box
+The map (and mask) are resampled to the network's voxel size (wide: 1.0 A/px, 2.5-13 Å;
+high: 0.5 A/px, 1.5-6 Å), every masked voxel gets the network's answer for the 13^3 box
 centred on it (one exact convolutional pass over the map), and the result is brought back
 onto the map's grid. Without --mask an automatic molecular mask is made and written.
 
@@ -31,7 +31,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("map", type=Path, metavar="MAP", help="cryo-EM map (.mrc/.map, optionally .gz)")
     parser.add_argument("--mask", type=Path, help="binary or soft mask on the map's grid (default: automatic)")
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), default="wide",
-                        help="wide: 2.5-13 A at 1.0 A/px (default); high: 1.5-6 A at 0.5 A/px")
+                        help="wide: 2.5-13 Å at 1.0 A/px (default); high: 1.5-6 Å at 0.5 A/px")
     parser.add_argument("--model", type=Path, help="a .keras model from `deepres train` (default: shipped network)")
     parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in A/px, overriding the header")
     parser.add_argument("--out", type=Path, help="output folder (default: MAPNAME_deepres)")
@@ -49,6 +49,6 @@ def main(args: argparse.Namespace) -> int:
                              device=args.device, path=args.path, palette=args.palette,
                              progress=not args.no_progress)
     summary = run_predict(args.map, out, options)
-    logger.info("median %.2f A (20-80 %%: %.2f-%.2f A) over %d voxels; outputs in %s",
+    logger.info("median %.2f Å (20-80 %%: %.2f-%.2f Å) over %d voxels; outputs in %s",
                 summary["median"], summary["percentile_20"], summary["percentile_80"], summary["voxels"], out)
     return 0

@@ -31,5 +31,5 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     summary = run_report(args.resolution, args.map, args.out, args.mask, args.palette, args.range_min, args.range_max)
-    logger.info("median %.2f A over %d voxels; report in %s", summary["median"], summary["voxels"], args.out)
+    logger.info("median %.2f Å over %d voxels; report in %s", summary["median"], summary["voxels"], args.out)
     return 0

@@ -58,6 +58,6 @@ def main(args: argparse.Namespace) -> int:
                          seed=args.seed, filters=args.filters, dropout=args.dropout)
     record = train_model(args.dataset, args.out, config, progress=not args.no_progress, name=args.name,
                          version=args.model_version)
-    logger.info("%s: validation MAE %.3f A (best epoch %d of %d), %.0f s of training", args.out,
+    logger.info("%s: validation MAE %.3f Å (best epoch %d of %d), %.0f s of training", args.out,
                 record["val_mae_A"], record["best_epoch"], record["epochs_run"], record["training_wall_seconds"])
     return 0
