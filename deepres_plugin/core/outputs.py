@@ -12,6 +12,12 @@ global FSC (:data:`FSC_FILES`); a B-factor sweep folder :data:`SWEEP_FILES`,
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 #: The local-resolution map (A), on the input's grid, 0 outside the mask.
 RESOLUTION_FILE = "resolution.mrc"
 #: The run's summary (JSON); renamed last: a folder with one holds that run's complete outputs.
@@ -43,3 +49,163 @@ INPUT_MASK = "input_mask.mrc"
 INPUT_HALVES = ("input_half1.mrc", "input_half2.mrc")
 #: Each protocol's run folder (in its extra folder), by protocol.
 PROTOCOL_DIRS = {"local_resolution": "deepres", "local_fsc": "localfsc", "bfactor_sweep": "sweep"}
+
+
+# ---------------------------------------------------------------------------------------
+# The summaries, typed: what the pipeline writes into summary.json and every reader reads.
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportSummary:
+    """The figures of a report folder's ``summary.json`` (resolutions in A), with the whole
+    summary in ``fields`` for what only some runs write (``map_condition``, ``model``, the
+    local-FSC settings, ...). Written by :func:`deepres_plugin.core.report.report_contents`."""
+
+    median: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    percentile_20: float
+    percentile_80: float
+    voxels: int
+    colour_range: tuple[float, float]
+    palette: str
+    map_file: str                      # relative to the folder
+    fields: dict[str, Any]
+
+    #: The keys of summary.json that the fields above are read from.
+    STATISTICS = ("median", "mean", "std", "min", "max", "percentile_20", "percentile_80", "voxels")
+
+    @classmethod
+    def from_dict(cls, summary: dict[str, Any]) -> "ReportSummary":
+        return cls(**{key: summary[key] for key in cls.STATISTICS},
+                   colour_range=tuple(summary["colour_range"]), palette=summary["palette"],
+                   map_file=summary["files"]["map"], fields=summary)
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> "ReportSummary":
+        """The summary of a report folder."""
+        return cls.from_dict(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
+
+    def map_path(self, folder: str | os.PathLike) -> str:
+        """The density map the report was made for."""
+        return os.path.normpath(os.path.join(folder, self.map_file))
+
+    # -- what some runs add (None when absent) ---------------------------------------------
+    @property
+    def network(self) -> str | None:
+        """``name version`` of the DeepRes network (predictions)."""
+        model = self.fields.get("model")
+        return f"{model['name']} {model['version']}" if isinstance(model, dict) else None
+
+    @property
+    def range_name(self) -> str | None:
+        resolution_range = self.fields.get("range")
+        return resolution_range.get("name") if isinstance(resolution_range, dict) else resolution_range
+
+    @property
+    def input_voxel_size(self) -> float | None:
+        return self.fields.get("input_voxel_size")
+
+    @property
+    def model_voxel_size(self) -> float | None:
+        return self.fields.get("model_voxel_size")
+
+    @property
+    def mask(self) -> str | None:
+        """The mask file, or ``automatic``."""
+        return self.fields.get("mask")
+
+    @property
+    def run_seconds(self) -> float | None:
+        return self.fields.get("run_seconds")
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.fields.get("warnings", []))
+
+    @property
+    def map_bfactor(self) -> float | None:
+        """The map's Guinier B-factor (A^2), when it could be measured (predictions)."""
+        return self.fields.get("map_condition", {}).get("bfactor_A2")
+
+    @property
+    def solvent(self) -> str | None:
+        """``noisy``, ``flattened`` or ``masked`` (predictions)."""
+        return self.fields.get("map_condition", {}).get("solvent")
+
+    @property
+    def noise_to_signal(self) -> float | None:
+        """SD outside the mask over the molecule's SD (predictions)."""
+        return self.fields.get("map_condition", {}).get("noise_to_signal")
+
+    @property
+    def method_description(self) -> str | None:
+        """How a half-map local resolution was estimated (local FSC)."""
+        return self.fields.get("localfsc_description")
+
+    @property
+    def global_fsc_resolution(self) -> float | None:
+        return self.fields.get("global_fsc_resolution")
+
+    @property
+    def threshold(self) -> float | None:
+        return self.fields.get("threshold")
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRow:
+    """One B-factor of a sweep: DeepRes' median and percentiles (A), the local-FSC 20th
+    percentile, their difference and the verdict."""
+
+    bfactor: float
+    deepres_median: float
+    deepres_p20: float
+    deepres_p80: float
+    localfsc_p20: float
+    difference: float
+    verdict: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSummary:
+    """A B-factor sweep's ``summary.json``: the recommendation, the references and every row."""
+
+    recommended_bfactor: float
+    recommended_verdict: str
+    global_fsc_resolution: float
+    localfsc_p20: float
+    localfsc_median: float
+    threshold: float
+    rows: tuple[SweepRow, ...]
+    fields: dict[str, Any]
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> "SweepSummary":
+        summary = json.loads((Path(folder) / SUMMARY_FILE).read_text())
+        names = [f.name for f in dataclasses.fields(SweepRow)]
+        return cls(recommended_bfactor=summary["recommended_bfactor"], recommended_verdict=summary["recommended_verdict"],
+                   global_fsc_resolution=summary["global_fsc_resolution"], localfsc_p20=summary["localfsc_p20"],
+                   localfsc_median=summary["localfsc_median"], threshold=summary["threshold"],
+                   rows=tuple(SweepRow(**{name: row[name] for name in names}) for row in summary["sweep"]),
+                   fields=summary)
+
+    @property
+    def recommended(self) -> SweepRow:
+        return next(row for row in self.rows if row.bfactor == self.recommended_bfactor)
+
+    @property
+    def method_description(self) -> str | None:
+        """How the local resolution of the halves was estimated."""
+        return self.fields.get("localfsc_description")
+
+    @property
+    def sharpened_map(self) -> str:
+        """The recommended map, relative to the folder."""
+        return self.fields["files"]["sharpened_map"]
+
+    @property
+    def run_seconds(self) -> float | None:
+        return self.fields.get("run_seconds")

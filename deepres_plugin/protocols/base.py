@@ -3,11 +3,11 @@ input conversion that keeps Scipion's origin, the network and GPU parameters (th
 list is honoured), output volumes with the input's sampling and origin, and run-log lines
 with the figures of the run's summary.
 """
-import json
 import os
 import shutil
 
 import mrcfile
+import pyworkflow.object as pwobj
 from pwem.emlib.image import ImageHandler
 from pwem.objects import Volume
 from pwem.protocols import ProtAnalysis3D
@@ -18,7 +18,7 @@ from .. import constants
 from ..core.errors import ParameterError
 from ..core.models import shipped_model_path
 from ..core.networks import read_model_info
-from ..core.outputs import PROTOCOL_DIRS, RESOLUTION_FILE, SUMMARY_FILE
+from ..core.outputs import PROTOCOL_DIRS, RESOLUTION_FILE, ReportSummary
 
 #: Files copied as they are (Xmipp's converter misreads signed 8-bit MRC); others are converted.
 MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz", ".rec")
@@ -106,9 +106,17 @@ class ProtDeepResBase(ProtAnalysis3D):
         return self.getOutputFile(RESOLUTION_FILE)
 
     def readSummary(self, *folder):
-        """The run's summary (dict), as the core wrote it."""
-        with open(self.getOutputFile(*folder, SUMMARY_FILE)) as handle:
-            return json.load(handle)
+        """The run's summary (typed, :class:`~deepres_plugin.core.outputs.ReportSummary`)."""
+        return ReportSummary.read(self.getOutputFile(*folder))
+
+    def storeFigures(self, summary):
+        """Keep a report summary's figures on the protocol (for its summary and Methods)."""
+        for name, value in (("medianResolution", summary.median), ("minResolution", summary.min),
+                            ("maxResolution", summary.max), ("percentile20", summary.percentile_20),
+                            ("percentile80", summary.percentile_80)):
+            setattr(self, name, pwobj.Float(value))
+        if summary.run_seconds is not None:
+            self.runSeconds = pwobj.Float(summary.run_seconds)
 
     def logLines(self, lines):
         """Write lines into the run log (Scipion's run.stdout)."""
@@ -158,17 +166,16 @@ class ProtDeepResBase(ProtAnalysis3D):
 
     @staticmethod
     def summaryLines(summary, what="Local resolution"):
-        """The figures of a report summary as run-log lines, in Å."""
-        lines = [f"{what}: median {summary['median']:.2f} Å, 20th-80th percentile {summary['percentile_20']:.2f}-"
-                 f"{summary['percentile_80']:.2f} Å, range {summary['min']:.2f}-{summary['max']:.2f} Å, "
-                 f"{summary['voxels']} voxels."]
-        if "model" in summary and isinstance(summary["model"], dict):
-            model = summary["model"]
-            lines.append(f"Network: {model.get('name')} {model.get('version')} ({summary.get('range', {}).get('name', '')} "
-                         f"range); map {summary.get('input_voxel_size', 0):g} Å/px, network "
-                         f"{summary.get('model_voxel_size', 0):g} Å/px.")
-        if "mask" in summary:
-            lines.append(f"Mask: {summary['mask']}.")
-        if "run_seconds" in summary:
-            lines.append(f"Time: {summary['run_seconds']:.1f} s.")
+        """The figures of a report summary (:class:`~deepres_plugin.core.outputs.ReportSummary`)
+        as run-log lines, in Å."""
+        lines = [f"{what}: median {summary.median:.2f} Å, 20th-80th percentile {summary.percentile_20:.2f}-"
+                 f"{summary.percentile_80:.2f} Å, range {summary.min:.2f}-{summary.max:.2f} Å, "
+                 f"{summary.voxels} voxels."]
+        if summary.network:
+            lines.append(f"Network: {summary.network} ({summary.range_name} range); map "
+                         f"{summary.input_voxel_size:g} Å/px, network {summary.model_voxel_size:g} Å/px.")
+        if summary.mask:
+            lines.append(f"Mask: {summary.mask}.")
+        if summary.run_seconds is not None:
+            lines.append(f"Time: {summary.run_seconds:.1f} s.")
         return lines

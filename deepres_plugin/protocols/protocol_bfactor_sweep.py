@@ -7,7 +7,7 @@ from pyworkflow.protocol import params
 
 from .. import constants
 from ..core.errors import ParameterError
-from ..core.outputs import DEEPRES_DIR, RESOLUTION_FILE
+from ..core.outputs import DEEPRES_DIR, RESOLUTION_FILE, SweepSummary
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
 from .base import defineGpuParams, defineNetworkParams, tensorflowDevice, validateNetwork
@@ -71,28 +71,29 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
         half1, half2, _ = self.getConvertedFiles()
         options = self.getLocalOptions(SweepOptions, bfactors=self.bfactors.get(), range_name=self.getRangeName(),
                                        model=self.getModelPath(), device=tensorflowDevice(self))
-        summary = run_bfactor_sweep(half1, half2, self.getOutputFile(), options)
-        self.logLines([f"B = {row['bfactor']:g} Å²: DeepRes median {row['deepres_median']:.2f} Å, 20th percentile "
-                       f"{row['deepres_p20']:.2f} Å against the local FSC's {row['localfsc_p20']:.2f} Å: {row['verdict']}"
-                       for row in summary["sweep"]]
-                      + [f"Recommended B-factor {summary['recommended_bfactor']:g} Å² "
-                         f"({summary['recommended_verdict']}); time {summary['run_seconds']:.1f} s."])
+        run_bfactor_sweep(half1, half2, self.getOutputFile(), options)
+        summary = self.getSweepSummary()
+        self.logLines([f"B = {row.bfactor:g} Å²: DeepRes median {row.deepres_median:.2f} Å, 20th percentile "
+                       f"{row.deepres_p20:.2f} Å against the local FSC's {row.localfsc_p20:.2f} Å: {row.verdict}"
+                       for row in summary.rows]
+                      + [f"Recommended B-factor {summary.recommended_bfactor:g} Å² "
+                         f"({summary.recommended_verdict}); time {summary.run_seconds:.1f} s."])
 
     def createOutputStep(self):
         summary = self.getSweepSummary()
-        recommended = next(row for row in summary["sweep"] if row["bfactor"] == summary["recommended_bfactor"])
-        self.recommendedBfactor = pwobj.Float(summary["recommended_bfactor"])
-        self.recommendedVerdict = pwobj.String(summary["recommended_verdict"])
-        self.globalFscResolution = pwobj.Float(summary["global_fsc_resolution"])
-        self.localFscPercentile20 = pwobj.Float(summary["localfsc_p20"])
-        self.deepresPercentile20 = pwobj.Float(recommended["deepres_p20"])
-        self.deepresMedian = pwobj.Float(recommended["deepres_median"])
+        recommended = summary.recommended
+        self.recommendedBfactor = pwobj.Float(summary.recommended_bfactor)
+        self.recommendedVerdict = pwobj.String(summary.recommended_verdict)
+        self.globalFscResolution = pwobj.Float(summary.global_fsc_resolution)
+        self.localFscPercentile20 = pwobj.Float(summary.localfsc_p20)
+        self.deepresPercentile20 = pwobj.Float(recommended.deepres_p20)
+        self.deepresMedian = pwobj.Float(recommended.deepres_median)
         self.storeLocalSettings(summary)
-        self.sweptBfactors = pwobj.String(", ".join(f"{row['bfactor']:g}" for row in summary["sweep"]))
+        self.sweptBfactors = pwobj.String(", ".join(f"{row.bfactor:g}" for row in summary.rows))
 
-        sharpened = self._outputVolume(self.getOutputFile(summary["files"]["sharpened_map"]))
+        sharpened = self._outputVolume(self.getOutputFile(summary.sharpened_map))
         sharpened.setHalfMaps([self._getExtraPath(INPUT_HALF1), self._getExtraPath(INPUT_HALF2)])
-        sharpened.recommendedBfactor = pwobj.Float(summary["recommended_bfactor"])
+        sharpened.recommendedBfactor = pwobj.Float(summary.recommended_bfactor)
         resolution = self._outputVolume(self.getResolutionFile())
         self._defineOutputs(**{OUTPUT_VOLUME: sharpened, OUTPUT_RESOLUTION: resolution})
         self._defineSourceRelation(self.getReferencePointer(), sharpened)
@@ -104,7 +105,8 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
         return self.getOutputFile(DEEPRES_DIR, RESOLUTION_FILE)
 
     def getSweepSummary(self):
-        return self.readSummary()
+        """The sweep's summary (typed, :class:`~deepres_plugin.core.outputs.SweepSummary`)."""
+        return SweepSummary.read(self.getOutputFile())
 
     # --------------------------- INFO functions ------------------------------------------
     def _validate(self):

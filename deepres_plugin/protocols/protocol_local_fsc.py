@@ -157,7 +157,7 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
 
     def storeLocalSettings(self, summary):
         """Keep the estimator's description (from ``summary.json``) for the summary and methods."""
-        self.localMethod = pwobj.String(summary["localfsc_description"])
+        self.localMethod = pwobj.String(summary.method_description)
 
     def blocresReference(self):
         """`` [Cardone2013]`` after the moving-window method, nothing otherwise."""
@@ -270,17 +270,16 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
         from ..core.pipeline import LocalFscOptions, run_local_fsc
 
         half1, half2, _ = self.getConvertedFiles()
-        summary = run_local_fsc(half1, half2, self.getOutputFile(), self.getLocalOptions(LocalFscOptions))
-        self.logLines(self.summaryLines(summary, f"Local resolution ({summary['localfsc_description']})")
-                      + [f"Global FSC {summary['global_fsc_resolution']:.2f} Å at {summary['threshold']:g}."])
+        run_local_fsc(half1, half2, self.getOutputFile(), self.getLocalOptions(LocalFscOptions))
+        summary = self.readSummary()
+        self.logLines(self.summaryLines(summary, f"Local resolution ({summary.method_description})")
+                      + [f"Global FSC {summary.global_fsc_resolution:.2f} Å at {summary.threshold:g}."])
 
     def createOutputStep(self):
         output = self._outputVolume(self.getResolutionFile(), self.getReferenceVolume())
         summary = self.readSummary()
-        for name, key in (("medianResolution", "median"), ("minResolution", "min"), ("maxResolution", "max"),
-                          ("percentile20", "percentile_20"), ("percentile80", "percentile_80"),
-                          ("globalFscResolution", "global_fsc_resolution")):
-            setattr(self, name, pwobj.Float(summary[key]))
+        self.storeFigures(summary)
+        self.globalFscResolution = pwobj.Float(summary.global_fsc_resolution)
         self.storeLocalSettings(summary)
         self._defineOutputs(**{outputs.resolution_Volume.name: output})
         self._defineSourceRelation(self.getReferencePointer(), output)

@@ -76,25 +76,22 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
             mask=self._getExtraPath(INPUT_MASK) if self.inputMask.hasValue() else None,
             range_name=self.getRangeName(), model=self.getModelPath(),
             sampling=self.inputVolume.get().getSamplingRate(), device=tensorflowDevice(self))
-        summary = run_predict(self._getExtraPath(INPUT_MAP), self.getOutputFile(), options)
-        self.logLines(self.summaryLines(summary, "DeepRes local resolution") + summary.get("warnings", []))
+        run_predict(self._getExtraPath(INPUT_MAP), self.getOutputFile(), options)
+        summary = self.readSummary()
+        self.logLines(self.summaryLines(summary, "DeepRes local resolution") + summary.warnings)
 
     def createOutputStep(self):
         volume = self.inputVolume.get()
         output = self._outputVolume(self.getResolutionFile(), volume)
         summary = self.readSummary()
-        for name, key in (("medianResolution", "median"), ("minResolution", "min"), ("maxResolution", "max"),
-                          ("percentile20", "percentile_20"), ("percentile80", "percentile_80")):
-            setattr(self, name, pwobj.Float(summary[key]))
-        condition = summary.get("map_condition", {})
-        if condition.get("bfactor_A2") is not None:
-            self.mapBfactor = pwobj.Float(condition["bfactor_A2"])
-        self.solventState = pwobj.String(condition.get("solvent", ""))
-        if condition.get("noise_to_signal") is not None:
-            self.noiseToSignal = pwobj.Float(condition["noise_to_signal"])
-        self.mapWarnings = pwobj.String("\n".join(summary.get("warnings", [])))
-        self.networkName = pwobj.String(f"{summary['model']['name']} {summary['model']['version']}")
-        self.runSeconds = pwobj.Float(summary["run_seconds"])
+        self.storeFigures(summary)
+        if summary.map_bfactor is not None:
+            self.mapBfactor = pwobj.Float(summary.map_bfactor)
+        self.solventState = pwobj.String(summary.solvent or "")
+        if summary.noise_to_signal is not None:
+            self.noiseToSignal = pwobj.Float(summary.noise_to_signal)
+        self.mapWarnings = pwobj.String("\n".join(summary.warnings))
+        self.networkName = pwobj.String(summary.network)
         self._defineOutputs(**{outputs.resolution_Volume.name: output})
         self._defineSourceRelation(self.inputVolume, output)
         if not self.inputMask.hasValue():          # the automatic mask, for reuse in other protocols

@@ -157,8 +157,9 @@ class TestDeepResHalfMapProtocols(BaseTest):
         summary = prot.getSweepSummary()
         bfactor = prot.recommendedBfactor.get()
         self.assertIn(bfactor, (-100.0, -50.0, 0.0))
-        self.assertEqual(bfactor, summary["recommended_bfactor"])
-        self.assertEqual([row["bfactor"] for row in summary["sweep"]], [-100.0, -50.0, 0.0])
+        self.assertEqual(bfactor, summary.recommended_bfactor)
+        self.assertEqual([row.bfactor for row in summary.rows], [-100.0, -50.0, 0.0])
+        self.assertEqual(summary.recommended.verdict, prot.recommendedVerdict.get())
         sharpened = prot.outputVolume
         self.assertTrue(os.path.exists(sharpened.getFileName()))
         self.assertEqual(sharpened.getDim(), (SIZE,) * 3)

@@ -8,9 +8,10 @@ import pytest
 
 from deepres_plugin import cli
 from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
+from deepres_plugin.core.outputs import RESOLUTION_FILE, ReportSummary
 from deepres_plugin.core.report import histogram, palette_stops, summary_statistics
 
-PREDICT_FILES = {"resolution.mrc", "summary.json", "histogram.png", "histogram.csv", "slices.png",
+PREDICT_FILES = {RESOLUTION_FILE, "summary.json", "histogram.png", "histogram.csv", "slices.png",
                  "chimerax.cxc", "chimera.cmd"}
 
 
@@ -44,7 +45,7 @@ def predicted(case, untrained_models, tmp_path_factory):
 
 def test_predict_writes_every_output_on_the_input_grid(case, predicted):
     assert {p.name for p in predicted.iterdir()} == PREDICT_FILES
-    resolution, geometry = read_map(predicted / "resolution.mrc")
+    resolution, geometry = read_map(predicted / RESOLUTION_FILE)
     volume, map_geometry = read_map(case / "map.mrc")
     assert resolution.shape == volume.shape and geometry == map_geometry
     mask = read_map(case / "mask.mrc")[0] > 0.5
@@ -54,7 +55,7 @@ def test_predict_writes_every_output_on_the_input_grid(case, predicted):
 
 def test_summary_numbers_are_numpy_s(predicted):
     summary = json.loads((predicted / "summary.json").read_text())
-    resolution = read_map(predicted / "resolution.mrc")[0]
+    resolution = read_map(predicted / RESOLUTION_FILE)[0]
     values = resolution[resolution > 0].astype(np.float64)
     assert summary["voxels"] == values.size
     for key, expected in [("median", np.median(values)), ("mean", values.mean()), ("std", values.std()),
@@ -65,6 +66,11 @@ def test_summary_numbers_are_numpy_s(predicted):
     assert "clamped" in summary["clamp"]["note"]
     assert summary["model"]["trained"] is False and summary["input_voxel_size"] == pytest.approx(1.1)
     assert summary["mask"].endswith("mask.mrc")
+    typed = ReportSummary.read(predicted)                  # what the protocols and viewers read
+    assert (typed.median, typed.percentile_20, typed.voxels) == (summary["median"], summary["percentile_20"],
+                                                                  summary["voxels"])
+    assert typed.colour_range == (2.5, 13.0) and typed.network == f"{summary['model']['name']} 0"
+    assert typed.input_voxel_size == pytest.approx(1.1) and typed.map_path(predicted).endswith("map.mrc")
 
 
 def test_histogram_csv_sums_to_the_masked_voxels_in_quarter_angstrom_bins(predicted):
@@ -80,7 +86,7 @@ def test_chimerax_script_names_both_files_geometry_and_palette(case, predicted):
     opened = [json.loads(line.split(" ", 1)[1].rsplit(" format", 1)[0])
               for line in script.splitlines() if line.startswith("open ")]
     assert [(predicted / name).resolve() for name in opened] == [(case / "map.mrc").resolve(),
-                                                                 (predicted / "resolution.mrc").resolve()]
+                                                                 (predicted / RESOLUTION_FILE).resolve()]
     assert "voxelSize 1.1 origin 12,-4.5,30.25" in script
     stops = palette_stops("jet", 2.5, 13.0)
     assert f"palette {stops[0][0]:.3g},{stops[0][1]}" in script and stops[0][1] == "#000080"  # blue = 2.5 A
@@ -90,7 +96,7 @@ def test_chimerax_script_names_both_files_geometry_and_palette(case, predicted):
 
 
 def test_report_rebuilds_outputs_with_another_scale(case, predicted, tmp_path):
-    status = cli.main(["report", str(predicted / "resolution.mrc"), "--map", str(case / "map.mrc"),
+    status = cli.main(["report", str(predicted / RESOLUTION_FILE), "--map", str(case / "map.mrc"),
                        "--out", str(tmp_path / "report"), "--palette", "viridis",
                        "--range-min", "3", "--range-max", "9"])
     assert status == 0
@@ -106,7 +112,7 @@ def test_automatic_mask_is_written_when_none_is_given(case, untrained_models, tm
                        "--out", str(tmp_path / "auto"), "--no-progress"])
     assert status == 0
     mask = read_map(tmp_path / "auto" / "mask.mrc")[0] > 0.5
-    resolution = read_map(tmp_path / "auto" / "resolution.mrc")[0]
+    resolution = read_map(tmp_path / "auto" / RESOLUTION_FILE)[0]
     np.testing.assert_array_equal(resolution > 0, mask)
     assert 0.1 < mask.mean() < 0.8
 
@@ -157,7 +163,7 @@ def one_error_line(capsys) -> str:
 
 def test_nan_map_and_non_map_are_refused(case, predicted, tmp_path, capsys, untrained_models):
     volume, geometry = read_map(case / "map.mrc")
-    resolution = read_map(predicted / "resolution.mrc")[0]
+    resolution = read_map(predicted / RESOLUTION_FILE)[0]
     nan_voxels = [5, 777, volume.size - 1]
     write_nan_map(tmp_path / "nan_map.mrc", volume, geometry.voxel_size, nan_voxels)
     write_nan_map(tmp_path / "nan_resolution.mrc", resolution, geometry.voxel_size, nan_voxels)
@@ -168,7 +174,7 @@ def test_nan_map_and_non_map_are_refused(case, predicted, tmp_path, capsys, untr
     assert status == cli.EXIT_ERROR
     assert one_error_line(capsys) == (f"deepres report: error: {tmp_path / 'nan_resolution.mrc'} contains "
                                       f"{len(nan_voxels)} NaN or infinite values")
-    status = cli.main(["report", str(predicted / "resolution.mrc"), "--map", str(tmp_path / "nan_map.mrc"),
+    status = cli.main(["report", str(predicted / RESOLUTION_FILE), "--map", str(tmp_path / "nan_map.mrc"),
                        "--out", str(tmp_path / "out")])
     assert status == cli.EXIT_ERROR
     assert one_error_line(capsys).endswith(f"nan_map.mrc contains {len(nan_voxels)} NaN or infinite values")

@@ -6,7 +6,6 @@ from the report's summary (the network's range for DeepRes), with Å on the bar,
 as on ``slices.png``; ChimeraX places the map where Scipion does (the output's origin), as
 the protocol's own ``chimerax.cxc`` does.
 """
-import json
 import os
 
 import pyworkflow.protocol.params as params
@@ -17,7 +16,7 @@ from pwem.wizards.wizard import COLORMAP_ATTR, HIGHEST_ATTR, LOWEST_ATTR, ColorS
 
 from ..core.fsc import draw_fsc, read_fsc_csv
 from ..core.mrc import MapGeometry, read_map
-from ..core.outputs import FSC_FILES, RESOLUTION_FILE, SUMMARY_FILE, VIEWER_SCRIPT
+from ..core.outputs import FSC_FILES, RESOLUTION_FILE, VIEWER_SCRIPT, ReportSummary
 from ..core.report import (
     DEFAULT_PALETTE,
     RESOLUTION_AXIS_LABEL,
@@ -58,20 +57,19 @@ class ReportViews:
     # -- data -----------------------------------------------------------------------------
     @staticmethod
     def _readSummary(folder):
-        with open(os.path.join(folder, SUMMARY_FILE)) as handle:
-            return json.load(handle)
+        return ReportSummary.read(folder)
 
     @classmethod
     def _summaryColourRange(cls, folder, fallback):
         """The report's colour range (A), or ``fallback`` when the folder has no summary yet."""
         try:
-            return tuple(cls._readSummary(folder)["colour_range"])
+            return cls._readSummary(folder).colour_range
         except (OSError, KeyError, ValueError):
             return fallback
 
     def _mapFile(self, folder):
         """The density map of a report folder (its summary names it relative to the folder)."""
-        return os.path.normpath(os.path.join(folder, self._readSummary(folder)["files"]["map"]))
+        return self._readSummary(folder).map_path(folder)
 
     @staticmethod
     def _geometry(output):
@@ -85,8 +83,8 @@ class ReportViews:
         if hasattr(self, LOWEST_ATTR):
             low, high = getattr(self, LOWEST_ATTR).get(), getattr(self, HIGHEST_ATTR).get()
             return min(low, high), max(low, high), getattr(self, COLORMAP_ATTR).get()
-        low, high = summary["colour_range"]
-        return low, high, summary["palette"]
+        low, high = summary.colour_range
+        return low, high, summary.palette
 
     def _message(self, text, title):
         """A message window with the form as its Tk parent (without one Tk cannot show it)."""
@@ -118,8 +116,8 @@ class ReportViews:
         cut[axis] = index
         cut = tuple(cut)
         low, high, palette = self._colourScale(folder)
-        plotter = EmPlotter(x=1, y=1, mainTitle=f"{title}: median {summary['median']:.2f} Å, 20-80 %: "
-                                                f"{summary['percentile_20']:.2f}-{summary['percentile_80']:.2f} Å",
+        plotter = EmPlotter(x=1, y=1, mainTitle=f"{title}: median {summary.median:.2f} Å, 20-80 %: "
+                                                f"{summary.percentile_20:.2f}-{summary.percentile_80:.2f} Å",
                             windowTitle=f"{title}: slices")
         axes = plotter.createSubPlot(f"{SLICE_AXES[axis].split()[1][1:]} slice {index}", "", "")
         image = draw_slice(axes, volume[cut], resolution[cut], resolution[cut] > 0, low, high, palette)

@@ -45,7 +45,7 @@ class DeepResLocalFscViewer(ReportViews, ProtocolViewer):
 
     def _showFsc(self, param=None):
         summary = self._readSummary(self._folder())
-        return self._fscViews(self._folder(), summary["threshold"], summary["global_fsc_resolution"])
+        return self._fscViews(self._folder(), summary.threshold, summary.global_fsc_resolution)
 
     def _showChimera(self, param=None):
         return self._chimeraViews(self._folder(), self.protocol.resolution_Volume, "Local FSC")
@@ -103,7 +103,7 @@ class DeepResBfactorSweepViewer(ReportViews, ProtocolViewer):
 
     def _showFsc(self, param=None):
         summary = self.protocol.getSweepSummary()
-        return self._fscViews(self._file(), summary["threshold"], summary["global_fsc_resolution"])
+        return self._fscViews(self._file(), summary.threshold, summary.global_fsc_resolution)
 
     def _showChimera(self, param=None):
         return self._chimeraViews(self._file(DEEPRES_DIR), self.protocol.outputVolume, "DeepRes, recommended map")
