@@ -102,7 +102,7 @@ MANIFEST_FILE = "manifest.json"
 SHARD_DIR = "shards"
 SHARD_SUFFIX = ".npz"
 #: Width of the bins of the manifest's label histogram, in A.
-HISTOGRAM_BIN_A = 0.5
+LABEL_HISTOGRAM_BIN_A = 0.5
 #: Boxes with a smaller L2 norm than this are not normalised (there are none in practice).
 MIN_BOX_NORM = 1e-12
 SPLITS = ("train", "val")
@@ -546,7 +546,7 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
     """Manifest of the shards present: structures, seeds, splits, counts, label histogram."""
     resolution_range = config.validate()
     edges = np.arange(resolution_range.min_resolution,
-                      resolution_range.max_resolution + HISTOGRAM_BIN_A / 2, HISTOGRAM_BIN_A)
+                      resolution_range.max_resolution + LABEL_HISTOGRAM_BIN_A / 2, LABEL_HISTOGRAM_BIN_A)
     histogram = {split: np.zeros(len(edges) - 1, dtype=np.int64) for split in SPLITS}
     counts = {split: {"structures": 0, "boxes": 0} for split in SPLITS}
     entries = []
