@@ -170,37 +170,48 @@ class Predictor:
             self._kernel_matrix = self.weights.kernel.reshape(-1, self.weights.kernel.shape[-1])
 
     # -- public -------------------------------------------------------------------------
-    def predict(self, volume: np.ndarray, mask: np.ndarray, progress: bool = False) -> np.ndarray:
+    def predict(self, volume: np.ndarray, mask: np.ndarray, progress: bool = False, stride: int = 1) -> np.ndarray:
         """Resolution (A) at the masked voxels, 0 elsewhere; unclamped network output.
 
         Args:
             volume: map at the network's voxel size, background removed, [z, y, x].
             mask: boolean mask of the same shape.
+            stride: evaluate only the masked voxels whose three indices are multiples of
+                ``stride`` (the others stay 0): the voxels an output grid ``stride`` times
+                coarser reads. The whole-map path then convolves with that stride, so its
+                cost falls by ``stride``^3; the values are the same as at stride 1.
         """
         if volume.shape != mask.shape:
             raise MaskError(f"mask shape {mask.shape} differs from map shape {volume.shape}")
+        if stride > 1:
+            lattice = np.zeros(mask.shape, bool)
+            lattice[::stride, ::stride, ::stride] = True
+            mask = mask & lattice
         half = self.box // 2
         padded = np.pad(volume.astype(np.float32), half)
         result = np.zeros(volume.shape, np.float32)
-        slabs = list(self._slabs(mask))
+        slabs = list(self._slabs(mask, stride))
         with tqdm(total=int(mask.sum()), unit="voxel", unit_scale=True, desc="deepres predict",
                   disable=not progress) as bar:
             for z0, z1 in slabs:
                 local = mask[z0:z1]
                 (y0, y1), (x0, x1) = _extent(local.any(axis=(0, 2))), _extent(local.any(axis=(0, 1)))
+                y0, x0 = y0 - y0 % stride, x0 - x0 % stride           # on the lattice
                 local = local[:, y0:y1, x0:x1]
                 block = padded[z0:z1 + 2 * half, y0:y1 + 2 * half, x0:x1 + 2 * half]
-                # |box| for every masked voxel at once, from box-sums of the squared map
-                norms = np.sqrt(box_sums(block.astype(np.float64) ** 2, self.box)[local])
+                # |box| for every evaluated voxel at once, from box-sums of the squared map
+                norms = np.sqrt(box_sums(block.astype(np.float64) ** 2, self.box, stride)
+                                [local[::stride, ::stride, ::stride]])
                 norms = np.maximum(norms, MIN_BOX_NORM).astype(np.float32)
                 count = len(norms)
+                convolved = -(-local.shape[0] // stride) * -(-local.shape[1] // stride) * -(-local.shape[2] // stride)
                 use_box = self.path == "box" or (self.path == "auto" and
-                                                 count * BOX_PATH_COST_RATIO < local.size)
+                                                 count * BOX_PATH_COST_RATIO < convolved)
                 if use_box:
                     values = self._box_slab(block, local, norms)
                 else:
-                    values = self._whole_slab(block, local, norms)
-                    self.convolved_voxels += local.size
+                    values = self._whole_slab(block, local, norms, stride)
+                    self.convolved_voxels += convolved
                 self.voxels_by_path["box" if use_box else "whole"] += count
                 result[z0:z1, y0:y1, x0:x1][local] = values
                 bar.update(count)
@@ -224,12 +235,15 @@ class Predictor:
                 out[start:start + len(corner)] = self._head(first)
         return out
 
-    def _whole_slab(self, block: np.ndarray, local: np.ndarray, norms: np.ndarray) -> np.ndarray:
-        """Whole-map path: one valid convolution of the slab, then the head at ``local`` voxels."""
+    def _whole_slab(self, block: np.ndarray, local: np.ndarray, norms: np.ndarray, stride: int = 1) -> np.ndarray:
+        """Whole-map path: one valid convolution of the slab (with ``stride``: only at the
+        voxels whose slab indices are multiples of it, where ``local`` voxels lie), then the
+        head at the ``local`` voxels."""
         import tensorflow as tf
 
-        conv = tf.nn.conv3d(block[None, ..., None], self.weights.kernel, strides=[1] * 5, padding="VALID")[0]
-        return self._head(tf.gather_nd(conv, np.argwhere(local)) / norms[:, None])
+        conv = tf.nn.conv3d(block[None, ..., None], self.weights.kernel, strides=[1, stride, stride, stride, 1],
+                            padding="VALID")[0]
+        return self._head(tf.gather_nd(conv, np.argwhere(local) // stride) / norms[:, None])
 
     def _head(self, first_layer) -> np.ndarray:
         """Resolution from first-layer outputs (N, F) before bias and activation."""
@@ -256,17 +270,19 @@ class Predictor:
             out[start:start + HEAD_CHUNK] = self._head_function(first_layer[start:start + HEAD_CHUNK]).numpy()
         return out
 
-    def _slabs(self, mask: np.ndarray) -> Iterator[tuple[int, int]]:
-        """(z0, z1) ranges holding masked voxels, as thick as the memory budget allows."""
+    def _slabs(self, mask: np.ndarray, stride: int = 1) -> Iterator[tuple[int, int]]:
+        """(z0, z1) ranges holding masked voxels, as thick as the memory budget allows
+        (starting on multiples of ``stride``)."""
         occupied = np.flatnonzero(mask.any(axis=(1, 2)))
         if len(occupied) == 0:
             return
         rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
         plane = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
         filters = self.weights.kernel.shape[-1] if self.weights is not None else 1
-        bytes_per_plane = int(plane) * (filters + 2) * 4      # features, box energy, input
+        bytes_per_plane = int(plane) * (filters / stride ** 2 + 2) * 4      # features, box energy, input
         thickness = int(max(1, self.slab_bytes // bytes_per_plane))
-        z = int(occupied[0])
+        thickness = max(stride, thickness - thickness % stride)
+        z = int(occupied[0]) - int(occupied[0]) % stride
         last = int(occupied[-1])
         while z <= last:
             z1 = min(z + thickness, last + 1)
@@ -275,8 +291,10 @@ class Predictor:
             z = z1
 
 
-def box_sums(values: np.ndarray, box: int) -> np.ndarray:
-    """Sums over every ``box``^3 window that fits in ``values`` ("valid"), via cumulative sums.
+def box_sums(values: np.ndarray, box: int, stride: int = 1) -> np.ndarray:
+    """Sums over every ``box``^3 window that fits in ``values`` ("valid"), via cumulative sums;
+    with ``stride``, only the windows starting at multiples of it (each axis is thinned as
+    soon as it is summed, so the later passes see less).
 
     Three passes of O(N) work instead of ``box``^3 additions per voxel.
     """
@@ -286,7 +304,8 @@ def box_sums(values: np.ndarray, box: int) -> np.ndarray:
         zero = np.zeros_like(cumulative.take([0], axis=axis))
         cumulative = np.concatenate([zero, cumulative], axis=axis)
         n = cumulative.shape[axis]
-        out = cumulative.take(np.arange(box, n), axis=axis) - cumulative.take(np.arange(0, n - box), axis=axis)
+        starts = np.arange(0, n - box, stride)
+        out = cumulative.take(starts + box, axis=axis) - cumulative.take(starts, axis=axis)
     return out
 
 
@@ -341,6 +360,19 @@ def extend_outwards(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return values[tuple(nearest)]
 
 
+#: Voxel-size ratios this close to a whole number count as one (the output is read at
+#: network voxels i x ratio exactly).
+INTEGER_RATIO_TOLERANCE = 1e-6
+
+
+def output_stride(voxel_size: float, network_voxel_size: float) -> int:
+    """The stride at which the output grid reads the network's grid: the voxel-size ratio
+    when it is a whole number of 2 or more (1 A/px input, high network: 2), else 1."""
+    ratio = voxel_size / network_voxel_size
+    whole = round(ratio)
+    return whole if whole >= 2 and abs(ratio - whole) <= INTEGER_RATIO_TOLERANCE * ratio else 1
+
+
 def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network, info: ModelInfo,
                 device: str = "auto", path: str = "auto", progress: bool = False,
                 slab_bytes: int = DEFAULT_SLAB_BYTES) -> Prediction:
@@ -366,17 +398,32 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
     centred = volume.astype(np.float32) - np.float32(background)
     target = info.voxel_size
     same_grid = np.isclose(voxel_size, target, rtol=1e-6, atol=0)
+    stride = output_stride(voxel_size, target)
     if same_grid:
         work, work_mask = centred, mask
     else:
         work = fourier_resample(centred, voxel_size, target)
-        work_mask = resample_mask(mask, voxel_size, target)
-        if not work_mask.any():
+        work_mask = resample_mask(mask, voxel_size, target) if stride == 1 else None   # not read with a stride
+        if work_mask is not None and not work_mask.any():
             raise MaskError(f"the mask vanishes at the network's voxel size ({target:g} A/px)")
     predictor = Predictor(network, info, path=path, slab_bytes=slab_bytes)
+    low, high = clamp_bounds(info, voxel_size)
+    if stride > 1:
+        # input voxel i sits on network voxel i x stride: evaluate only there (exactly what the
+        # trilinear read-back would take), for every masked input voxel, inside the network-grid
+        # mask or not, and nowhere else
+        index = tuple(np.argwhere(mask).T)
+        wanted = np.zeros(work.shape, bool)
+        wanted[tuple(np.minimum(i * stride, n - 1) for i, n in zip(index, work.shape))] = True
+        with tensorflow_device(device):
+            raw = predictor.predict(work, wanted, progress, stride=stride)
+        values = raw[tuple(np.minimum(i * stride, n - 1) for i, n in zip(index, work.shape))]
+        resolution = np.zeros(volume.shape, np.float32)
+        resolution[index] = np.clip(values, low, high)
+        return Prediction(resolution, (low, high), background, work.shape, dict(predictor.voxels_by_path),
+                          time.perf_counter() - start)
     with tensorflow_device(device):
         raw = predictor.predict(work, work_mask, progress)
-    low, high = clamp_bounds(info, voxel_size)
     clamped = np.where(work_mask, np.clip(raw, low, high), 0).astype(np.float32)
     if same_grid:
         resolution = clamped

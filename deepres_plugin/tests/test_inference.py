@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from deepres_plugin.core.errors import MaskError, ParameterError
+from deepres_plugin.core.filters import lowpass_filter
 from deepres_plugin.core.inference import (
     Predictor,
     box_sums,
@@ -180,3 +181,29 @@ def test_save_model_is_atomic_and_checks_the_suffix(wide, tmp_path):
     save_model(network, ModelInfo.for_range("deepres", "wide", version="2"), tmp_path / "m.keras")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.keras"]
     assert read_model_info(tmp_path / "m.keras").version == "2"
+
+
+@pytest.mark.parametrize("path", ["whole", "box", "auto"])
+def test_integer_voxel_ratio_evaluates_only_the_read_voxels_and_agrees(untrained_models, rng, path):
+    """A 1 A/px map and the high network (0.5 A/px): the output reads network voxels 2i, so
+    only those are evaluated (stride 2, an eighth of the work), with the same values as the
+    every-voxel evaluation followed by the trilinear read-back."""
+    import deepres_plugin.core.inference as inference
+
+    network, info = load_model(untrained_models["deepres", "high"], "high")
+    volume = lowpass_filter(rng.standard_normal((26, 30, 34)).astype(np.float32), 1.0, 4.0)
+    mask = np.zeros(volume.shape, bool)
+    mask[6:20, 8:22, 5:28] = True
+    assert inference.output_stride(1.0, 0.5) == 2 and inference.output_stride(0.834, 0.5) == 1
+    strided = predict_map(volume, 1.0, mask, network, info, path=path)
+    every = inference.Predictor(network, info, path=path)
+    original = inference.output_stride
+    try:
+        inference.output_stride = lambda *_: 1
+        reference = predict_map(volume, 1.0, mask, network, info, path=path)
+    finally:
+        inference.output_stride = original
+    evaluated = sum(strided.voxels_by_path.values())
+    assert evaluated == mask.sum() < sum(reference.voxels_by_path.values()) / 6
+    np.testing.assert_allclose(strided.resolution, reference.resolution, atol=1e-4)
+    assert every.path == path
