@@ -174,6 +174,20 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     return info
 
 
+def check_model_file(path: str | os.PathLike, range_name: str | None = None) -> ModelInfo:
+    """The sidecar of a model file, checked, and made for ``range_name`` when given (cheap:
+    TensorFlow is not imported).
+
+    Raises:
+        ParameterError: see :func:`read_model_info`, or a model of another range.
+    """
+    info = read_model_info(path)
+    if range_name is not None and info.range_name != get_range(range_name).name:
+        raise ParameterError(f"{path} is a {info.range_name!r} model ({info.min_resolution}-{info.max_resolution} A "
+                             f"at {info.voxel_size} A/px), not a {range_name!r} one")
+    return info
+
+
 def load_model(path: str | os.PathLike, range_name: str | None = None):
     """Load a model and its sidecar; refuse one made for another range.
 
@@ -186,10 +200,7 @@ def load_model(path: str | os.PathLike, range_name: str | None = None):
     """
     import keras
 
-    info = read_model_info(path)
-    if range_name is not None and info.range_name != get_range(range_name).name:
-        raise ParameterError(f"{path} is a {info.range_name!r} model ({info.min_resolution}-{info.max_resolution} A "
-                             f"at {info.voxel_size} A/px), not a {range_name!r} one")
+    info = check_model_file(path, range_name)
     try:
         network = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged zip/h5/config

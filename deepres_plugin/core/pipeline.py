@@ -3,6 +3,7 @@ predict a local-resolution map and write every output; rebuild the report of an 
 resolution map."""
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -24,7 +25,7 @@ from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
 from .masks import automatic_mask, read_mask
 from .models import shipped_model_path
 from .mrc import read_map, write_map
-from .networks import load_model
+from .networks import check_model_file, load_model
 from .outputs import (
     AVERAGE_FILE,
     DEEPRES_DIR,
@@ -77,20 +78,16 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     check_output_dir(out_dir, expected_bytes=2 * volume.size * 4 + REPORT_BYTES)     # resolution map, mask
     check_map_for_range(geometry.voxel_size, volume.shape, get_range(options.range_name), str(map_path))
     model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
-    network, info = load_model(model_path, options.range_name)
-    scaled = unit_scale(volume, str(map_path))
-    if options.mask:
-        mask = read_mask(options.mask, volume.shape, geometry, voxel_size=options.sampling)
-        mask_source = str(Path(options.mask).resolve())
-    else:
-        mask = automatic_mask(scaled, geometry.voxel_size)
-        mask_source = "automatic"
-        if mask.all():
-            raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
-    check_not_flat(scaled, mask, str(map_path))
+    check_model_file(model_path, options.range_name)     # a bad network fails now, not after the map work
+    # TensorFlow's import and the model load (2-3 s) overlap the mask and the map condition
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        loading = pool.submit(load_model, model_path, options.range_name)
+        try:
+            scaled, mask, mask_source, condition = _prepare_map(volume, geometry, map_path, options)
+        finally:
+            network, info = loading.result()
     if not info.trained:
         logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
-    condition = measure_map(scaled, geometry.voxel_size, mask)
     logger.info("map condition: %s", condition.describe())
     warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name))
     for warning in warnings:
@@ -123,6 +120,22 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
             contents[MASK_FILE] = lambda tmp: write_map(tmp, mask.astype(np.float32), geometry)
         write_files(folder, contents, stale=(MASK_FILE,))
     return summary
+
+
+def _prepare_map(volume: np.ndarray, geometry, map_path, options: PredictOptions):
+    """The map at unit scale, its mask (given or automatic) and its condition: what a
+    prediction needs from the map before the network runs."""
+    scaled = unit_scale(volume, str(map_path))
+    if options.mask:
+        mask = read_mask(options.mask, volume.shape, geometry, voxel_size=options.sampling)
+        mask_source = str(Path(options.mask).resolve())
+    else:
+        mask = automatic_mask(scaled, geometry.voxel_size)
+        mask_source = "automatic"
+        if mask.all():
+            raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
+    check_not_flat(scaled, mask, str(map_path))
+    return scaled, mask, mask_source, measure_map(scaled, geometry.voxel_size, mask)
 
 
 #: About the size of the figures and scripts of a report (bytes).
