@@ -188,7 +188,6 @@ class Predictor:
             lattice[::stride, ::stride, ::stride] = True
             mask = mask & lattice
         half = self.box // 2
-        padded = np.pad(volume.astype(np.float32), half)
         result = np.zeros(volume.shape, np.float32)
         slabs = list(self._slabs(mask, stride))
         with tqdm(total=int(mask.sum()), unit="voxel", unit_scale=True, desc="deepres predict",
@@ -198,7 +197,7 @@ class Predictor:
                 (y0, y1), (x0, x1) = _extent(local.any(axis=(0, 2))), _extent(local.any(axis=(0, 1)))
                 y0, x0 = y0 - y0 % stride, x0 - x0 % stride           # on the lattice
                 local = local[:, y0:y1, x0:x1]
-                block = padded[z0:z1 + 2 * half, y0:y1 + 2 * half, x0:x1 + 2 * half]
+                block = zero_padded_block(volume, (z0 - half, y0 - half, x0 - half), (z1 + half, y1 + half, x1 + half))
                 # |box| for every evaluated voxel at once, from box-sums of the squared map
                 norms = np.sqrt(box_sums(block.astype(np.float64) ** 2, self.box, stride)
                                 [local[::stride, ::stride, ::stride]])
@@ -307,6 +306,16 @@ def box_sums(values: np.ndarray, box: int, stride: int = 1) -> np.ndarray:
         starts = np.arange(0, n - box, stride)
         out = cumulative.take(starts + box, axis=axis) - cumulative.take(starts, axis=axis)
     return out
+
+
+def zero_padded_block(volume: np.ndarray, start: tuple[int, ...], stop: tuple[int, ...]) -> np.ndarray:
+    """``volume[start:stop]`` as float32, with zeros where the range leaves the volume (what
+    padding the whole map by half a box and slicing gave, without copying the whole map)."""
+    block = np.zeros(tuple(b - a for a, b in zip(start, stop)), np.float32)
+    source = tuple(slice(max(a, 0), min(b, n)) for a, b, n in zip(start, stop, volume.shape))
+    target = tuple(slice(s.start - a, s.stop - a) for s, a in zip(source, start))
+    block[target] = volume[source]
+    return block
 
 
 def _extent(flags: np.ndarray) -> tuple[int, int]:
