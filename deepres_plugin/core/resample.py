@@ -77,11 +77,15 @@ def fourier_resample(volume: np.ndarray, voxel_size: float, new_voxel_size: floa
         shape = resampled_shape(volume.shape, voxel_size, new_voxel_size)
     if tuple(shape) == volume.shape and np.isclose(voxel_size, new_voxel_size, rtol=1e-12, atol=0):
         return volume.astype(np.float32, copy=True)
-    result = volume.astype(np.float32, copy=False)
-    for axis, (n_in, n_out) in enumerate(zip(volume.shape, shape)):
-        matrix = fourier_interpolation_matrix(n_in, voxel_size, n_out, new_voxel_size).astype(np.float32)
-        result = np.moveaxis(np.tensordot(matrix, result, axes=([1], [axis])), 0, axis)
-    return np.ascontiguousarray(result, dtype=np.float32)
+    result = np.ascontiguousarray(volume, dtype=np.float32)
+    z, y, x = (fourier_interpolation_matrix(n_in, voxel_size, n_out, new_voxel_size).astype(np.float32)
+               for n_in, n_out in zip(volume.shape, shape))
+    # one matrix per axis, each applied as a product over contiguous memory (no axis moves):
+    # x as the last axis, y batched over z, z over the flattened (y, x) plane
+    result = result @ x.T
+    result = np.matmul(y, result)
+    result = (z @ result.reshape(result.shape[0], -1)).reshape(shape)
+    return result
 
 
 def resample_mask(mask: np.ndarray, voxel_size: float, new_voxel_size: float,
