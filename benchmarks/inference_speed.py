@@ -76,6 +76,8 @@ def make_models(folder: Path, filters: int) -> None:
         save_model(build_network(architecture, seed=1, **options),
                    ModelInfo.for_range(architecture, "wide", name=f"random-{architecture}"),
                    folder / f"{architecture}.keras")
+    save_model(build_network("deepres", seed=1, filters=filters),
+               ModelInfo.for_range("deepres", "high", name="random-deepres-high"), folder / "deepres_high.keras")
 
 
 def worker(kind: str, folder: Path, edge: int, filters: int = DEFAULT_FILTERS) -> dict:
@@ -86,6 +88,8 @@ def worker(kind: str, folder: Path, edge: int, filters: int = DEFAULT_FILTERS) -
     """
     if kind == "e2e":
         return end_to_end(folder, edge)
+    if kind == "e2e-high":
+        return end_to_end(folder, edge, "high")
     if kind.startswith("prepare"):
         make_case(folder, edge)
         if kind == "prepare":
@@ -146,11 +150,14 @@ def run_worker(kind: str, folder: Path, edge: int, filters: int = DEFAULT_FILTER
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def end_to_end(folder: Path, edge: int) -> dict:
-    """Time `deepres predict` from process start to all outputs written; its peak memory."""
+def end_to_end(folder: Path, edge: int, range_name: str = "wide") -> dict:
+    """Time `deepres predict` from process start to all outputs written; its peak memory.
+    The high network reads the 1 A/px map at 0.5 A/px (on the output's lattice, stride 2)."""
     deepres = Path(sys.executable).with_name("deepres")
+    model = "deepres.keras" if range_name == "wide" else "deepres_high.keras"
     command = [str(deepres), "predict", str(folder / f"map{edge}.mrc"), "--mask", str(folder / f"mask{edge}.mrc"),
-               "--model", str(folder / "deepres.keras"), "--out", str(folder / "e2e"), "--no-progress"]
+               "--range", range_name, "--model", str(folder / model), "--out", str(folder / f"e2e_{range_name}"),
+               "--no-progress"]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - start
@@ -174,7 +181,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="deepres-bench-") as tmp:
         folder = Path(tmp)
         run_worker("prepare", folder, EDGE, args.filters)   # in a child: children inherit the parent's peak memory
-        figures = {"end_to_end": run_worker("e2e", folder, EDGE)}   # a small child timing `deepres predict`
+        figures = {"end_to_end": run_worker("e2e", folder, EDGE),    # a small child timing `deepres predict`
+                   "end_to_end_high": run_worker("e2e-high", folder, EDGE)}
         for kind in ("whole", "box", "auto", "xmipp", "matmul"):
             figures[kind] = run_worker(kind, folder, EDGE)
         whole = np.load(folder / f"result_whole_{EDGE}.npy")
@@ -196,6 +204,8 @@ def report(figures: dict) -> None:
     rows = [
         ("deepres predict, end to end", figures["end_to_end"]["seconds"], masked / figures["end_to_end"]["seconds"],
          figures["end_to_end"]["peak_mb"]),
+        ("deepres predict --range high, end to end", figures["end_to_end_high"]["seconds"],
+         masked / figures["end_to_end_high"]["seconds"], figures["end_to_end_high"]["peak_mb"]),
         ("whole-map path (compute)", whole["seconds"], whole["masked_voxels_per_second"], whole["peak_mb"]),
         ("box path (compute)", box["seconds"], box["masked_voxels_per_second"], box["peak_mb"]),
         ("automatic rule (compute)", auto["seconds"], auto["masked_voxels_per_second"], auto["peak_mb"]),
