@@ -195,6 +195,7 @@ def test_integer_voxel_ratio_evaluates_only_the_read_voxels_and_agrees(untrained
     mask = np.zeros(volume.shape, bool)
     mask[6:20, 8:22, 5:28] = True
     assert inference.output_stride(1.0, 0.5) == 2 and inference.output_stride(0.834, 0.5) == 1
+    assert inference.output_stride(2.0, 1.0) == 2 and inference.output_stride(0.5, 1.0) == 1
     strided = predict_map(volume, 1.0, mask, network, info, path=path)
     every = inference.Predictor(network, info, path=path)
     original = inference.output_stride
