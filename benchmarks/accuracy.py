@@ -101,6 +101,14 @@ def side_by_side(paths: list[Path]) -> gemmi.Model:
 def region_map(model: gemmi.Model, voxel_size: float, resolutions, rng,
                padding: float = PADDING_A) -> tuple[np.ndarray, list[np.ndarray]]:
     """Map whose chain i is low-passed at resolutions[i], unit peak plus noise; chain regions."""
+    total, regions = region_signal(model, voxel_size, resolutions, padding)
+    return add_white_noise(scale_to_unit_peak(total), NOISE_SD, rng), regions
+
+
+def region_signal(model: gemmi.Model, voxel_size: float, resolutions,
+                  padding: float = PADDING_A) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The sum of the chains, chain i low-passed at resolutions[i] (no scaling, no noise), and
+    the chains' regions (within REGION_RADIUS_A of one chain's atoms and not of another's)."""
     positions = atom_positions(model)
     shape_xyz, shift = padded_box(positions, voxel_size, padding)
     prepare_atoms(model, shift, use_atom_bfactors=False)
@@ -113,7 +121,7 @@ def region_map(model: gemmi.Model, voxel_size: float, resolutions, rng,
         atoms.append(atom_positions(single)[:, ::-1])
     near = [mask_from_points(total.shape, voxel_size, a, REGION_RADIUS_A) for a in atoms]
     regions = [near[i] & ~np.any([near[j] for j in range(len(near)) if j != i], axis=0) for i in range(len(near))]
-    return add_white_noise(scale_to_unit_peak(total), NOISE_SD, rng), regions
+    return total, regions
 
 
 def predict(volume, voxel_size, mask, model):

@@ -33,22 +33,17 @@ import sys
 import time
 from pathlib import Path
 
-import gemmi
 import numpy as np
 
-from accuracy import DEFAULT_VAL_DIR, PADDING_A, REGION_RADIUS_A, chain_files, side_by_side  # noqa: E402
+from accuracy import DEFAULT_VAL_DIR, PADDING_A, REGION_RADIUS_A, chain_files, region_signal, side_by_side  # noqa: E402
 from bfactor_sweep import ENVELOPE_B, NOISE_SDS, complexes  # noqa: E402
-from deepres_plugin.core.filters import RAISED_COSINE_WIDTH, apply_bfactor, lowpass_filter, scale_to_unit_peak  # noqa: E402
+from deepres_plugin.core.filters import RAISED_COSINE_WIDTH, apply_bfactor, scale_to_unit_peak  # noqa: E402
 from deepres_plugin.core.fsc import FSC_THRESHOLD, fsc_resolution  # noqa: E402
 from deepres_plugin.core.localfsc import METHODS, local_resolution_map  # noqa: E402
 from deepres_plugin.core.masks import mask_from_points  # noqa: E402
 from deepres_plugin.core.pipeline import global_fsc  # noqa: E402
 from deepres_plugin.core.simulate import (  # noqa: E402
-    atom_positions,
-    density_on_grid,
     model_density,
-    padded_box,
-    prepare_atoms,
     read_model,
 )
 from robustness import replace_section  # noqa: E402
@@ -72,23 +67,6 @@ def filter_zero(resolution: float, voxel_size: float = 1.0) -> float:
     return 1.0 / (1.0 / resolution + RAISED_COSINE_WIDTH / voxel_size)
 
 
-def region_signal(paths, resolutions) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Chains side by side, chain i low-passed at ``resolutions[i]``, summed (1 A/px); the regions."""
-    model = side_by_side(paths)
-    shape_xyz, shift = padded_box(atom_positions(model), 1.0, PADDING_A)
-    prepare_atoms(model, shift, use_atom_bfactors=False)
-    total = np.zeros(tuple(shape_xyz[::-1]), np.float32)
-    atoms = []
-    for i, resolution in enumerate(resolutions):
-        single = gemmi.Model("1")
-        single.add_chain(model[i])
-        total += lowpass_filter(density_on_grid(single, shape_xyz, 1.0), 1.0, resolution)
-        atoms.append(atom_positions(single)[:, ::-1])
-    near = [mask_from_points(total.shape, 1.0, a, REGION_RADIUS_A) for a in atoms]
-    regions = [near[i] & ~np.any([near[j] for j in range(len(near)) if j != i], axis=0) for i in range(len(near))]
-    return total, regions
-
-
 def estimate(half1, half2, mask, method: str) -> tuple[np.ndarray, float, dict]:
     """The estimate by ``method`` with the defaults of ``deepres localfsc``; seconds; settings."""
     frequency, fsc, limit = global_fsc(half1, half2, 1.0, mask)
@@ -99,7 +77,7 @@ def estimate(half1, half2, mask, method: str) -> tuple[np.ndarray, float, dict]:
 
 
 def region_rows(name, paths, resolutions, noise_levels, rng) -> list[dict]:
-    signal, regions = region_signal(paths, resolutions)
+    signal, regions = region_signal(side_by_side(paths), 1.0, resolutions)
     mask = np.any(regions, axis=0)
     sd = float(signal[mask].std())
     rows = []
