@@ -25,7 +25,7 @@ from ..core.fsc import (
 )
 from ..core.masks import read_mask
 from ..core.mrc import read_map
-from ..core.pipeline import unit_scale
+from ..core.pipeline import map_scale
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     half2, geometry2 = read_map(args.half2)
     check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
     for half, path in ((half1, args.half1), (half2, args.half2)):
-        unit_scale(half, str(path))                        # refuses a flat half map
+        map_scale(half, str(path))                         # refuses a flat half map
     weights = None
     if args.mask:
         weights = fsc_mask_weights(read_mask(args.mask, half1.shape, geometry), geometry.voxel_size)

@@ -146,10 +146,8 @@ REPORT_BYTES = 4 * 2 ** 20
 FLAT_MAP_RELATIVE_SD = 1e-6
 
 
-def unit_scale(volume: np.ndarray, source: str = "the map") -> np.ndarray:
-    """The map divided by its SD (computed in float64), so that maps stored at any scale
-    (1e-30 or 1e38) give the same answer as at unit scale; DeepRes reads boxes divided by
-    their norm, so the result does not change otherwise.
+def map_scale(volume: np.ndarray, source: str = "the map") -> float:
+    """The map's SD (computed in float64).
 
     Raises:
         MapFormatError: a flat map (all values equal, to float32 precision).
@@ -158,7 +156,19 @@ def unit_scale(volume: np.ndarray, source: str = "the map") -> np.ndarray:
     peak = float(np.max(np.abs(volume), initial=0.0))
     if not sd > FLAT_MAP_RELATIVE_SD * peak or sd == 0.0:
         raise MapFormatError(f"{source} is flat (all values {float(volume.flat[0]):g}): there is nothing to measure")
-    return (volume.astype(np.float64) / sd).astype(np.float32)
+    return sd
+
+
+def unit_scale(volume: np.ndarray, source: str = "the map", scale: float | None = None) -> np.ndarray:
+    """The map divided by ``scale`` (default its SD, :func:`map_scale`), so that maps stored at
+    any scale (1e-30 or 1e38) give the same answer as at unit scale; DeepRes reads boxes
+    divided by their norm, so the result does not change otherwise.
+
+    Raises:
+        MapFormatError: a flat map (all values equal, to float32 precision).
+    """
+    scale = map_scale(volume, source) if scale is None else scale
+    return (volume.astype(np.float64) / scale).astype(np.float32)
 
 
 def check_not_flat(volume: np.ndarray, mask: np.ndarray, source: str = "the map") -> None:
@@ -246,10 +256,9 @@ def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
     half2, geometry2 = read_map(half2_path, voxel_size=sampling)
     check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
     # one common scale (the FSC does not change): halves stored at 1e-30 or 1e38 work as at 1
-    sd = float(np.std(half1, dtype=np.float64))
-    unit_scale(half1, str(half1_path))
-    unit_scale(half2, str(half2_path))
-    half1, half2 = ((half.astype(np.float64) / sd).astype(np.float32) for half in (half1, half2))
+    sd = map_scale(half1, str(half1_path))
+    map_scale(half2, str(half2_path))
+    half1, half2 = (unit_scale(half, scale=sd) for half in (half1, half2))
     if mask_path:
         mask = read_mask(mask_path, half1.shape, geometry, voxel_size=sampling)
         mask_source = str(Path(mask_path).resolve())
