@@ -140,17 +140,12 @@ class ProtDeepResBase(ProtAnalysis3D):
     def _fileToMrc(path, target):
         """Copy an MRC file as it is, decompress a compressed one (.gz, .bz2) with the core's
         reader; convert other formats with Scipion's image handler."""
-        if path.lower().endswith(MRC_SUFFIXES):
-            if path.lower().endswith(COMPRESSED_SUFFIXES):
-                from ..core.mrc import read_map, write_map
-
-                write_map(target, *read_map(path))
-            else:
-                shutil.copyfile(path, target)
-        elif path.lower().endswith(COMPRESSED_SUFFIXES):
+        if path.lower().endswith(COMPRESSED_SUFFIXES):
             from ..core.mrc import read_map, write_map
 
             write_map(target, *read_map(path))
+        elif path.lower().endswith(MRC_SUFFIXES):
+            shutil.copyfile(path, target)
         else:
             ImageHandler().convert(path, target)
 
