@@ -446,6 +446,12 @@ def band_correlations(spectrum1: np.ndarray, spectrum2: np.ndarray, shape: tuple
     return np.divide(local[0], denominator, out=np.zeros_like(local[0]), where=denominator > 0).astype(np.float32)
 
 
+def sustained_runs(below: np.ndarray, sustain: int = SUSTAIN_BANDS) -> np.ndarray:
+    """[bands - sustain + 1, positions]: True where ``below`` holds for ``sustain`` bands in a row
+    from that band on."""
+    return np.all(np.lib.stride_tricks.sliding_window_view(below, sustain, axis=0), axis=-1)
+
+
 def sustained_crossing(correlations: np.ndarray, edges: np.ndarray, threshold: float,
                        sustain: int = SUSTAIN_BANDS) -> np.ndarray:
     """Resolution (A) per column of ``correlations`` [bands, positions]: the first band where
@@ -454,8 +460,7 @@ def sustained_crossing(correlations: np.ndarray, edges: np.ndarray, threshold: f
     the previous one's. Below already in the first band: the first edge; never below: the
     last edge."""
     below = correlations < threshold
-    padded = np.concatenate([below, np.ones((sustain - 1, below.shape[1]), bool)])
-    run = np.all(np.lib.stride_tricks.sliding_window_view(padded, sustain, axis=0), axis=-1)
+    run = sustained_runs(np.concatenate([below, np.ones((sustain - 1, below.shape[1]), bool)]), sustain)
     crossed = run.any(axis=0)
     first = np.argmax(run, axis=0)
     columns = np.arange(below.shape[1])
@@ -522,9 +527,7 @@ def _all_crossed(correlations: np.ndarray, threshold: float) -> bool:
     """True when every position already has a sustained crossing among these bands."""
     if len(correlations) < SUSTAIN_BANDS:
         return False
-    below = correlations < threshold
-    run = np.all(np.lib.stride_tricks.sliding_window_view(below, SUSTAIN_BANDS, axis=0), axis=-1)
-    return bool(run.any(axis=0).all())
+    return bool(sustained_runs(correlations < threshold).any(axis=0).all())
 
 
 def local_resolution_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask: np.ndarray,
