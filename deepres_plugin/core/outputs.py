@@ -56,8 +56,23 @@ PROTOCOL_DIRS = {"local_resolution": "deepres", "local_fsc": "localfsc", "bfacto
 # ---------------------------------------------------------------------------------------
 
 
+class _SummaryFields:
+    """What every summary may carry, read from its ``fields`` (the whole summary.json)."""
+
+    fields: dict[str, Any]
+
+    @property
+    def run_seconds(self) -> float | None:
+        return self.fields.get("run_seconds")
+
+    @property
+    def method_description(self) -> str | None:
+        """How a half-map local resolution was estimated (local FSC, B-factor sweep)."""
+        return self.fields.get("localfsc_description")
+
+
 @dataclasses.dataclass(frozen=True)
-class ReportSummary:
+class ReportSummary(_SummaryFields):
     """The figures of a report folder's ``summary.json`` (resolutions in A), with the whole
     summary in ``fields`` for what only some runs write (``map_condition``, ``model``, the
     local-FSC settings, ...). Written by :func:`deepres_plugin.core.report.report_contents`."""
@@ -119,10 +134,6 @@ class ReportSummary:
         return self.fields.get("mask")
 
     @property
-    def run_seconds(self) -> float | None:
-        return self.fields.get("run_seconds")
-
-    @property
     def warnings(self) -> list[str]:
         return list(self.fields.get("warnings", []))
 
@@ -140,11 +151,6 @@ class ReportSummary:
     def noise_to_signal(self) -> float | None:
         """SD outside the mask over the molecule's SD (predictions)."""
         return self.fields.get("map_condition", {}).get("noise_to_signal")
-
-    @property
-    def method_description(self) -> str | None:
-        """How a half-map local resolution was estimated (local FSC)."""
-        return self.fields.get("localfsc_description")
 
     @property
     def global_fsc_resolution(self) -> float | None:
@@ -170,7 +176,7 @@ class SweepRow:
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepSummary:
+class SweepSummary(_SummaryFields):
     """A B-factor sweep's ``summary.json``: the recommendation, the references and every row."""
 
     recommended_bfactor: float
@@ -197,15 +203,7 @@ class SweepSummary:
         return next(row for row in self.rows if row.bfactor == self.recommended_bfactor)
 
     @property
-    def method_description(self) -> str | None:
-        """How the local resolution of the halves was estimated."""
-        return self.fields.get("localfsc_description")
-
-    @property
     def sharpened_map(self) -> str:
         """The recommended map, relative to the folder."""
         return self.fields["files"]["sharpened_map"]
 
-    @property
-    def run_seconds(self) -> float | None:
-        return self.fields.get("run_seconds")
