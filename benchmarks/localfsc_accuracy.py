@@ -37,7 +37,7 @@ import numpy as np
 
 from accuracy import DEFAULT_VAL_DIR, PADDING_A, REGION_RADIUS_A, chain_files, region_signal, side_by_side  # noqa: E402
 from bfactor_sweep import ENVELOPE_B, NOISE_SDS, complexes  # noqa: E402
-from deepres_plugin.core.filters import RAISED_COSINE_WIDTH, apply_bfactor, scale_to_unit_peak  # noqa: E402
+from deepres_plugin.core.filters import apply_bfactor, lowpass_zero_frequency, scale_to_unit_peak  # noqa: E402
 from deepres_plugin.core.fsc import FSC_THRESHOLD, fsc_resolution  # noqa: E402
 from deepres_plugin.core.localfsc import METHODS, local_resolution_map  # noqa: E402
 from deepres_plugin.core.masks import mask_from_points  # noqa: E402
@@ -64,7 +64,7 @@ ISSUE_OTHER = {0.5: (3.50, 7.00), 1.0: (4.00, 7.00), 2.0: (4.00, 7.56), 4.0: (4.
 
 def filter_zero(resolution: float, voxel_size: float = 1.0) -> float:
     """Resolution (A) where Xmipp's raised-cosine low-pass at ``resolution`` reaches zero."""
-    return 1.0 / (1.0 / resolution + RAISED_COSINE_WIDTH / voxel_size)
+    return 1.0 / lowpass_zero_frequency(resolution, voxel_size)
 
 
 def estimate(half1, half2, mask, method: str) -> tuple[np.ndarray, float, dict]:

@@ -102,6 +102,12 @@ def check_resolution(resolution: float, voxel_size: float) -> float:
     return resolution
 
 
+def lowpass_zero_frequency(resolution: float, voxel_size: float, width: float = RAISED_COSINE_WIDTH) -> float:
+    """Spatial frequency (1/A) beyond which Xmipp's raised-cosine low-pass at ``resolution`` A
+    keeps nothing, on a grid of ``voxel_size`` A/px."""
+    return 1.0 / resolution + width / voxel_size
+
+
 def raised_cosine_lowpass(freq_digital: np.ndarray, cutoff_digital: float,
                           width: float = RAISED_COSINE_WIDTH) -> np.ndarray:
     """Xmipp's raised-cosine low-pass response.
@@ -193,7 +199,7 @@ def apply_bfactor(volume: np.ndarray, voxel_size: float, bfactor: float,
     if resolution is not None:
         check_resolution(resolution, voxel_size)
         # beyond the low-pass's zero nothing is kept: the gain there need not (and must not) overflow
-        frequency = np.minimum(frequency, 1.0 / resolution + RAISED_COSINE_WIDTH / voxel_size)
+        frequency = np.minimum(frequency, lowpass_zero_frequency(resolution, voxel_size))
     spectrum = rfft_map(volume) * bfactor_response(frequency, bfactor)
     if resolution is None:
         return irfft_map(spectrum, shape).astype(np.float32)

@@ -37,11 +37,11 @@ import scipy.fft
 
 from .errors import ParameterError, StructureError
 from .filters import (
-    RAISED_COSINE_WIDTH,
     add_white_noise,
     apply_bfactor,
     check_resolution,
     lowpass_filter,
+    lowpass_zero_frequency,
     scale_to_unit_peak,
 )
 from .fourier import frequency_magnitude, irfft_map, rfft_map
@@ -242,7 +242,7 @@ def simulate_map(model_path: str | os.PathLike, voxel_size: float, resolution: f
         check_resolution(resolution, voxel_size)
     # the finest frequency the map keeps: the low-pass's zero, or Nyquist
     kept = 0.5 / voxel_size if resolution is None else min(0.5 / voxel_size,
-                                                           1.0 / resolution + RAISED_COSINE_WIDTH / voxel_size)
+                                                           lowpass_zero_frequency(resolution, voxel_size))
     if -bfactor * kept ** 2 / 4.0 > MAX_GAIN_EXPONENT:
         raise ParameterError(f"a B-factor of {bfactor:g} A^2 multiplies the map by exp({-bfactor * kept ** 2 / 4:.0f}) "
                              f"at {1 / kept:.2f} A: beyond floating-point range (at most exp({MAX_GAIN_EXPONENT:g}))")

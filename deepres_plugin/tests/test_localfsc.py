@@ -8,7 +8,7 @@ import pytest
 
 from deepres_plugin import cli
 from deepres_plugin.core.errors import MaskError, ParameterError
-from deepres_plugin.core.filters import RAISED_COSINE_WIDTH, apply_bfactor, lowpass_filter
+from deepres_plugin.core.filters import apply_bfactor, lowpass_filter, lowpass_zero_frequency
 from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution, information_limit
 from deepres_plugin.core.localfsc import (
     band_correlation_map,
@@ -33,7 +33,7 @@ WINDOW_SD_FACTOR = 1.5 * 4
 
 def filter_zero(resolution: float) -> float:
     """Resolution (A, at 1 A/px) where the raised-cosine low-pass reaches 0."""
-    return 1.0 / (1.0 / resolution + RAISED_COSINE_WIDTH)
+    return 1.0 / lowpass_zero_frequency(resolution, 1.0)
 
 
 def two_region_halves(rng, noise=3.0, shape=(32, 32, 96), core_voxels=8):
