@@ -13,10 +13,17 @@ weights). Then, each in a fresh process so that peak memory is its own:
   multiply-adds of the masked voxels;
 * optionally (``--large``) the whole-map path on a 400^3 map, for peak memory.
 
+With ``--grid``, instead: ``deepres predict`` end to end for both networks on the same
+simulated map (15 % masked) written at 1.0, 0.834 and 0.5 A/px, at 224^3 and 400^3, each
+in its own process: seconds end to end and of prediction (resampling, network, read-back),
+network voxels evaluated, the multiply-add floor of those voxels at the measured
+matrix-multiply rate, peak memory; then the 224^3 map at 1 A/px in bfloat16 and float16.
+
 Prints a Markdown table and writes the figures as JSON.
 
 Usage:
     .venv/bin/python benchmarks/inference_speed.py [--large] [--json results.json]
+    .venv/bin/python benchmarks/inference_speed.py --grid [--json grid.json]
 """
 from __future__ import annotations
 
@@ -38,6 +45,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EDGE = 224
 LARGE_EDGE = 400
+GRID_EDGES = (EDGE, LARGE_EDGE)
+GRID_VOXEL_SIZES = (1.0, 0.834, 0.5)
+GRID_RANGES = ("wide", "high")
+REDUCED_PRECISIONS = ("bfloat16", "float16")
 MASK_FRACTION = 0.15
 XMIPP_SAMPLE_BOXES = 300
 MATMUL_SHAPE = (4096, 2197, 512)
@@ -55,7 +66,11 @@ def ellipsoid_mask(edge: int, fraction: float) -> np.ndarray:
     return ((z - c) ** 2 / axes[0] + (y - c) ** 2 / axes[1] + (x - c) ** 2 / axes[2]) <= radius ** 2
 
 
-def make_case(folder: Path, edge: int) -> None:
+def map_name(edge: int, voxel_size: float = 1.0) -> str:
+    return f"map{edge}.mrc" if voxel_size == 1.0 else f"map{edge}_{voxel_size:g}.mrc"
+
+
+def make_case(folder: Path, edge: int, voxel_sizes: tuple[float, ...] = (1.0,)) -> None:
     from deepres_plugin.core.filters import add_white_noise, lowpass_filter, scale_to_unit_peak
     from deepres_plugin.core.masks import gaussian_lowpass
     from deepres_plugin.core.mrc import write_map
@@ -64,8 +79,9 @@ def make_case(folder: Path, edge: int) -> None:
     mask = ellipsoid_mask(edge, MASK_FRACTION)
     density = gaussian_lowpass(rng.random((edge,) * 3).astype(np.float32), 1.0, 3.0) * mask
     volume = add_white_noise(scale_to_unit_peak(lowpass_filter(density, 1.0, 4.0)), 0.08, rng)
-    write_map(folder / f"map{edge}.mrc", volume, 1.0)
-    write_map(folder / f"mask{edge}.mrc", mask.astype(np.float32), 1.0)
+    for voxel_size in voxel_sizes:     # the same voxels: a map of the same edge at another voxel size
+        write_map(folder / map_name(edge, voxel_size), volume, voxel_size)
+        write_map(folder / map_name(edge, voxel_size).replace("map", "mask"), mask.astype(np.float32), voxel_size)
 
 
 def make_models(folder: Path, filters: int) -> None:
@@ -90,6 +106,12 @@ def worker(kind: str, folder: Path, edge: int, filters: int = DEFAULT_FILTERS) -
         return end_to_end(folder, edge)
     if kind == "e2e-high":
         return end_to_end(folder, edge, "high")
+    if kind.startswith("grid:"):          # grid:RANGE:VOXEL:PRECISION
+        _, range_name, voxel_size, precision = kind.split(":")
+        return end_to_end(folder, edge, range_name, float(voxel_size), precision)
+    if kind == "prepare-grid":
+        make_case(folder, edge, GRID_VOXEL_SIZES)
+        return {}
     if kind.startswith("prepare"):
         make_case(folder, edge)
         if kind == "prepare":
@@ -150,18 +172,64 @@ def run_worker(kind: str, folder: Path, edge: int, filters: int = DEFAULT_FILTER
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def end_to_end(folder: Path, edge: int, range_name: str = "wide") -> dict:
-    """Time `deepres predict` from process start to all outputs written; its peak memory.
-    The high network reads the 1 A/px map at 0.5 A/px (on the output's lattice, stride 2)."""
+def end_to_end(folder: Path, edge: int, range_name: str = "wide", voxel_size: float = 1.0,
+               precision: str = "float32") -> dict:
+    """Time `deepres predict` from process start to all outputs written; its peak memory and
+    what its summary says of the prediction. The high network reads the 1 A/px map at
+    0.5 A/px (on the output's lattice, stride 2)."""
     deepres = Path(sys.executable).with_name("deepres")
     model = "deepres.keras" if range_name == "wide" else "deepres_high.keras"
-    command = [str(deepres), "predict", str(folder / f"map{edge}.mrc"), "--mask", str(folder / f"mask{edge}.mrc"),
-               "--range", range_name, "--model", str(folder / model), "--out", str(folder / f"e2e_{range_name}"),
-               "--no-progress"]
+    name = map_name(edge, voxel_size)
+    out = folder / f"e2e_{range_name}_{edge}_{voxel_size:g}_{precision}"
+    command = [str(deepres), "predict", str(folder / name), "--mask", str(folder / name.replace("map", "mask")),
+               "--range", range_name, "--model", str(folder / model), "--out", str(out),
+               "--no-progress", "--precision", precision]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}
+    summary = json.loads((out / "summary.json").read_text())
+    return {"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
+            "prediction_seconds": summary["prediction_seconds"], "masked_voxels": summary["voxels"],
+            "evaluated_voxels": sum(summary["voxels_by_path"].values()),
+            "model_grid": summary["model_grid_shape_zyx"]}
+
+
+def grid(folder: Path, filters: int) -> dict:
+    """End to end over networks x voxel sizes x edges, then reduced precisions (224^3, 1 A/px)."""
+    from deepres_plugin.core.inference import fully_convolutional_weights
+    from deepres_plugin.core.networks import build_network
+
+    rows = []
+    run_worker("prepare", folder, EDGE, filters)
+    multiply_adds = fully_convolutional_weights(build_network("deepres", seed=1, filters=filters)).multiply_adds_per_voxel()
+    gflops = run_worker("matmul", folder, EDGE)["gflops"]
+    for edge in GRID_EDGES:
+        run_worker("prepare-grid", folder, edge)
+        for range_name in GRID_RANGES:
+            for voxel_size in GRID_VOXEL_SIZES:
+                rows.append({"range": range_name, "edge": edge, "voxel_size": voxel_size, "precision": "float32",
+                             **run_worker(f"grid:{range_name}:{voxel_size}:float32", folder, edge)})
+                print(rows[-1], file=sys.stderr, flush=True)
+    for range_name in GRID_RANGES:
+        for precision in REDUCED_PRECISIONS:
+            rows.append({"range": range_name, "edge": EDGE, "voxel_size": 1.0, "precision": precision,
+                         **run_worker(f"grid:{range_name}:1.0:{precision}", folder, EDGE)})
+            print(rows[-1], file=sys.stderr, flush=True)
+    for row in rows:
+        row["floor_seconds"] = row["evaluated_voxels"] * multiply_adds * 2 / (gflops * 1e9)
+    return {"gflops": gflops, "multiply_adds_per_voxel": multiply_adds, "rows": rows}
+
+
+def report_grid(figures: dict) -> None:
+    print(f"\nmatrix-multiply rate {figures['gflops']:.0f} GFLOPS; {figures['multiply_adds_per_voxel']:,} "
+          "multiply-adds per evaluated network voxel\n")
+    print("| network | map | A/px | precision | end to end (s) | prediction (s) | network voxels evaluated | "
+          "floor (s) | prediction / floor | peak memory (MB) |\n|---|---|---|---|---|---|---|---|---|---|")
+    for row in figures["rows"]:
+        print(f"| {row['range']} | {row['edge']}³ | {row['voxel_size']:g} | {row['precision']} | "
+              f"{row['seconds']:.1f} | {row['prediction_seconds']:.1f} | {row['evaluated_voxels']:,} | "
+              f"{row['floor_seconds']:.1f} | {row['prediction_seconds'] / row['floor_seconds']:.2f} | "
+              f"{row['peak_mb']:,.0f} |")
 
 
 def main() -> int:
@@ -172,10 +240,18 @@ def main() -> int:
     parser.add_argument("--filters", type=int, default=DEFAULT_FILTERS,
                         help=f"first-layer filters of the deepres network (default {DEFAULT_FILTERS}, the shipped)")
     parser.add_argument("--large", action="store_true", help=f"also run a {LARGE_EDGE}^3 map (peak memory)")
+    parser.add_argument("--grid", action="store_true", help="end to end over networks, voxel sizes, edges, precisions")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.folder, args.edge, args.filters)))
+        return 0
+    if args.grid:
+        with tempfile.TemporaryDirectory(prefix="deepres-bench-") as tmp:
+            figures = grid(Path(tmp), args.filters)
+        report_grid(figures)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="deepres-bench-") as tmp:

@@ -17,7 +17,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..core.inference import DEVICES
+from ..core.inference import DEVICES, PRECISIONS
 from ..core.pipeline import PredictOptions, run_predict
 from ..core.ranges import RANGES
 from ..core.report import DEFAULT_PALETTE
@@ -38,6 +38,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto", help="TensorFlow device (default auto: GPU if any)")
     parser.add_argument("--path", choices=("auto", "whole", "box"), default="auto",
                         help="inference path: whole-map convolution, box by box, or auto per slab (default)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
+                        help="arithmetic of the network (default float32; bfloat16 needs an AVX-512 BF16 CPU, "
+                             "float16 a GPU; both are slower on CPUs without them)")
     parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -46,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     quiet_tensorflow(getattr(args, "verbose", False))   # before anything imports TensorFlow
     out = args.out or Path(f"{args.map.name.split('.')[0]}_deepres")
     options = PredictOptions(mask=args.mask, range_name=args.range_name, model=args.model, sampling=args.sampling,
-                             device=args.device, path=args.path, palette=args.palette,
+                             device=args.device, path=args.path, palette=args.palette, precision=args.precision,
                              progress=not args.no_progress)
     summary = run_predict(args.map, out, options)
     logger.info("median %.2f Å (20-80 %%: %.2f-%.2f Å) over %d voxels; outputs in %s",

@@ -23,11 +23,14 @@ edge see zeros beyond it, and both give the same numbers (to float32 rounding):
   see ``benchmarks/inference_speed.py``).
 
 Before prediction the map's background level is removed (the median of the voxels
-outside the mask: solvent, where simulated training maps are zero on average), and the map and mask are resampled to the network's voxel size; the result
-is clamped to [max(2 x input voxel size, range minimum), range maximum] as Xmipp does and
-brought back onto the input grid (trilinear interpolation of the resolution, after
-extending it outwards from the mask so that no zero leaks in); voxels outside the mask are
-0.
+outside the mask: solvent, where simulated training maps are zero on average) and the map
+is resampled to the network's voxel size (Fourier interpolation). Input voxel i sits on
+network voxel i x (input / network voxel size); its answer is read back trilinearly from
+the network voxels around that point, and only those are evaluated: all of them around
+each masked input voxel when the ratio is not a whole number, only the lattice of every
+ratio-th network voxel when it is (1 A/px input, high network: stride 2, an eighth of the
+work, exact). Answers are clamped to [max(2 x input voxel size, range minimum), range
+maximum] as Xmipp does; voxels outside the mask are 0.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ from tqdm import tqdm
 
 from .errors import MaskError, ParameterError
 from .networks import ModelInfo
-from .resample import fourier_resample, resample_mask
+from .resample import SlabResampler
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,10 @@ MIN_BOX_NORM = 1e-12
 #: Voxels needed outside the mask to estimate the background level.
 MIN_BACKGROUND_VOXELS = 1000
 DEVICES = ("auto", "cpu", "gpu")
+#: Arithmetic of the whole-map convolution and the per-voxel layers. float32 is the default
+#: everywhere: bfloat16 (oneDNN on AVX-512 BF16 CPUs) and float16 (GPUs) are available for
+#: measurement; see the README's performance section for their speed and accuracy here.
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
 @dataclasses.dataclass
@@ -150,22 +157,33 @@ class Predictor:
         info: its sidecar.
         path: ``auto`` (per-slab rule), ``whole`` (whole-map only) or ``box`` (box path only).
         slab_bytes: memory budget of a slab's first-layer output.
+        precision: arithmetic of the whole-map convolution and the per-voxel layers
+            (:data:`PRECISIONS`); box norms, the box path's first layer and the output stay float32.
     """
 
-    def __init__(self, network, info: ModelInfo, path: str = "auto", slab_bytes: int = DEFAULT_SLAB_BYTES):
+    def __init__(self, network, info: ModelInfo, path: str = "auto", slab_bytes: int = DEFAULT_SLAB_BYTES,
+                 precision: str = "float32"):
         if path not in ("auto", "whole", "box"):
             raise ParameterError(f"inference path must be auto, whole or box, not {path!r}")
+        if precision not in PRECISIONS:
+            raise ParameterError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}",
+                                 option="--precision")
         self.network, self.info = network, info
         self.weights = fully_convolutional_weights(network)
         if path == "whole" and self.weights is None:
             raise ParameterError(f"the {info.architecture!r} network is not fully convolutional: "
                                  "only the box path can evaluate it")
+        if precision != "float32" and self.weights is None:
+            raise ParameterError(f"the {info.architecture!r} network is evaluated by Keras box by box: only float32",
+                                 option="--precision")
+        self.precision = precision
         self.path = "box" if self.weights is None else path
         self.box = info.box_size
         self.slab_bytes = slab_bytes
         self.voxels_by_path = {"whole": 0, "box": 0}
         self.convolved_voxels = 0      # voxels of the slabs' bounding boxes on the whole-map path
         self._head_function = None
+        self._kernel = None            # first-layer filters in the compute precision, made on first use
         if self.weights is not None:
             self._kernel_matrix = self.weights.kernel.reshape(-1, self.weights.kernel.shape[-1])
 
@@ -240,26 +258,38 @@ class Predictor:
         head at the ``local`` voxels."""
         import tensorflow as tf
 
-        conv = tf.nn.conv3d(block[None, ..., None], self.weights.kernel, strides=[1, stride, stride, stride, 1],
-                            padding="VALID")[0]
-        return self._head(tf.gather_nd(conv, np.argwhere(local) // stride) / norms[:, None])
+        kernel = self._compute_kernel()
+        conv = tf.nn.conv3d(tf.cast(block[None, ..., None], kernel.dtype), kernel,
+                            strides=[1, stride, stride, stride, 1], padding="VALID")[0]
+        first = tf.cast(tf.gather_nd(conv, np.argwhere(local) // stride), tf.float32)
+        return self._head(first / norms[:, None])
+
+    def _compute_kernel(self):
+        """The first layer's filters in the compute precision (made once)."""
+        import tensorflow as tf
+
+        if self._kernel is None:
+            self._kernel = tf.constant(self.weights.kernel, getattr(tf, self.precision))
+        return self._kernel
 
     def _head(self, first_layer) -> np.ndarray:
         """Resolution from first-layer outputs (N, F) before bias and activation."""
         import tensorflow as tf
 
         if self._head_function is None:
-            weights = self.weights
+            weights, dtype = self.weights, getattr(tf, self.precision)
+            conv_bias = tf.constant(weights.conv_bias, dtype)
+            dense = [(tf.constant(kernel, dtype), tf.constant(bias, dtype), relu) for kernel, bias, relu in weights.dense]
 
             def head(x):
-                x = x + weights.conv_bias
+                x = tf.cast(x, dtype) + conv_bias
                 if weights.conv_relu:
                     x = tf.nn.relu(x)
-                for kernel, bias, relu in weights.dense:
+                for kernel, bias, relu in dense:
                     x = tf.matmul(x, kernel) + bias
                     if relu:
                         x = tf.nn.relu(x)
-                return tf.reshape(x, [-1])
+                return tf.cast(tf.reshape(x, [-1]), tf.float32)
 
             spec = tf.TensorSpec([None, weights.kernel.shape[-1]], tf.float32)
             self._head_function = tf.function(head, input_signature=[spec], reduce_retracing=True)
@@ -361,13 +391,12 @@ def background_level(volume: np.ndarray, mask: np.ndarray) -> float:
     return float(np.median(outside))
 
 
-def extend_outwards(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Copy into every voxel outside ``mask`` the value of the nearest voxel inside it."""
-    if mask.all():
-        return values
-    nearest = scipy.ndimage.distance_transform_edt(~mask, return_distances=False, return_indices=True)
-    return values[tuple(nearest)]
-
+#: Memory for one block of the resampled map and its answers, in bytes (the read-back
+#: resamples and predicts the network grid block by block along z).
+DEFAULT_READBACK_BLOCK_BYTES = 256 * 1024 ** 2
+#: Bytes per network voxel of a read-back block: the resampled map and the answers (float32)
+#: and the evaluated voxels (bool).
+READBACK_BYTES_PER_VOXEL = 9
 
 #: Voxel-size ratios this close to a whole number count as one (the output is read at
 #: network voxels i x ratio exactly).
@@ -378,30 +407,76 @@ def output_stride(voxel_size: float, network_voxel_size: float) -> int:
     """The stride at which the output grid reads the network's grid: the voxel-size ratio
     when it is a whole number of 2 or more (1 A/px input, high network: 2), else 1.
 
-    Non-integer ratios are evaluated on every network voxel: reading them from a lattice of
-    stride round(ratio) with trilinear interpolation was measured 0.059 A off in median
-    (0.834 A/px, high network, the bundled example; README), beyond the 0.02 A allowed."""
+    Non-integer ratios are evaluated on every network voxel the read-back touches: reading
+    them from a lattice of stride round(ratio) with trilinear interpolation was measured
+    0.059 A off in median (0.834 A/px, high network, the bundled example; README), beyond
+    the 0.02 A allowed."""
     ratio = voxel_size / network_voxel_size
     whole = round(ratio)
     return whole if whole >= 2 and abs(ratio - whole) <= INTEGER_RATIO_TOLERANCE * ratio else 1
 
 
-def lattice_readback(predictor: "Predictor", work: np.ndarray, index: np.ndarray, stride: int,
-                     progress: bool = False) -> np.ndarray:
-    """The network's answers at input voxels ``index`` [N, 3] of a map whose voxels are
-    ``stride`` (a whole number) network voxels wide: input voxel i sits on network voxel
-    i x stride, and only those voxels are evaluated (exactly what evaluating every network
-    voxel and reading back trilinearly gives)."""
-    top = np.array(work.shape) - 1
-    points = tuple(np.minimum(index * stride, top).T)
-    wanted = np.zeros(work.shape, bool)
-    wanted[points] = True
-    return predictor.predict(work, wanted, progress, stride=stride)[points]
+def readback_coordinates(index: np.ndarray, scale: float, stride: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """Where input voxels ``index`` [N, 3] sit on the lattice of every ``stride``-th network
+    voxel, in lattice units [N, 3] (input voxel i sits on network voxel i x ``scale``),
+    clipped to the lattice of a network grid of ``shape``."""
+    top = (np.array(shape) - 1) // stride
+    return np.minimum(index * (scale / stride), top)
+
+
+def readback_support(coordinates: np.ndarray, stride: int, shape: tuple[int, int, int]) -> np.ndarray:
+    """The network voxels a trilinear read-back at lattice ``coordinates`` touches: the
+    corners of each point's lattice cell with a non-zero weight (a point on the lattice
+    touches itself only), on multiples of ``stride``, as a mask of ``shape``."""
+    low = np.floor(coordinates).astype(np.int64)
+    step = (coordinates > low).astype(np.int64)
+    wanted = np.zeros(shape, bool)
+    for corner in np.ndindex(2, 2, 2):
+        wanted[tuple(((low + step * corner) * stride).T)] = True
+    return wanted
+
+
+def readback(predictor: "Predictor", resampler: SlabResampler, index: np.ndarray, scale: float, stride: int,
+             bounds: tuple[float, float], progress: bool = False,
+             block_bytes: int = DEFAULT_READBACK_BLOCK_BYTES) -> np.ndarray:
+    """The clamped network answers at input voxels ``index`` [N, 3] (sorted by z) of a map
+    whose voxels are ``scale`` network voxels wide, read back trilinearly from the network
+    voxels on the lattice of stride ``stride`` that the read-back touches; only those are
+    evaluated.
+
+    With ``stride`` 1 this is the trilinear read-back of the whole network grid; with
+    ``stride`` = ``scale`` a whole number, the points sit on the lattice and are read
+    exactly. The resampled map is made block by block along z (each with the network's
+    half-box of planes on either side), so memory is bounded by ``block_bytes``.
+    """
+    shape = resampler.shape
+    half = predictor.box // 2
+    coordinates = readback_coordinates(index, scale, stride, shape)
+    planes = max(2 * stride, int(block_bytes // (shape[1] * shape[2] * READBACK_BYTES_PER_VOXEL)))
+    lattice_planes = max(1, planes // stride)            # lattice planes read per block
+    cell = np.floor(coordinates[:, 0]).astype(np.int64)  # lattice plane below each point
+    values = np.empty(len(index), np.float32)
+    with tqdm(total=len(index), unit="voxel", unit_scale=True, desc="deepres predict", disable=not progress) as bar:
+        for first in range(int(cell[0]), int(cell[-1]) + 1, lattice_planes):
+            rows = slice(*np.searchsorted(cell, [first, first + lattice_planes]))
+            if rows.start == rows.stop:
+                continue
+            z0 = first * stride - half
+            z0 -= z0 % stride                              # the block's lattice is the grid's
+            z1 = (first + lattice_planes) * stride + half + 1
+            local = coordinates[rows] - [z0 // stride, 0, 0]
+            block = resampler.planes(z0, z1)
+            wanted = readback_support(local, stride, block.shape)
+            lattice = predictor.predict(block, wanted, stride=stride)[::stride, ::stride, ::stride]
+            np.clip(lattice, *bounds, out=lattice)
+            values[rows] = scipy.ndimage.map_coordinates(lattice, local.T, order=1, mode="nearest", prefilter=False)
+            bar.update(rows.stop - rows.start)
+    return values
 
 
 def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network, info: ModelInfo,
                 device: str = "auto", path: str = "auto", progress: bool = False,
-                slab_bytes: int = DEFAULT_SLAB_BYTES) -> Prediction:
+                slab_bytes: int = DEFAULT_SLAB_BYTES, precision: str = "float32") -> Prediction:
     """DeepRes local resolution of a map at any voxel size, on the map's own grid.
 
     Args:
@@ -411,6 +486,7 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
         network, info: a loaded model (:func:`.networks.load_model`).
         device: ``auto``, ``cpu`` or ``gpu``.
         path: ``auto``, ``whole`` or ``box`` (see :class:`Predictor`).
+        precision: ``float32`` (default), ``bfloat16`` or ``float16`` (see :class:`Predictor`).
 
     Raises:
         MaskError: mask and map shapes differ, or the mask is empty (also after resampling).
@@ -423,35 +499,22 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
     background = background_level(volume, mask)
     centred = volume.astype(np.float32) - np.float32(background)
     target = info.voxel_size
-    same_grid = np.isclose(voxel_size, target, rtol=1e-6, atol=0)
-    stride = output_stride(voxel_size, target)
-    if same_grid:
-        work, work_mask = centred, mask
+    predictor = Predictor(network, info, path=path, slab_bytes=slab_bytes, precision=precision)
+    bounds = clamp_bounds(info, voxel_size)
+    resolution = np.zeros(volume.shape, np.float32)
+    if np.isclose(voxel_size, target, rtol=1e-6, atol=0):
+        with tensorflow_device(device):
+            raw = predictor.predict(centred, mask, progress)
+        resolution[mask] = np.clip(raw[mask], *bounds)
+        model_shape = volume.shape
     else:
-        work = fourier_resample(centred, voxel_size, target)
-        work_mask = resample_mask(mask, voxel_size, target) if stride == 1 else None   # not read with a stride
-        if work_mask is not None and not work_mask.any():
-            raise MaskError(f"the mask vanishes at the network's voxel size ({target:g} A/px)")
-    predictor = Predictor(network, info, path=path, slab_bytes=slab_bytes)
-    low, high = clamp_bounds(info, voxel_size)
-    if stride > 1:
+        resampler = SlabResampler(centred, voxel_size, target)
+        del centred
         index = np.argwhere(mask)
         with tensorflow_device(device):
-            values = lattice_readback(predictor, work, index, stride, progress)
-        resolution = np.zeros(volume.shape, np.float32)
-        resolution[tuple(index.T)] = np.clip(values, low, high)
-        return Prediction(resolution, (low, high), background, work.shape, dict(predictor.voxels_by_path),
-                          time.perf_counter() - start)
-    with tensorflow_device(device):
-        raw = predictor.predict(work, work_mask, progress)
-    clamped = np.where(work_mask, np.clip(raw, low, high), 0).astype(np.float32)
-    if same_grid:
-        resolution = clamped
-    else:
-        filled = extend_outwards(clamped, work_mask)
-        scale = voxel_size / target        # input voxel i sits at network-grid coordinate i * scale
-        resolution = scipy.ndimage.affine_transform(filled, np.diag(np.full(3, scale)), output_shape=volume.shape,
-                                                    order=1, mode="nearest")
-        resolution = np.where(mask, np.clip(resolution, low, high), 0).astype(np.float32)
-    return Prediction(resolution, (low, high), background, work.shape, dict(predictor.voxels_by_path),
+            values = readback(predictor, resampler, index, voxel_size / target, output_stride(voxel_size, target),
+                              bounds, progress)
+        resolution[tuple(index.T)] = values
+        model_shape = resampler.shape
+    return Prediction(resolution, bounds, background, model_shape, dict(predictor.voxels_by_path),
                       time.perf_counter() - start)

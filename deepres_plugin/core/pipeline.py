@@ -59,6 +59,7 @@ class PredictOptions:
     palette: str = DEFAULT_PALETTE
     progress: bool = False
     slab_bytes: int = DEFAULT_SLAB_BYTES
+    precision: str = "float32"
 
 
 def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -93,7 +94,8 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     for warning in warnings:
         logger.warning(warning)
     prediction = predict_map(scaled, geometry.voxel_size, mask, network, info, device=options.device,
-                             path=options.path, progress=options.progress, slab_bytes=options.slab_bytes)
+                             path=options.path, progress=options.progress, slab_bytes=options.slab_bytes,
+                             precision=options.precision)
     low, high = prediction.clamp
     extra = {
         "range": {"name": info.range_name, "min_resolution": info.min_resolution,
@@ -105,7 +107,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         "clamp": {"low": low, "high": high, "note": CLAMP_NOTE},
         "background_level": prediction.background, "mask": mask_source,
         "map_condition": condition.as_dict(), "warnings": warnings,
-        "voxels_by_path": prediction.voxels_by_path, "device": options.device,
+        "voxels_by_path": prediction.voxels_by_path, "device": options.device, "precision": options.precision,
         "prediction_seconds": round(prediction.seconds, 3),
         "deepres_version": __version__, "python": platform.python_version(),
         "map": str(Path(map_path).resolve()),

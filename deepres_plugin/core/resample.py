@@ -13,14 +13,16 @@ Voxel sizes are in A/px.
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage
 
 from .errors import ParameterError
 
 #: Two frequencies closer than this (relative) are treated as equal (cut-off at a Nyquist).
 _FREQUENCY_TOLERANCE = 1e-9
-#: A resampled mask keeps the voxels whose interpolated value reaches this level.
-MASK_RESAMPLE_THRESHOLD = 0.5
+#: Interpolation weights and map values below this fraction of the largest are set to 0. They
+#: are rounding residue, far below float32's resolution (6e-8), and their products fall into
+#: denormal floats, which made the matrix products 5-9 x slower on this project's CPU
+#: (400^3 map with solvent at 0, resampled to 0.5 A/px: 5.5 s -> 1.2 s per slab of planes).
+NEGLIGIBLE_FRACTION = 1e-9
 
 
 def resampled_shape(shape: tuple[int, ...], voxel_size: float, new_voxel_size: float) -> tuple[int, ...]:
@@ -52,7 +54,57 @@ def fourier_interpolation_matrix(n_in: int, voxel_in: float, n_out: int, voxel_o
     cos_out, sin_out = np.cos(theta * np.outer(x_out, k)), np.sin(theta * np.outer(x_out, k))
     cos_in, sin_in = np.cos(theta * np.outer(m_in, k)), np.sin(theta * np.outer(m_in, k))
     series = (cos_out * weight) @ cos_in.T + (sin_out * weight) @ sin_in.T
-    return (1.0 + 2.0 * series) / n_in
+    return _drop_negligible((1.0 + 2.0 * series) / n_in)
+
+
+def _drop_negligible(values: np.ndarray) -> np.ndarray:
+    """``values`` with the entries below :data:`NEGLIGIBLE_FRACTION` of the largest set to 0."""
+    largest = np.abs(values).max(initial=0.0)
+    return np.where(np.abs(values) < NEGLIGIBLE_FRACTION * largest, 0, values).astype(values.dtype, copy=False)
+
+
+def _check_arguments(volume: np.ndarray, voxel_size: float, new_voxel_size: float) -> None:
+    if voxel_size <= 0 or new_voxel_size <= 0:
+        raise ParameterError("voxel sizes must be positive")
+    if volume.ndim != 3:
+        raise ParameterError(f"expected a 3D map, got {volume.ndim} dimensions")
+
+
+class SlabResampler:
+    """Fourier resampling of a map to ``new_voxel_size`` A/px, produced a slab of output
+    z-planes at a time: the x and y axes are resampled once for the whole map, the z axis
+    for the planes asked for, so the resampled map never has to exist whole.
+
+    Args:
+        volume: map indexed [z, y, x].
+        voxel_size: its voxel size (A/px).
+        new_voxel_size: target voxel size (A/px).
+        shape: output shape; default :func:`resampled_shape` (same physical box).
+
+    Attributes:
+        shape: the shape of the whole resampled map.
+    """
+
+    def __init__(self, volume: np.ndarray, voxel_size: float, new_voxel_size: float,
+                 shape: tuple[int, int, int] | None = None):
+        _check_arguments(volume, voxel_size, new_voxel_size)
+        self.shape = tuple(shape) if shape is not None else resampled_shape(volume.shape, voxel_size,
+                                                                            new_voxel_size)
+        z, y, x = (fourier_interpolation_matrix(n_in, voxel_size, n_out, new_voxel_size).astype(np.float32)
+                   for n_in, n_out in zip(volume.shape, self.shape))
+        # each matrix applied as a product over contiguous memory (no axis moves): x as the
+        # last axis, y batched over z; z later, over the flattened (y, x) plane
+        planes = _drop_negligible(np.asarray(volume, dtype=np.float32)) @ x.T
+        self._planes = np.matmul(y, planes).reshape(volume.shape[0], -1)
+        self._z = z
+
+    def planes(self, start: int, stop: int) -> np.ndarray:
+        """Resampled planes ``start`` to ``stop`` (exclusive), zeros for planes outside the map."""
+        out = np.zeros((stop - start,) + self.shape[1:], np.float32)
+        low, high = max(start, 0), min(stop, self.shape[0])
+        if high > low:
+            out[low - start:high - start] = (self._z[low:high] @ self._planes).reshape((high - low,) + self.shape[1:])
+        return out
 
 
 def fourier_resample(volume: np.ndarray, voxel_size: float, new_voxel_size: float,
@@ -69,40 +121,9 @@ def fourier_resample(volume: np.ndarray, voxel_size: float, new_voxel_size: floa
     Returns:
         float32 map of ``shape`` with voxel size exactly ``new_voxel_size``.
     """
-    if voxel_size <= 0 or new_voxel_size <= 0:
-        raise ParameterError("voxel sizes must be positive")
-    if volume.ndim != 3:
-        raise ParameterError(f"expected a 3D map, got {volume.ndim} dimensions")
+    _check_arguments(volume, voxel_size, new_voxel_size)
     if shape is None:
         shape = resampled_shape(volume.shape, voxel_size, new_voxel_size)
     if tuple(shape) == volume.shape and np.isclose(voxel_size, new_voxel_size, rtol=1e-12, atol=0):
         return volume.astype(np.float32, copy=True)
-    result = np.ascontiguousarray(volume, dtype=np.float32)
-    z, y, x = (fourier_interpolation_matrix(n_in, voxel_size, n_out, new_voxel_size).astype(np.float32)
-               for n_in, n_out in zip(volume.shape, shape))
-    # one matrix per axis, each applied as a product over contiguous memory (no axis moves):
-    # x as the last axis, y batched over z, z over the flattened (y, x) plane
-    result = result @ x.T
-    result = np.matmul(y, result)
-    result = (z @ result.reshape(result.shape[0], -1)).reshape(shape)
-    return result
-
-
-def resample_mask(mask: np.ndarray, voxel_size: float, new_voxel_size: float,
-                  shape: tuple[int, int, int] | None = None) -> np.ndarray:
-    """Resample a binary mask (trilinear interpolation, then threshold at 0.5).
-
-    Voxel ``j`` of the result samples input position ``j * new_voxel_size / voxel_size``,
-    as in :func:`fourier_resample`, so the mask stays aligned with the resampled map.
-
-    Returns:
-        boolean array of ``shape``.
-    """
-    if shape is None:
-        shape = resampled_shape(mask.shape, voxel_size, new_voxel_size)
-    if tuple(shape) == mask.shape and np.isclose(voxel_size, new_voxel_size, rtol=1e-12, atol=0):
-        return mask.astype(bool, copy=True)
-    scale = new_voxel_size / voxel_size
-    values = scipy.ndimage.affine_transform(
-        mask.astype(np.float32), np.diag(np.full(3, scale)), output_shape=tuple(shape), order=1, mode="nearest")
-    return values >= MASK_RESAMPLE_THRESHOLD
+    return SlabResampler(volume, voxel_size, new_voxel_size, shape).planes(0, shape[0])

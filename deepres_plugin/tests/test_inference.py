@@ -15,6 +15,7 @@ from deepres_plugin.core.inference import (
     tensorflow_device,
 )
 from deepres_plugin.core.networks import ModelInfo, load_model, read_model_info, save_model, sidecar_path
+from deepres_plugin.core.resample import fourier_resample
 
 TOLERANCE_A = 1e-3
 
@@ -186,8 +187,8 @@ def test_save_model_is_atomic_and_checks_the_suffix(wide, tmp_path):
 @pytest.mark.parametrize("path", ["whole", "box", "auto"])
 def test_integer_voxel_ratio_evaluates_only_the_read_voxels_and_agrees(untrained_models, rng, path):
     """A 1 A/px map and the high network (0.5 A/px): the output reads network voxels 2i, so
-    only those are evaluated (stride 2, an eighth of the work), with the same values as the
-    every-voxel evaluation followed by the trilinear read-back."""
+    only those are evaluated (stride 2, an eighth of the work), with the same values as
+    evaluating every network voxel and reading voxel 2i."""
     import deepres_plugin.core.inference as inference
 
     network, info = load_model(untrained_models["deepres", "high"], "high")
@@ -197,14 +198,79 @@ def test_integer_voxel_ratio_evaluates_only_the_read_voxels_and_agrees(untrained
     assert inference.output_stride(1.0, 0.5) == 2 and inference.output_stride(0.834, 0.5) == 1
     assert inference.output_stride(2.0, 1.0) == 2 and inference.output_stride(0.5, 1.0) == 1
     strided = predict_map(volume, 1.0, mask, network, info, path=path)
+    assert sum(strided.voxels_by_path.values()) == mask.sum()
+    work = fourier_resample(volume - np.float32(strided.background), 1.0, 0.5)
     every = inference.Predictor(network, info, path=path)
-    original = inference.output_stride
-    try:
-        inference.output_stride = lambda *_: 1
-        reference = predict_map(volume, 1.0, mask, network, info, path=path)
-    finally:
-        inference.output_stride = original
-    evaluated = sum(strided.voxels_by_path.values())
-    assert evaluated == mask.sum() < sum(reference.voxels_by_path.values()) / 6
-    np.testing.assert_allclose(strided.resolution, reference.resolution, atol=1e-4)
+    raw = every.predict(work, np.ones(work.shape, bool))
+    index = np.argwhere(mask)
+    expected = np.clip(raw[tuple((2 * index).T)], *strided.clamp)
+    np.testing.assert_allclose(strided.resolution[mask], expected, atol=1e-4)
     assert every.path == path
+
+
+def test_non_integer_voxel_ratio_reads_back_every_network_voxel_around(untrained_models, rng):
+    """0.834 A/px and the high network: each masked voxel's answer is the trilinear read-back
+    of the evaluated network grid at i x 1.668, and only the voxels it touches are evaluated."""
+    import scipy.ndimage
+
+    import deepres_plugin.core.inference as inference
+
+    network, info = load_model(untrained_models["deepres", "high"], "high")
+    voxel = 0.834
+    volume = lowpass_filter(rng.standard_normal((22, 24, 26)).astype(np.float32), voxel, 4.0)
+    mask = np.zeros(volume.shape, bool)
+    mask[5:17, 6:18, 4:22] = True
+    result = predict_map(volume, voxel, mask, network, info)
+    work = fourier_resample(volume - np.float32(result.background), voxel, 0.5)
+    raw = np.clip(inference.Predictor(network, info).predict(work, np.ones(work.shape, bool)), *result.clamp)
+    index = np.argwhere(mask)
+    expected = scipy.ndimage.map_coordinates(raw, (index * (voxel / 0.5)).T, order=1)
+    np.testing.assert_allclose(result.resolution[mask], expected, atol=1e-4)
+    assert mask.sum() < sum(result.voxels_by_path.values()) < (1.668 ** 3 + 1) * mask.sum()
+    assert np.all(result.resolution[~mask] == 0)
+
+
+@pytest.mark.parametrize("voxel, stride", [(0.834, 1), (1.0, 2)])
+def test_readback_block_by_block_equals_one_block(untrained_models, rng, voxel, stride):
+    """The read-back resamples and predicts the network grid in blocks of z-planes (each with
+    its half-box halo): thin blocks give what one block gives."""
+    import deepres_plugin.core.inference as inference
+    from deepres_plugin.core.resample import SlabResampler
+
+    network, info = load_model(untrained_models["deepres", "high"], "high")
+    volume = lowpass_filter(rng.standard_normal((30, 20, 22)).astype(np.float32), voxel, 4.0)
+    mask = np.zeros(volume.shape, bool)
+    mask[2:28, 5:15, 4:18] = True
+    index = np.argwhere(mask)
+    resampler = SlabResampler(volume, voxel, 0.5)
+    bounds = inference.clamp_bounds(info, voxel)
+    plane_bytes = resampler.shape[1] * resampler.shape[2] * inference.READBACK_BYTES_PER_VOXEL
+    thin = inference.readback(inference.Predictor(network, info), resampler, index, voxel / 0.5, stride, bounds,
+                              block_bytes=3 * plane_bytes)
+    whole = inference.readback(inference.Predictor(network, info), resampler, index, voxel / 0.5, stride, bounds)
+    np.testing.assert_allclose(thin, whole, atol=1e-4)
+    assert np.all((thin >= bounds[0]) & (thin <= bounds[1]))
+
+
+@pytest.mark.parametrize("precision, tolerance_A", [("bfloat16", 0.25), ("float16", 0.05)])
+def test_reduced_precision_stays_close_to_float32(wide, rng, precision, tolerance_A):
+    """bfloat16 keeps 8 bits of mantissa, float16 11: the answers move by a fraction of an
+    Angstrom, never more than the tolerance, and float32 stays the default."""
+    network, info = wide
+    volume = lowpass_filter(rng.standard_normal((24, 24, 24)).astype(np.float32), 1.0, 5.0)
+    mask = np.zeros(volume.shape, bool)
+    mask[6:18, 6:18, 6:18] = True
+    reference = predict_map(volume, 1.0, mask, network, info, path="whole")
+    reduced = predict_map(volume, 1.0, mask, network, info, path="whole", precision=precision)
+    difference = np.abs(reduced.resolution - reference.resolution)[mask]
+    assert 0 < difference.max() <= tolerance_A
+    assert np.all(reduced.resolution[~mask] == 0)
+
+
+def test_unknown_or_unsupported_precision_is_refused(wide, untrained_models):
+    network, info = wide
+    with pytest.raises(ParameterError, match="precision must be one of float32, bfloat16, float16"):
+        Predictor(network, info, precision="int8")
+    xmipp, xmipp_info = load_model(untrained_models["xmipp", "wide"], "wide")
+    with pytest.raises(ParameterError, match="only float32"):
+        Predictor(xmipp, xmipp_info, precision="bfloat16")
