@@ -20,6 +20,8 @@ COMMANDS = {
     "fsc": "fsc",
     "localfsc": "localfsc",
     "bfactor-sweep": "bfactor_sweep",
+    "localfilter": "localfilter",
+    "residues": "residues",
 }
 #: Options whose value may start with "-" (a negative B-factor range such as -200:0:20), which
 #: argparse would otherwise take for an option: "--bfactors -200:0:20" is read as "--bfactors=-200:0:20".

@@ -8,7 +8,8 @@ global FSC (:data:`FSC_FILES`); a B-factor sweep folder :data:`SWEEP_FILES`,
 :data:`SHARPENED_FILE`, the FSC files and two report folders, :data:`LOCALFSC_DIR` and
 :data:`DEEPRES_DIR`. The Scipion protocols keep their converted inputs
 (:data:`INPUT_MAP`, :data:`INPUT_MASK`, :data:`INPUT_HALVES`) next to their run folder
-(:data:`PROTOCOL_DIRS`).
+(:data:`PROTOCOL_DIRS`). A local-filter folder holds :data:`LOCALFILTER_FILES`, a per-residue
+folder :data:`RESIDUE_FILES`.
 """
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ LOCALFSC_DIR = "localfsc"
 DEEPRES_DIR = "deepres"
 #: The ChimeraX script a viewer writes into a report folder (with the viewer's colour scale).
 VIEWER_SCRIPT = "deepres_viewer.cxc"
+#: A local-filter folder (``deepres localfilter``), by role: the map low-pass filtered to its
+#: local resolution (the input's grid and geometry), the before/after slices, the ChimeraX script.
+LOCALFILTER_FILES = {
+    "map": "locally_filtered.mrc", "slices": "localfilter_slices.png", "chimerax": "localfilter.cxc",
+    "summary": SUMMARY_FILE,
+}
+#: A per-residue folder (``deepres residues``), by role: the table, the plot along the sequence,
+#: the ChimeraX attribute file and script, and the model with the local resolution as B-factors.
+RESIDUE_FILES = {
+    "csv": "residues.csv", "plot": "residues.png", "defattr": "residues.defattr", "chimerax": "residues.cxc",
+    "model_cif": "model_resolution.cif", "model_pdb": "model_resolution.pdb", "summary": SUMMARY_FILE,
+}
 
 #: Converted inputs of the Scipion protocols (in their extra folder).
 INPUT_MAP = "input_map.mrc"
@@ -107,6 +120,19 @@ class ReportSummary(_SummaryFields):
     def map_path(self, folder: str | os.PathLike) -> str:
         """The density map the report was made for."""
         return os.path.normpath(os.path.join(folder, self.map_file))
+
+    @classmethod
+    def of_resolution_map(cls, path: str | os.PathLike) -> "ReportSummary | None":
+        """The summary of the report folder that holds the resolution map ``path`` (its
+        summary.json names that file), or None: a map from elsewhere, or no readable report."""
+        target = Path(path).resolve()
+        try:
+            summary = json.loads((target.parent / SUMMARY_FILE).read_text())
+            if (target.parent / summary["files"]["resolution"]).resolve() != target:
+                return None
+            return cls.from_dict(summary)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     # -- what some runs add (None when absent) ---------------------------------------------
     @property
@@ -207,3 +233,100 @@ class SweepSummary(_SummaryFields):
         """The recommended map, relative to the folder."""
         return self.fields["files"]["sharpened_map"]
 
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalFilterSummary(_SummaryFields):
+    """A local-filter folder's ``summary.json`` (``deepres localfilter``): the filter bank
+    (A, finest first), the sharpening B-factor (A^2) and where it came from (``none``,
+    ``given``, ``estimated``; the map's own Guinier B when estimated), the voxels filtered to
+    their own resolution, and the colour scale of the figure and script. Written by
+    :func:`deepres_plugin.core.localfilter.run_localfilter`."""
+
+    bank_resolutions: tuple[float, ...]
+    bfactor: float
+    bfactor_source: str
+    map_bfactor: float | None
+    voxels: int
+    colour_range: tuple[float, float]
+    palette: str
+    fields: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, summary: dict[str, Any]) -> "LocalFilterSummary":
+        return cls(bank_resolutions=tuple(summary["bank_resolutions_A"]), bfactor=summary["bfactor_A2"],
+                   bfactor_source=summary["bfactor_source"], map_bfactor=summary["map_bfactor_A2"],
+                   voxels=summary["voxels"], colour_range=tuple(summary["colour_range"]),
+                   palette=summary["palette"], fields=summary)
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> "LocalFilterSummary":
+        return cls.from_dict(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
+
+    def filtered_map_path(self, folder: str | os.PathLike) -> str:
+        """The filtered map (:data:`LOCALFILTER_FILES` ``map``)."""
+        return os.path.join(folder, self.fields["files"]["map"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainResolution:
+    """One chain of a per-residue summary: its residues (all, and those with an estimate), the
+    atoms sampled and those outside the map's box or outside the estimated region, and the
+    median and 20th/80th percentiles (A) of its residues' medians (None without estimates)."""
+
+    chain: str
+    residues: int
+    residues_estimated: int
+    atoms: int
+    atoms_outside_map: int
+    atoms_outside_region: int
+    median: float | None
+    percentile_20: float | None
+    percentile_80: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ResiduesSummary(_SummaryFields):
+    """A per-residue folder's ``summary.json`` (``deepres residues``): the figures over every
+    residue's median (A), the atoms not sampled, each chain (:class:`ChainResolution`), and
+    the rank correlation with the model's B-factors when asked for. Written by
+    :func:`deepres_plugin.core.residues.run_residues`."""
+
+    residues: int
+    residues_estimated: int
+    median: float
+    percentile_20: float
+    percentile_80: float
+    atoms: int
+    atoms_outside_map: int
+    atoms_outside_region: int
+    chains: tuple[ChainResolution, ...]
+    colour_range: tuple[float, float]
+    palette: str
+    fields: dict[str, Any]
+
+    #: The keys of summary.json that the figures above are read from.
+    FIGURES = ("residues", "residues_estimated", "median", "percentile_20", "percentile_80", "atoms",
+               "atoms_outside_map", "atoms_outside_region")
+
+    @classmethod
+    def from_dict(cls, summary: dict[str, Any]) -> "ResiduesSummary":
+        names = [f.name for f in dataclasses.fields(ChainResolution)]
+        return cls(**{key: summary[key] for key in cls.FIGURES},
+                   chains=tuple(ChainResolution(**{name: chain[name] for name in names})
+                                for chain in summary["chains"]),
+                   colour_range=tuple(summary["colour_range"]), palette=summary["palette"], fields=summary)
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> "ResiduesSummary":
+        return cls.from_dict(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
+
+    @property
+    def bfactor_correlation(self) -> float | None:
+        """Spearman's rank correlation of the residues' medians with their mean refined
+        B-factors (when compared and defined)."""
+        comparison = self.fields.get("bfactor_comparison")
+        return comparison.get("spearman") if isinstance(comparison, dict) else None
+
+    def chain(self, name: str) -> ChainResolution:
+        return next(chain for chain in self.chains if chain.chain == name)

@@ -1,0 +1,87 @@
+"""A local-resolution map as the input of later work (local filtering, per-residue figures):
+read with the density map it belongs to, checked to lie on that map's grid, and coloured
+with the scale of its own report.
+
+A resolution map holds resolutions in A; voxels without an estimate hold 0 (DeepRes, the
+local FSC, and most other programs outside their mask), so the estimated region is where
+the values are positive.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from .errors import MapFormatError
+from .mrc import ISOTROPY_TOLERANCE, MapGeometry, read_map
+from .outputs import ReportSummary
+from .report import DEFAULT_PALETTE
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolutionMap:
+    """A resolution map (A, [z, y, x]), its geometry and, when read with one, its density map
+    (the geometry is then the density map's: the place a model was fitted to, when the
+    resolution map's header states none)."""
+
+    resolution: np.ndarray
+    geometry: MapGeometry
+    volume: np.ndarray | None = None
+
+    @property
+    def region(self) -> np.ndarray:
+        """The voxels with an estimate (value > 0)."""
+        return self.resolution > 0
+
+
+def read_resolution_map(resolution_path: str | os.PathLike,
+                        map_path: str | os.PathLike | None = None) -> ResolutionMap:
+    """Read a resolution map and, when given, its density map, checked to share its grid.
+
+    Raises:
+        MapFormatError: unreadable files, or maps on different grids (:func:`check_same_grid`).
+    """
+    resolution, geometry = read_map(resolution_path)
+    if map_path is None:
+        return ResolutionMap(resolution, geometry)
+    volume, map_geometry = read_map(map_path)
+    check_same_grid(resolution.shape, geometry, volume.shape, map_geometry, str(resolution_path), str(map_path))
+    return ResolutionMap(resolution, map_geometry, volume)
+
+
+def check_same_grid(resolution_shape: tuple[int, ...], resolution_geometry: MapGeometry, map_shape: tuple[int, ...],
+                    map_geometry: MapGeometry, resolution_name: str, map_name: str) -> None:
+    """Refuse a resolution map that does not lie on its map's grid: another shape or voxel
+    size, or a placement that both files state and that differs by more than half a voxel.
+
+    Raises:
+        MapFormatError: naming both files and what differs.
+    """
+    def describe(shape: tuple[int, ...], geometry: MapGeometry) -> str:
+        return f"{'x'.join(str(n) for n in shape[::-1])} voxels of {geometry.voxel_size:g} Å"
+
+    if tuple(resolution_shape) != tuple(map_shape) or abs(resolution_geometry.voxel_size - map_geometry.voxel_size) \
+            > ISOTROPY_TOLERANCE * map_geometry.voxel_size:
+        raise MapFormatError(f"the resolution map {resolution_name} ({describe(resolution_shape, resolution_geometry)}) "
+                             f"and the map {map_name} ({describe(map_shape, map_geometry)}) lie on different grids; "
+                             "compute the local resolution on the map's grid")
+    starts = [np.array(g.first_voxel_xyz()) for g in (resolution_geometry, map_geometry)]
+    if all(np.any(start) for start in starts) \
+            and np.max(np.abs(starts[0] - starts[1])) > 0.5 * map_geometry.voxel_size:
+        text = [", ".join(f"{v:g}" for v in start) for start in starts]
+        raise MapFormatError(f"the resolution map {resolution_name} starts at ({text[0]}) Å, the map {map_name} at "
+                             f"({text[1]}) Å: they lie on different grids")
+
+
+def colour_range(resolution_path: str | os.PathLike, values: np.ndarray,
+                 palette: str | None = None) -> tuple[tuple[float, float], str]:
+    """The colour scale (A) and palette for figures and scripts made from a resolution map:
+    those of the map's own report when it lies in a run folder whose summary names it (so a
+    filtered map or a model is coloured with the key of the map's scripts), else the range
+    of ``values`` and the default palette. ``palette`` overrides either."""
+    summary = ReportSummary.of_resolution_map(resolution_path)
+    if summary is not None:
+        return summary.colour_range, palette or summary.palette
+    low, high = float(values.min()), float(values.max())
+    return ((low - 0.5, high + 0.5) if low == high else (low, high)), palette or DEFAULT_PALETTE
