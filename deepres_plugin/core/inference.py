@@ -409,8 +409,9 @@ def output_stride(voxel_size: float, network_voxel_size: float) -> int:
 
     Non-integer ratios are evaluated on every network voxel the read-back touches: reading
     them from a lattice of stride round(ratio) with trilinear interpolation was measured
-    0.059 A off in median (0.834 A/px, high network, the bundled example; README), beyond
-    the 0.02 A allowed."""
+    0.059 A off in median on the bundled example and 0.104-0.106 A on the accuracy
+    benchmark's four-region maps (0.834 A/px, high network; README), beyond the 0.02 A
+    allowed."""
     ratio = voxel_size / network_voxel_size
     whole = round(ratio)
     return whole if whole >= 2 and abs(ratio - whole) <= INTEGER_RATIO_TOLERANCE * ratio else 1
