@@ -18,7 +18,11 @@ from pathlib import Path
 
 from .core.mrc import read_map, write_map
 
-TEMPLATE = Path(__file__).resolve().parent / "templates" / "deepres_local_resolution.json.template"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+TEMPLATE = TEMPLATES / "deepres_local_resolution.json.template"
+#: The second template: map and model imports, DeepRes, local filter, per-residue resolution
+#: (fields ``map``, ``sampling``, ``model``).
+LOCAL_FILTER_TEMPLATE = TEMPLATES / "deepres_local_filter.json.template"
 
 
 def scipion_environment() -> None:
@@ -37,18 +41,19 @@ def scipion_environment() -> None:
     HostConfig.writeBasic(os.environ["SCIPION_HOSTS"])
 
 
-def load_template(values: dict[str, str], project_name: str | None = None):
-    """Fill the template's fields (alias -> value) and create a project holding its protocols,
-    saved and not launched. Returns the project; its working directory is the current one."""
+def load_template(values: dict[str, str], project_name: str | None = None, template: Path = TEMPLATE):
+    """Fill a template's fields (alias -> value; by default the local-resolution template) and
+    create a project holding its protocols, saved and not launched. Returns the project; its
+    working directory is the current one."""
     from pyworkflow.project import Manager
     from pyworkflow.template import LocalTemplate
 
-    template = LocalTemplate("deepres_plugin", str(TEMPLATE))
-    template.replaceEnvVariables()     # also splits the text at the ~field~ markers
-    template.parseContent()
+    filled = LocalTemplate("deepres_plugin", str(template))
+    filled.replaceEnvVariables()     # also splits the text at the ~field~ markers
+    filled.parseContent()
     for alias, value in values.items():
-        template.setParamValue(alias, value)
-    workflow = template.createTemplateFile()
+        filled.setParamValue(alias, value)
+    workflow = filled.createTemplateFile()
     name = project_name or f"deepres-{time.strftime('%y%m%d-%H%M%S')}"
     project = Manager().createProject(name)
     os.chdir(project.getPath())            # Scipion's run paths are relative to the project
@@ -57,11 +62,11 @@ def load_template(values: dict[str, str], project_name: str | None = None):
     return project
 
 
-def run_template(values: dict[str, str], project_name: str | None = None):
-    """Fill the template's fields (alias -> value), create a project from it and run its
+def run_template(values: dict[str, str], project_name: str | None = None, template: Path = TEMPLATE):
+    """Fill a template's fields (alias -> value), create a project from it and run its
     protocols in order, each launched once and waited for (no scheduler processes).
     Returns ``(project, protocols)``; raises if a protocol fails."""
-    project = load_template(values, project_name)
+    project = load_template(values, project_name, template)
     protocols = sorted(project.getRuns(), key=lambda run: run.getObjId())
     for protocol in protocols:
         project.launchProtocol(protocol, wait=True)

@@ -7,8 +7,14 @@ labelled with its filter resolution. One shard per structure, a manifest at the 
 structures are split into train/validation by complex. An interrupted run resumes where
 it stopped when run again with the same options. See deepres_plugin/core/dataset.py.
 
+Each structure is one Dask task: in this process (--workers 1), on a local cluster of
+--workers processes, on an existing cluster (--scheduler) or on batch jobs (--jobqueue).
+The shards are byte-identical whichever runs them.
+
 Example usage:
     deepres dataset ../shared/data/structures/train --range wide --out data/wide --workers 2
+    deepres dataset structures --range high --out data/high --scheduler tcp://head:8786
+    deepres dataset structures --range high --out data/high --jobqueue slurm --workers 64
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from pathlib import Path
 
 from ..core.dataset import CONDITION_SCHEMES, DatasetConfig, generate_dataset
 from ..core.ranges import RANGES
+from .cluster_options import add_cluster_args, cluster_options
 from .options import FRACTION, INTEGER, POSITIVE_INT, RESOLUTION, number
 
 logger = logging.getLogger(__name__)
@@ -30,7 +37,6 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), required=True,
                         help="resolution range: wide (1.0 A/px, 2.5-13 Å) or high (0.5 A/px, 1.5-6 Å)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created, or resumed)")
-    parser.add_argument("--workers", type=POSITIVE_INT, default=1, help="parallel processes (default 1)")
     parser.add_argument("--seed", type=INTEGER, default=_DEFAULTS.seed, help="random seed (default 0)")
     parser.add_argument("--labels-per-structure", type=POSITIVE_INT, default=_DEFAULTS.labels_per_structure,
                         help=f"filter resolutions per structure (default {_DEFAULTS.labels_per_structure})")
@@ -56,6 +62,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("float16", "float32"), default=_DEFAULTS.dtype,
                         help="storage type of the boxes (default float16: half the disk, 1e-3 precision)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_cluster_args(parser, "structure")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -65,9 +72,10 @@ def main(args: argparse.Namespace) -> int:
                            filtered_noise_fraction=args.filtered_noise_fraction,
                            val_fraction=args.val_fraction, dtype=args.dtype, label_min=args.label_min,
                            noise_shape=args.noise_shape)
+    cluster = cluster_options(args)
     start = time.perf_counter()
     manifest = generate_dataset(args.structures, args.out, config, workers=args.workers,
-                                max_structures=args.max_structures, progress=not args.no_progress)
+                                max_structures=args.max_structures, progress=not args.no_progress, cluster=cluster)
     counts = manifest["counts"]
     logger.info("%s: %d train structures (%d boxes), %d validation structures (%d boxes), %d skipped, %.0f s",
                 args.out, counts["train"]["structures"], counts["train"]["boxes"], counts["val"]["structures"],

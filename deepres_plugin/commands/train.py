@@ -6,6 +6,10 @@ weights are kept); a checkpoint after every epoch, so rerunning the same command
 an interrupted run. Writes MODEL (.keras), its sidecar MODEL.json with the training
 record, and MODEL.learning_curve.png.
 
+With several GPUs visible, training is mirrored over all of them (TensorFlow's
+MirroredStrategy); --batch-size is per GPU, so a step takes GPUs x batch-size boxes (the
+learning rate is unchanged). Choose the GPUs with CUDA_VISIBLE_DEVICES.
+
 Example usage:
     deepres train data/wide --range wide --out models/deepres_wide.keras --epochs 30
 """
@@ -35,7 +39,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=POSITIVE_INT, default=_DEFAULTS.epochs, help=f"at most (default {_DEFAULTS.epochs})")
     parser.add_argument("--seed", type=INTEGER, default=_DEFAULTS.seed, help="initialisation and shuffling seed")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=_DEFAULTS.batch_size,
-                        help=f"boxes per step (default {_DEFAULTS.batch_size})")
+                        help=f"boxes per step and per GPU (default {_DEFAULTS.batch_size}; with several "
+                             "GPUs a step takes GPUs x this)")
     parser.add_argument("--learning-rate", type=number(above=0.0, maximum=1.0), default=_DEFAULTS.learning_rate,
                         help=f"Adam step size (default {_DEFAULTS.learning_rate:g})")
     parser.add_argument("--patience", type=POSITIVE_INT, default=_DEFAULTS.patience,
@@ -58,6 +63,8 @@ def main(args: argparse.Namespace) -> int:
                          seed=args.seed, filters=args.filters, dropout=args.dropout)
     record = train_model(args.dataset, args.out, config, progress=not args.no_progress, name=args.name,
                          version=args.model_version)
-    logger.info("%s: validation MAE %.3f Å (best epoch %d of %d), %.0f s of training", args.out,
-                record["val_mae_A"], record["best_epoch"], record["epochs_run"], record["training_wall_seconds"])
+    logger.info("%s: validation MAE %.3f Å (best epoch %d of %d), %.0f s of training on %d device%s "
+                "(batches of %d)", args.out, record["val_mae_A"], record["best_epoch"], record["epochs_run"],
+                record["training_wall_seconds"], record["replicas"], "s" if record["replicas"] > 1 else "",
+                record["global_batch_size"])
     return 0

@@ -50,29 +50,36 @@ never land on both sides.
 *Reproducible and resumable*: the random stream of a structure depends only on the seed
 and its name, never on worker scheduling. Each structure's examples go to one shard file,
 written under a temporary name and renamed when complete; a rerun with the same options
-skips complete shards. ``config.json`` holds the options; ``manifest.json`` (written last)
-lists structures, seeds, splits, counts and the label histogram.
+skips complete shards. A shard's bytes depend on its arrays only (fixed zip time stamps,
+no timing inside), so a dataset made by 1 worker or by 3 is byte for byte the same.
+``config.json`` holds the options; ``manifest.json`` (written last) lists structures,
+seeds, splits, counts, the label histogram and each structure's generation time.
+
+*Scale-out*: each structure is one task (:func:`shard_task`); the tasks run in this process
+(one worker), on a local Dask cluster of worker processes, on an existing Dask cluster or
+on batch-system jobs (:mod:`.cluster`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import re
 import time
+import uuid
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
-from tqdm import tqdm
 
 from ..version import __version__
+from .cluster import ClusterOptions, connected, map_tasks
 from .conditions import (
     NOISE_COLOURS,
     NOISE_REFERENCES,
@@ -114,6 +121,9 @@ NOISE_SHAPES = {"uniform": 1.0, "square": 2.0}
 #: Edge (voxels) of the periodic field from which filtered-noise boxes are cut.
 NOISE_FIELD_SIZE = 48
 _HASH_BUCKETS = 10_000
+#: Time stamp of every member of a shard file (the zip format's earliest): shards made at
+#: different times, by different workers, are byte-identical.
+SHARD_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 #: Receptor/ligand, bound/unbound tails of Docking Benchmark and DIPS names (``_r_b-matched``).
 _GROUP_SUFFIX = re.compile(r"_[lr]_[bu]([-_.].*)?$")
 
@@ -435,24 +445,35 @@ def _shard_is_complete(path: Path) -> bool:
         return False
 
 
-def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
+def write_shard(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an ``.npz`` file (readable by ``np.load``) atomically, its bytes a
+    function of the arrays only: members in the given order, uncompressed, with the fixed
+    time stamp :data:`SHARD_ZIP_TIME` (``np.savez`` stamps the current time)."""
     with atomic_outputs(path) as (tmp,):
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for key, value in arrays.items():
+                member = zipfile.ZipInfo(f"{key}.npy", date_time=SHARD_ZIP_TIME)
+                member.external_attr = 0o644 << 16
+                with archive.open(member, "w", force_zip64=True) as handle:
+                    np.lib.format.write_array(handle, np.asanyarray(value), allow_pickle=False)
 
 
-def _shard_task(task: tuple[str, str, DatasetConfig]) -> tuple[str, int, str | None]:
-    """Worker: make one structure's shard. Returns (name, box count, error or None)."""
+def shard_task(task: tuple[str, str, DatasetConfig]) -> tuple[str, int, str | None, float]:
+    """One task: make one structure's shard (``(model path, shard path, config)``).
+
+    Returns:
+        ``(name, box count, error message or None, seconds)``; a structure that cannot be
+        used (a :class:`DeepResError`) is reported, not raised.
+    """
     model_path, shard_path, config = task
     name = structure_name(model_path)
     start = time.perf_counter()
     try:
         arrays = structure_examples(model_path, config)
-        arrays["seconds"] = np.float64(time.perf_counter() - start)
-        _write_shard(Path(shard_path), arrays)
-        return name, len(arrays["labels"]), None
+        write_shard(shard_path, arrays)
+        return name, len(arrays["labels"]), None, time.perf_counter() - start
     except DeepResError as exc:
-        return name, 0, str(exc)
+        return name, 0, str(exc), time.perf_counter() - start
 
 
 def _check_config(out_dir: Path, config: DatasetConfig) -> None:
@@ -485,22 +506,34 @@ def select_structures(paths: list[Path], max_structures: int | None, seed: int) 
 
 
 def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DatasetConfig,
-                     workers: int = 1, max_structures: int | None = None, progress: bool = True) -> dict:
+                     workers: int = 1, max_structures: int | None = None, progress: bool = True,
+                     cluster: ClusterOptions | None = None, client: Any = None) -> dict:
     """Generate (or resume) a sharded dataset; return its manifest.
 
     Args:
         structure_dir: folder of PDB/mmCIF files.
         out_dir: dataset folder (created; must be empty or hold the same configuration).
         config: dataset options.
-        workers: processes working on structures in parallel.
+        workers: processes working on structures in parallel (a local Dask cluster when
+            more than 1; one structure per task).
         max_structures: use a seeded random subset of this many structures.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar (structures done, time left) on stderr.
+        cluster: where the tasks run (:class:`.cluster.ClusterOptions`); overrides ``workers``.
+        client: a ``distributed.Client`` to run the tasks on (overrides both).
+
+    The shards do not depend on where or in which order the structures were made.
     """
-    resolution_range = config.validate()
-    if workers < 1:
-        raise ParameterError("workers must be at least 1")
+    config.validate()
+    cluster = cluster or ClusterOptions(workers=workers)
+    cluster.validate()
     paths = select_structures(find_structures(structure_dir), max_structures, config.seed)
-    out = Path(out_dir)
+    with connected(cluster, client) as client:
+        return _generate(structure_dir, Path(out_dir), config, paths, cluster, client, progress)
+
+
+def _generate(structure_dir: str | os.PathLike, out: Path, config: DatasetConfig, paths: list[Path],
+              cluster: ClusterOptions, client: Any, progress: bool) -> dict:
+    resolution_range = get_range(config.range_name)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"{out} exists and is not a directory")
     check_output_dir(out)
@@ -509,31 +542,30 @@ def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLik
     (out / SHARD_DIR).mkdir(exist_ok=True)
 
     shard_of = {p: out / SHARD_DIR / (structure_name(p) + SHARD_SUFFIX) for p in paths}
-    todo = [(str(p), str(shard_of[p]), config) for p in paths if not _shard_is_complete(shard_of[p])]
-    logger.info("%d structures, %d already done, %d to simulate (%s range, %d workers)",
-                len(paths), len(paths) - len(todo), len(todo), resolution_range.name, workers)
+    # absolute paths: workers elsewhere (a shared file system) may not share our working folder
+    todo = [(str(p.resolve()), str(shard_of[p].resolve()), config) for p in paths
+            if not _shard_is_complete(shard_of[p])]
+    where = cluster.describe() if client is None or cluster.scheduler else "a given Dask cluster"
+    workers = len(client.scheduler_info()["workers"]) if client is not None else cluster.workers
+    logger.info("%d structures, %d already done, %d to simulate (%s range, on %s)",
+                len(paths), len(paths) - len(todo), len(todo), resolution_range.name, where)
+    seconds = _previous_seconds(out)
     errors: dict[str, str] = {}
     start = time.perf_counter()
-    with tqdm(total=len(paths), initial=len(paths) - len(todo), unit="structure",
-              desc=f"dataset {resolution_range.name}", disable=not progress) as bar:
-        if workers == 1 or len(todo) <= 1:
-            results: Iterable = map(_shard_task, todo)
-            pool = None
-        else:
-            pool = multiprocessing.get_context("fork").Pool(workers)
-            results = pool.imap_unordered(_shard_task, todo)
-        try:
-            for name, _, error in results:
-                if error:
-                    errors[name] = error
-                    logger.warning("skipped %s: %s", name, error)
-                bar.update()
-        finally:
-            if pool is not None:
-                pool.terminate()
-                pool.join()
-    manifest = build_manifest(structure_dir, out, config, paths, errors)
-    manifest["timing"] = {"workers": workers, "wall_seconds_this_run": round(time.perf_counter() - start, 1),
+    run = uuid.uuid4().hex[:8]
+    keys = [f"shard-{structure_name(task[0])}-{run}" for task in todo]
+    results = map_tasks(shard_task, todo, keys, cluster, progress=progress, unit="structure",
+                        description=f"dataset {resolution_range.name}", done_before=len(paths) - len(todo),
+                        client=client)
+    with contextlib.closing(results):
+        for name, _, error, task_seconds in results:
+            seconds[name] = task_seconds
+            if error:
+                errors[name] = error
+                logger.warning("skipped %s: %s", name, error)
+    manifest = build_manifest(structure_dir, out, config, paths, errors, seconds)
+    manifest["timing"] = {"workers": workers, "cluster": where,
+                          "wall_seconds_this_run": round(time.perf_counter() - start, 1),
                           "structures_this_run": len(todo),
                           "structure_seconds_total": manifest.pop("_structure_seconds")}
     with atomic_outputs(out / MANIFEST_FILE) as (tmp,):
@@ -541,16 +573,27 @@ def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLik
     return manifest
 
 
+def _previous_seconds(out: Path) -> dict[str, float]:
+    """Generation time of the structures an earlier run made, from its manifest (if any)."""
+    try:
+        entries = json.loads((out / MANIFEST_FILE).read_text())["structures"]
+        return {entry["name"]: float(entry["seconds"]) for entry in entries if entry.get("seconds") is not None}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetConfig,
-                   paths: list[Path], errors: dict[str, str]) -> dict:
-    """Manifest of the shards present: structures, seeds, splits, counts, label histogram."""
+                   paths: list[Path], errors: dict[str, str], seconds: Mapping[str, float] | None = None) -> dict:
+    """Manifest of the shards present: structures, seeds, splits, counts, label histogram and
+    each structure's generation time (``seconds``, from this run or an earlier one; shards
+    of format-2 datasets made before issue 16 carry their own)."""
     resolution_range = config.validate()
     edges = np.arange(resolution_range.min_resolution,
                       resolution_range.max_resolution + LABEL_HISTOGRAM_BIN_A / 2, LABEL_HISTOGRAM_BIN_A)
     histogram = {split: np.zeros(len(edges) - 1, dtype=np.int64) for split in SPLITS}
     counts = {split: {"structures": 0, "boxes": 0} for split in SPLITS}
     entries = []
-    seconds = 0.0
+    total_seconds = 0.0
     present = [(path, structure_name(path)) for path in paths]
     present = [(path, name, out / SHARD_DIR / (name + SHARD_SUFFIX)) for path, name in present
                if name not in errors and _shard_is_complete(out / SHARD_DIR / (name + SHARD_SUFFIX))]
@@ -560,13 +603,17 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
         split = splits[group]
         with np.load(shard) as data:
             labels = data["labels"]
-            seconds += float(data["seconds"]) if "seconds" in data.files else 0.0
+            took = (seconds or {}).get(name)
+            if took is None and "seconds" in data.files:
+                took = float(data["seconds"])
+        total_seconds += took or 0.0
         histogram[split] += np.histogram(labels, bins=edges)[0]
         counts[split]["structures"] += 1
         counts[split]["boxes"] += int(len(labels))
         entries.append({"name": name, "file": path.name, "group": group, "split": split,
                         "seed": structure_seed(config.seed, name), "boxes": int(len(labels)),
-                        "shard": f"{SHARD_DIR}/{shard.name}"})
+                        "shard": f"{SHARD_DIR}/{shard.name}",
+                        "seconds": None if took is None else round(took, 3)})
     return {
         "format_version": DATASET_FORMAT_VERSION,
         "deepres_version": __version__,
@@ -579,7 +626,7 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
                             **{split: histogram[split].tolist() for split in SPLITS}},
         "structures": entries,
         "skipped": [{"name": name, "reason": reason} for name, reason in sorted(errors.items())],
-        "_structure_seconds": round(seconds, 1),
+        "_structure_seconds": round(total_seconds, 1),
     }
 
 

@@ -9,7 +9,8 @@ global FSC (:data:`FSC_FILES`); a B-factor sweep folder :data:`SWEEP_FILES`,
 :data:`DEEPRES_DIR`. The Scipion protocols keep their converted inputs
 (:data:`INPUT_MAP`, :data:`INPUT_MASK`, :data:`INPUT_HALVES`) next to their run folder
 (:data:`PROTOCOL_DIRS`). A local-filter folder holds :data:`LOCALFILTER_FILES`, a per-residue
-folder :data:`RESIDUE_FILES`.
+folder :data:`RESIDUE_FILES`. A batch prediction folder holds one prediction folder per map
+and :data:`BATCH_FILES`.
 """
 from __future__ import annotations
 
@@ -55,13 +56,29 @@ RESIDUE_FILES = {
     "csv": "residues.csv", "plot": "residues.png", "defattr": "residues.defattr", "chimerax": "residues.cxc",
     "model_cif": "model_resolution.cif", "model_pdb": "model_resolution.pdb", "summary": SUMMARY_FILE,
 }
+#: A batch prediction folder (``deepres predict`` over several maps), by role: one row per map
+#: (its figures, time, status, error) and the figure comparing the maps' distributions.
+BATCH_FILES = {"csv": "batch.csv", "plot": "batch.png"}
 
 #: Converted inputs of the Scipion protocols (in their extra folder).
 INPUT_MAP = "input_map.mrc"
 INPUT_MASK = "input_mask.mrc"
 INPUT_HALVES = ("input_half1.mrc", "input_half2.mrc")
+#: A resolution map converted for the local-filter and per-residue protocols (one from a run
+#: folder is read in place, so that its report's colour scale carries over).
+INPUT_RESOLUTION = "input_resolution.mrc"
 #: Each protocol's run folder (in its extra folder), by protocol.
-PROTOCOL_DIRS = {"local_resolution": "deepres", "local_fsc": "localfsc", "bfactor_sweep": "sweep"}
+PROTOCOL_DIRS = {"local_resolution": "deepres", "local_fsc": "localfsc", "bfactor_sweep": "sweep",
+                 "local_filter": "localfilter", "model_resolution": "residues"}
+#: A protocol given a set of maps keeps, for each map, what it keeps for a single map (the
+#: converted inputs and the run folder, named as above) in a folder of its own in its extra
+#: folder, named by the map's id in the set (:func:`protocol_volume_dir`).
+PROTOCOL_VOLUME_DIR = "volume_{:03d}"
+
+
+def protocol_volume_dir(volume_id: int) -> str:
+    """The folder (in a protocol's extra folder) of the map with id ``volume_id`` in a set."""
+    return PROTOCOL_VOLUME_DIR.format(volume_id)
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,12 +63,18 @@ class PredictOptions:
 
 
 def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
-                options: PredictOptions = PredictOptions()) -> dict[str, Any]:
+                options: PredictOptions = PredictOptions(), *,
+                model_loader: Callable[[Path, str], tuple[Any, Any]] | None = None) -> dict[str, Any]:
     """Predict the local resolution of a map and write all outputs into ``out_dir``.
 
     Outputs: ``resolution.mrc`` (input grid, voxel size and origin), ``summary.json``,
     ``histogram.png``/``.csv``, ``slices.png``, ``chimerax.cxc``, ``chimera.cmd`` and, when
     no mask is given, the automatic ``mask.mrc``. All are written atomically.
+
+    Args:
+        model_loader: loads ``(network, info)`` from (model path, range name); default
+            :func:`.networks.load_model`. A batch passes a cached one, so that a worker
+            loads each network once (:func:`.batch.cached_model`).
 
     Returns:
         the summary (as written to ``summary.json``).
@@ -82,7 +88,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     check_model_file(model_path, options.range_name)     # a bad network fails now, not after the map work
     # TensorFlow's import and the model load (2-3 s) overlap the mask and the map condition
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(load_model, model_path, options.range_name)
+        loading = pool.submit(model_loader or load_model, model_path, options.range_name)
         try:
             scaled, mask, mask_source, condition = _prepare_map(volume, geometry, map_path, options)
         finally:

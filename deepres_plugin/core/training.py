@@ -17,6 +17,11 @@
 * The training record (dataset manifest hash and counts, seed, epochs, losses and MAE,
   wall time of generation and training, library versions) goes into the model's sidecar,
   and a learning curve next to the model (``NAME.learning_curve.png``).
+* Several GPUs: when more than one GPU is visible, training is mirrored over them
+  (``tf.distribute.MirroredStrategy``: a copy of the network per GPU, gradients summed
+  every step). The batch size is per replica, so the global batch is ``batch_size`` x the
+  number of GPUs (each GPU does as much work per step as a single one would; the
+  learning rate is left unchanged). With one GPU or none, nothing changes.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import platform
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -54,6 +59,28 @@ TRAIN_EVALUATION_BOXES = 200_000
 #: loss oscillate from epoch 11 while the training loss still fell).
 LEARNING_RATE_PATIENCE = 2
 LEARNING_RATE_FACTOR = 0.3
+
+
+def replica_devices(gpus: Sequence[str]) -> list[str]:
+    """The devices to mirror training over: all of ``gpus`` when there are several, none
+    (no mirroring) for one or zero."""
+    return list(gpus) if len(gpus) > 1 else []
+
+
+def training_strategy(devices: Sequence[str] | None = None):
+    """The ``tf.distribute`` strategy of a training run: ``MirroredStrategy`` over
+    ``devices`` (default: the visible GPUs, ``tf.config.list_logical_devices("GPU")``) when
+    there are several, else the default strategy (one device, as without a strategy)."""
+    import tensorflow as tf
+
+    names = [device.name for device in tf.config.list_logical_devices("GPU")] if devices is None else list(devices)
+    mirrored = replica_devices(names)
+    return tf.distribute.MirroredStrategy(mirrored) if mirrored else tf.distribute.get_strategy()
+
+
+def global_batch_size(batch_size: int, replicas: int) -> int:
+    """Boxes per training step over all replicas: ``batch_size`` boxes per replica."""
+    return batch_size * max(1, replicas)
 
 
 def box_input_scale(box_size: int) -> float:
@@ -138,8 +165,12 @@ def _checkpoint_state(folder: Path) -> dict | None:
 
 
 def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, config: TrainConfig,
-                progress: bool = True, name: str | None = None, version: str = "1") -> dict[str, Any]:
+                progress: bool = True, name: str | None = None, version: str = "1",
+                devices: Sequence[str] | None = None) -> dict[str, Any]:
     """Train a network on a dataset and save it (with sidecar and learning curve) to ``out_path``.
+
+    ``devices``: the devices to train on (default: every visible GPU; mirrored when there
+    are several, :func:`training_strategy`, with ``config.batch_size`` boxes per device).
 
     Returns:
         the training record.
@@ -174,19 +205,26 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     if state is not None and {k: state[k] for k in wanted} != wanted:
         raise ParameterError(f"{checkpoint} holds a run with other options or another dataset; "
                              "delete it or repeat the original command")
-    if state is None:
-        network = box_form_network(config, box_size)
-        network.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", metrics=["mae"])
-        state = {**wanted, "epoch": 0, "history": {}, "best_val_loss": None, "best_epoch": 0, "wait": 0,
-                 "seconds": 0.0}
-        checkpoint.mkdir(parents=True, exist_ok=True)
-    else:
-        logger.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
-        network = keras.saving.load_model(checkpoint / "last.keras")
+    strategy = training_strategy(devices)
+    replicas = strategy.num_replicas_in_sync
+    batch_size = global_batch_size(config.batch_size, replicas)
+    if replicas > 1:
+        logger.info("mirrored over %d devices (%s): %d boxes per step, %d per device", replicas,
+                    ", ".join(strategy.extended.worker_devices), batch_size, config.batch_size)
+    with strategy.scope():              # variables (and the optimizer's) made on every replica
+        if state is None:
+            network = box_form_network(config, box_size)
+            network.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", metrics=["mae"])
+            state = {**wanted, "epoch": 0, "history": {}, "best_val_loss": None, "best_epoch": 0, "wait": 0,
+                     "seconds": 0.0}
+            checkpoint.mkdir(parents=True, exist_ok=True)
+        else:
+            logger.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
+            network = keras.saving.load_model(checkpoint / "last.keras")
 
-    train_data = BoxBatches(train_boxes, train_labels, config.batch_size, config.seed, shuffle=True)
+    train_data = BoxBatches(train_boxes, train_labels, batch_size, config.seed, shuffle=True)
     train_data.set_epoch(state["epoch"])
-    val_data = BoxBatches(val_boxes, val_labels, config.batch_size, config.seed, shuffle=False)
+    val_data = BoxBatches(val_boxes, val_labels, batch_size, config.seed, shuffle=False)
     start = time.perf_counter()
     seconds_before = state["seconds"]
 
@@ -205,10 +243,10 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
             else:
                 state["wait"] += 1
                 if state["wait"] % LEARNING_RATE_PATIENCE == 0:
-                    rate = float(self.model.optimizer.learning_rate) * LEARNING_RATE_FACTOR
+                    rate = _learning_rate(self.model) * LEARNING_RATE_FACTOR
                     self.model.optimizer.learning_rate = rate
                     logger.info("validation loss flat for %d epochs: learning rate now %.2g", state["wait"], rate)
-            state["history"].setdefault("learning_rate", []).append(float(self.model.optimizer.learning_rate))
+            state["history"].setdefault("learning_rate", []).append(_learning_rate(self.model))
             save_keras(self.model, checkpoint / "last.keras")
             with atomic_outputs(checkpoint / "state.json") as (tmp,):
                 tmp.write_text(json.dumps(state, indent=1))
@@ -222,6 +260,7 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     best = keras.saving.load_model(checkpoint / "best.keras")
     record = _training_record(config, digest, manifest, dataset_dir, state, best, train_boxes, train_labels,
                               val_boxes, val_labels)
+    record.update(replicas=replicas, global_batch_size=batch_size)
     check_finite_weights(best, "training diverged: the network's weights are not finite; lower the learning rate",
                          option="--learning-rate")
     final = to_convolutional(best, config, box_size)
@@ -231,6 +270,11 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     _save_curve(state["history"], out_path.with_name(out_path.stem + CURVE_SUFFIX), config)
     shutil.rmtree(checkpoint, ignore_errors=True)
     return record
+
+
+def _learning_rate(network) -> float:
+    """The optimizer's current learning rate (a mirrored variable under several devices)."""
+    return float(keras.ops.convert_to_numpy(network.optimizer.learning_rate))
 
 
 def _evaluate(network, boxes, labels, batch_size: int) -> dict[str, float]:

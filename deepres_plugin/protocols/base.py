@@ -73,7 +73,8 @@ def tensorflowDevice(protocol) -> str:
     if not protocol.useGpu.get():
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         return "cpu"
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in protocol.getGpuList())
+    # each GPU once: Scipion's threads share a GPU that the list repeats (one slot per thread)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(dict.fromkeys(str(g) for g in protocol.getGpuList()))
     import tensorflow as tf
 
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"

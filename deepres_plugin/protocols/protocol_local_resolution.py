@@ -1,16 +1,33 @@
 """DeepRes local resolution as a Scipion protocol: a thin layer over
-:func:`deepres_plugin.core.pipeline.run_predict`."""
+:func:`deepres_plugin.core.pipeline.run_predict`, for one map or for a set of maps.
+
+A set is analysed map by map: one conversion step, then one prediction step per map (Scipion
+runs them in parallel, one per thread of the form beyond the first), then one step that
+registers the set of resolution maps. Each map keeps what a single map keeps (converted
+input and mask, run folder) in a folder of its own (:func:`.core.outputs.protocol_volume_dir`).
+"""
+import os
+import threading
 from enum import Enum
 
 import pyworkflow.object as pwobj
-from pwem.objects import Volume, VolumeMask
-from pyworkflow.protocol import params
+from pwem.objects import SetOfVolumes, Volume, VolumeMask
+from pyworkflow.protocol import STEPS_PARALLEL, params
+from tqdm import tqdm
 
 from .. import constants
 from ..core.diagnostics import check_map_for_range, geometry_warnings
 from ..core.errors import MapFormatError, ParameterError
 from ..core.mrc import check_map_file
-from ..core.outputs import INPUT_MAP, INPUT_MASK, MASK_FILE
+from ..core.outputs import (
+    INPUT_MAP,
+    INPUT_MASK,
+    MASK_FILE,
+    PROTOCOL_DIRS,
+    RESOLUTION_FILE,
+    ReportSummary,
+    protocol_volume_dir,
+)
 from ..core.ranges import RANGES
 from .base import MRC_SUFFIXES, ProtDeepResBase, defineGpuParams, defineNetworkParams, tensorflowDevice, validateNetwork
 
@@ -18,6 +35,22 @@ from .base import MRC_SUFFIXES, ProtDeepResBase, defineGpuParams, defineNetworkP
 class outputs(Enum):
     resolution_Volume = Volume
     outputMask = VolumeMask
+    resolution_SetOfVolumes = SetOfVolumes
+
+
+#: The figures each resolution map of a set carries as attributes, in Å ...
+ITEM_MEDIAN, ITEM_PERCENTILE20, ITEM_PERCENTILE80 = "_deepres_median", "_deepres_percentile20", "_deepres_percentile80"
+ITEM_MIN, ITEM_MAX = "_deepres_min", "_deepres_max"
+#: ... and the summary field each one is read from (:class:`~deepres_plugin.core.outputs.ReportSummary`).
+ITEM_FIGURES = {ITEM_MEDIAN: "median", ITEM_PERCENTILE20: "percentile_20", ITEM_PERCENTILE80: "percentile_80",
+                ITEM_MIN: "min", ITEM_MAX: "max"}
+#: Further attributes of each resolution map of a set: voxels estimated, and the network.
+ITEM_VOXELS = "_deepres_voxels"
+ITEM_NETWORK = "_deepres_network"
+
+#: The prediction steps of a set run in threads of one process; they read the protocol's
+#: pointers and set up TensorFlow (GPU list, first import) one at a time.
+_STEP_SETUP = threading.Lock()
 
 
 class ProtDeepResLocalResolution(ProtDeepResBase):
@@ -32,18 +65,24 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
     _label = "local resolution"
     _possibleOutputs = outputs
     _runFolder = "local_resolution"
+    # the maps of a set are predicted in parallel; a single map's steps stay a chain
+    stepsExecutionMode = STEPS_PARALLEL
 
     # --------------------------- DEFINE param functions ----------------------------------
     def _defineParams(self, form):
         form.addSection(label="Input")
-        form.addParam("inputVolume", params.PointerParam, pointerClass="Volume", important=True,
-                      label="Input map",
+        form.addParam("inputVolume", params.PointerParam, pointerClass="Volume,SetOfVolumes", important=True,
+                      label="Input map(s)",
                       help="The map to analyse: the full (sharpened or not) map, not a half map. "
-                           "Its sampling rate is taken from Scipion, not from the file header.")
+                           "Its sampling rate is taken from Scipion, not from the file header. "
+                           "A set of maps is analysed map by map, one prediction step per map, run in "
+                           "parallel with the threads of the Parallelization section; the output is a "
+                           "set of resolution maps with each map's figures.")
         form.addParam("inputMask", params.PointerParam, pointerClass="VolumeMask", allowsNull=True,
                       label="Mask (optional)",
                       help="The voxels to estimate, on the map's grid (binary, or soft: values above 0.5 "
-                           "are used). Leave empty for an automatic mask: the map is low-passed at 8 Å "
+                           "are used); with a set, the mask is used for every map. Leave empty for an "
+                           "automatic mask, made from each map: the map is low-passed at 8 Å "
                            "(Gaussian), thresholded at Otsu's level, small blobs are dropped, cavities "
                            "filled and the envelope dilated by 3 Å.")
         form.addParam("resolutionRange", params.EnumParam, choices=constants.RANGE_LABELS,
@@ -55,12 +94,32 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                            "to the network's pixel size and the result brought back to the map's grid.")
         defineNetworkParams(form)
         defineGpuParams(form)
+        # threads run the predictions of a set at once (one per thread beyond the first);
+        # the predictions share TensorFlow's first GPU of the list (see README)
+        form.addParallelSection(threads=1, mpi=0)
 
     # --------------------------- INSERT steps functions ----------------------------------
     def _insertAllSteps(self):
+        # With threads, Scipion's executor joins every thread of the process after the last
+        # step, and tqdm's monitor thread, started by any progress bar (even a disabled one, as
+        # the core's are here), never ends: without this the run would hang once done
+        tqdm.monitor_interval = 0
+        if self.isSetInput():
+            self._insertSetSteps()
+            return
         self._insertFunctionStep(self.convertInputStep, needsGPU=False)
         self._insertFunctionStep(self.predictStep, needsGPU=True)
         self._insertFunctionStep(self.createOutputStep, needsGPU=False)
+
+    def _insertSetSteps(self):
+        """One conversion step, one prediction step per map (each with the map's id and
+        Scipion's sampling rate), and the output step once every prediction is done. With the
+        GPU off, the predictions claim no GPU slot: Scipion runs as many at once as threads."""
+        convertId = self._insertFunctionStep(self.convertSetStep, needsGPU=False)
+        predictIds = [self._insertFunctionStep(self.predictVolumeStep, volume.getObjId(), volume.getSamplingRate(),
+                                               prerequisites=[convertId], needsGPU=self.useGpu.get())
+                      for volume in self.inputVolume.get().iterItems(orderBy="id")]
+        self._insertFunctionStep(self.createSetOutputStep, prerequisites=predictIds, needsGPU=False)
 
     # --------------------------- STEPS functions -----------------------------------------
     def convertInputStep(self):
@@ -99,16 +158,90 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
             self._defineOutputs(**{outputs.outputMask.name: mask})
             self._defineSourceRelation(self.inputVolume, mask)
 
+    def convertSetStep(self):
+        """Each map of the set (and the mask, placed on that map's grid) as MRC files in the
+        map's folder."""
+        for volume in self.inputVolume.get().iterItems(orderBy="id"):
+            os.makedirs(self.getVolumePath(volume.getObjId()), exist_ok=True)
+            self._toMrc(volume, self.getVolumePath(volume.getObjId(), INPUT_MAP))
+            if self.inputMask.hasValue():
+                self._toMrc(self.inputMask.get(), self.getVolumePath(volume.getObjId(), INPUT_MASK), volume)
+
+    def predictVolumeStep(self, volumeId, sampling):
+        """The prediction of one map of the set, in the map's run folder (runs in a thread,
+        beside the other maps' steps; reads nothing from the set)."""
+        from ..core.pipeline import PredictOptions, run_predict
+
+        with _STEP_SETUP:
+            device, model = tensorflowDevice(self), self.getModelPath()
+        options = PredictOptions(
+            mask=self.getVolumePath(volumeId, INPUT_MASK) if self.inputMask.hasValue() else None,
+            range_name=self.getRangeName(), model=model, sampling=sampling, device=device)
+        run_predict(self.getVolumePath(volumeId, INPUT_MAP), self.getVolumeOutputFile(volumeId), options)
+        summary = ReportSummary.read(self.getVolumeOutputFile(volumeId))
+        self.logLines([f"Map {volumeId}: {line}"
+                       for line in self.summaryLines(summary, "DeepRes local resolution") + summary.warnings])
+
+    def createSetOutputStep(self):
+        """The set of resolution maps: each with its input map's id, name, sampling rate and
+        origin, and its figures as attributes (:data:`ITEM_FIGURES`, in Å)."""
+        inputSet = self.inputVolume.get()
+        outputSet = self._createSetOfVolumes()
+        outputSet.setSamplingRate(inputSet.getSamplingRate())
+        for volume in inputSet.iterItems(orderBy="id"):
+            volumeId = volume.getObjId()
+            output = self._outputVolume(self.getVolumeOutputFile(volumeId, RESOLUTION_FILE), volume)
+            output.setObjId(volumeId)
+            output.setObjLabel(self.volumeName(volume))
+            summary = ReportSummary.read(self.getVolumeOutputFile(volumeId))
+            for attribute, field in ITEM_FIGURES.items():
+                setattr(output, attribute, pwobj.Float(getattr(summary, field)))
+            setattr(output, ITEM_VOXELS, pwobj.Integer(summary.voxels))
+            setattr(output, ITEM_NETWORK, pwobj.String(summary.network))
+            outputSet.append(output)
+        self._defineOutputs(**{outputs.resolution_SetOfVolumes.name: outputSet})
+        self._defineSourceRelation(self.inputVolume, outputSet)
+
+    # --------------------------- UTILS functions -----------------------------------------
+    def isSetInput(self):
+        """Whether the input is a set of maps (a SetOfVolumes) rather than one map."""
+        return isinstance(self.inputVolume.get(), SetOfVolumes)
+
     def getReferenceVolume(self):
         """The Volume whose sampling rate and origin the outputs take."""
         return self.inputVolume.get()
 
+    def getVolumePath(self, volumeId, *names):
+        """The folder of the map with id ``volumeId`` of a set (or a file in it)."""
+        return self._getExtraPath(protocol_volume_dir(volumeId), *names)
+
+    def getVolumeOutputFile(self, volumeId, *names):
+        """The run folder of the map with id ``volumeId`` of a set (or a file in it)."""
+        return self.getVolumePath(volumeId, PROTOCOL_DIRS[self._runFolder], *names)
+
+    @staticmethod
+    def volumeName(volume):
+        """A map's name for messages: its label, or its file's name."""
+        return volume.getObjLabel() or os.path.basename(volume.getFileName().split(":")[0])
+
     # --------------------------- INFO functions ------------------------------------------
     def _validate(self):
-        errors = []
-        volume = self.inputVolume.get()
-        if volume is None:
+        inputObject = self.inputVolume.get()
+        if inputObject is None:
             return ["Choose an input map."]
+        if not self.isSetInput():
+            return self._volumeErrors(inputObject) + validateNetwork(self)
+        if not inputObject.getSize():
+            return ["The input set has no maps."]
+        errors = []
+        for volume in inputObject.iterItems(orderBy="id"):
+            errors += [f"Map {volume.getObjId()} ({self.volumeName(volume)}): {error}"
+                       for error in self._volumeErrors(volume)]
+        return errors + validateNetwork(self)
+
+    def _volumeErrors(self, volume):
+        """The errors about one map and the mask on its grid."""
+        errors = []
         if self.inputMask.hasValue():
             mask = self.inputMask.get()
             if mask.getDim() != volume.getDim():
@@ -123,20 +256,26 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
             check_map_for_range(volume.getSamplingRate(), volume.getDim(), RANGES[self.getRangeName()])
         except (MapFormatError, ParameterError) as exc:
             errors.append(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
-        errors += validateNetwork(self)
         return errors
 
     def _warnings(self):
         warnings = []
-        volume = self.inputVolume.get()
-        if volume is not None:
-            warnings += [f"{w[0].upper()}{w[1:]}." for w in
-                         geometry_warnings(volume.getSamplingRate(), volume.getDim(), RANGES[self.getRangeName()])]
+        inputObject = self.inputVolume.get()
+        volumes = [] if inputObject is None else (
+            inputObject.iterItems(orderBy="id") if self.isSetInput() else [inputObject])
+        for volume in volumes:
+            for warning in geometry_warnings(volume.getSamplingRate(), volume.getDim(), RANGES[self.getRangeName()]):
+                warning = f"{warning[0].upper()}{warning[1:]}."
+                if warning not in warnings:           # the maps of a set mostly share their geometry
+                    warnings.append(warning)
         if not self.inputMask.hasValue():
-            warnings.append("No mask given: an automatic mask will be made from the map.")
+            warnings.append("No mask given: an automatic mask will be made from "
+                            f"{'each' if self.isSetInput() else 'the'} map.")
         return warnings
 
     def _summary(self):
+        if self.isSetInput():
+            return self._setSummary()
         if not self.isFinished() or not hasattr(self, "medianResolution"):
             return ["The local resolution has not been computed yet."]
         timing = f", {self.runSeconds.get():.1f} s" if hasattr(self, "runSeconds") else ""
@@ -145,6 +284,31 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                 f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} Å, "
                 f"range {self.minResolution.get():.2f}-{self.maxResolution.get():.2f} Å), "
                 f"{self.getRangeName()} network{network}{timing}."] + self._conditionSummary()
+
+    def _setSummary(self):
+        """A table of the figures of each map of the set (Å)."""
+        outputSet = getattr(self, outputs.resolution_SetOfVolumes.name, None)
+        if not self.isFinished() or outputSet is None:
+            return ["The local resolution has not been computed yet."]
+        items = list(self._iterItemFigures(outputSet))
+        network = items[0][ITEM_NETWORK] if items else ""
+        lines = [f"Local resolution of {len(items)} maps, {self.getRangeName()} network ({network}): "
+                 "median (20th-80th percentile, range), voxels estimated:"]
+        for figures in items:
+            lines.append(f"Map {figures['id']} ({figures['name']}): {figures[ITEM_MEDIAN]:.2f} Å "
+                         f"({figures[ITEM_PERCENTILE20]:.2f}-{figures[ITEM_PERCENTILE80]:.2f} Å, "
+                         f"{figures[ITEM_MIN]:.2f}-{figures[ITEM_MAX]:.2f} Å), "
+                         f"{figures[ITEM_VOXELS]} voxels.")
+        return lines
+
+    @staticmethod
+    def _iterItemFigures(outputSet):
+        """Each resolution map's id, name and figures, as a dict (the set reuses one item
+        object while it iterates)."""
+        for item in outputSet.iterItems(orderBy="id"):
+            figures = {attribute: getattr(item, attribute).get() for attribute in (*ITEM_FIGURES, ITEM_VOXELS,
+                                                                                    ITEM_NETWORK)}
+            yield {"id": item.getObjId(), "name": item.getObjLabel(), **figures}
 
     def _conditionSummary(self):
         """The map's B-factor, noise and solvent as measured by the prediction, and its warnings."""
@@ -160,12 +324,21 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         return lines
 
     def _methods(self):
+        resolutionRange = RANGES[self.getRangeName()]
+        method = (f"DeepRes [{constants.DEEPRES_CITATION}] ({self.getRangeName()} network, "
+                  f"{resolutionRange.min_resolution:g}-{resolutionRange.max_resolution:g} Å)")
+        if self.isSetInput():
+            outputSet = getattr(self, outputs.resolution_SetOfVolumes.name, None)
+            if not self.isFinished() or outputSet is None:
+                return []
+            medians = [f"{figures[ITEM_MEDIAN]:.2f} Å ({figures['name']})"
+                       for figures in self._iterItemFigures(outputSet)]
+            listed = ", ".join(medians[:-1]) + f" and {medians[-1]}" if len(medians) > 1 else "".join(medians)
+            return [f"The local resolution of each of the {len(medians)} maps of {self.getObjectTag('inputVolume')} "
+                    f"was estimated with {method}. The median local resolutions were {listed}."]
         if not self.isFinished() or not hasattr(self, "medianResolution"):
             return []
-        resolutionRange = RANGES[self.getRangeName()]
-        return [f"The local resolution of {self.getObjectTag('inputVolume')} was estimated with DeepRes "
-                f"[{constants.DEEPRES_CITATION}] ({self.getRangeName()} network, "
-                f"{resolutionRange.min_resolution:g}-{resolutionRange.max_resolution:g} Å). "
+        return [f"The local resolution of {self.getObjectTag('inputVolume')} was estimated with {method}. "
                 f"The median local resolution was {self.medianResolution.get():.2f} Å (20th-80th percentile "
                 f"{self.percentile20.get():.2f}-{self.percentile80.get():.2f} Å)."]
 

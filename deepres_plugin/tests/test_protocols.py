@@ -211,7 +211,8 @@ class TestDeepResTemplate(BaseTest):
         from deepres_plugin.workflow import run_template
 
         plugin = pw.Config.getDomain().getPlugin("deepres_plugin")
-        self.assertEqual([t.name for t in plugin.Plugin().getTemplates()], ["deepres_local_resolution"])
+        self.assertEqual(sorted(t.name for t in plugin.Plugin().getTemplates()),
+                         ["deepres_local_filter", "deepres_local_resolution"])
         cwd = os.getcwd()
         try:
             project, protocols = run_template({"map": os.path.join(self.folder, "map.mrc"),

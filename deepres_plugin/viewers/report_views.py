@@ -8,6 +8,7 @@ the protocol's own ``chimerax.cxc`` does.
 """
 import os
 
+import numpy as np
 import pyworkflow.protocol.params as params
 from pwem.viewers.plotter import EmPlotter
 from pwem.viewers.viewer_chimera import ChimeraView
@@ -159,3 +160,37 @@ class ReportViews:
         axes.imshow(matplotlib.image.imread(path))
         axes.set_axis_off()
         return [plotter]
+
+    def _beforeAfterViews(self, before, after, resolution, region, low, high, palette, title):
+        """One slice (the form's axis and number) of a map before and after a filter, each on
+        its own grey scale, and the local resolution over the filtered map, as the core's
+        ``localfilter_slices.png`` draws its central slices."""
+        from ..core.localfilter import GREY_PERCENTILES
+
+        axis = self.sliceAxis.get()
+        size = before.shape[axis]
+        index = self.sliceNumber.get()
+        index = size // 2 if index == CENTRAL_SLICE else index
+        if not 0 <= index < size:
+            return [self._message(f"Slice {index} is outside the map: choose 0 to {size - 1} (or -1).", title)]
+        cut = [slice(None)] * 3
+        cut[axis] = index
+        cut = tuple(cut)
+        plane = f"{SLICE_AXES[axis].split()[1][1:]} slice {index}"
+        plotter = EmPlotter(x=1, y=3, mainTitle=title, windowTitle=f"{title}: slices", figsize=(15, 5.5))
+        for name, data in (("before", before), ("after", after)):
+            vmin, vmax = np.percentile(data[cut], GREY_PERCENTILES)
+            axes = plotter.createSubPlot(f"{plane}, {name}", "", "")
+            axes.imshow(data[cut], cmap="gray", origin="lower", interpolation="nearest", vmin=vmin, vmax=vmax)
+        axes = plotter.createSubPlot(f"{plane}, local resolution", "", "")
+        image = draw_slice(axes, after[cut], resolution[cut], region[cut], low, high, palette)
+        draw_colorbar(plotter.figure, image, plotter.figure.axes)
+        return [plotter]
+
+    def _scriptViews(self, script, title):
+        """A ChimeraX script written by the core, opened in ChimeraX when it is installed;
+        otherwise a message window that says where the script is."""
+        if chimeraInstalled():
+            return [ChimeraView(script)]
+        return [self._message(f"ChimeraX is not installed in Scipion. Open this script in ChimeraX:\n{script}",
+                              f"{title}: ChimeraX script")]

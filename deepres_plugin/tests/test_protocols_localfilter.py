@@ -1,0 +1,322 @@
+"""Scipion end to end for the protocols that use a local-resolution map: the local filter on
+the example map with its exact two-region resolution map (checked against the core on the
+same files), the per-residue resolution of a small model on a resolution map of known
+values (its B-factors against the table), their viewers' figures and ChimeraX messages, and
+the bad inputs (another grid, another origin, an unknown model file, a model away from the
+map, a model outside the estimated region). Runs with pytest (conftest sets up a private
+Scipion) or with `scipion tests deepres_plugin.tests.test_protocols_localfilter`."""
+import csv
+import gzip
+import os
+import shutil
+import tempfile
+
+import gemmi
+import numpy as np
+from pwem.protocols import ProtImportMask, ProtImportPdb, ProtImportVolumes
+from pyworkflow.tests import BaseTest, setupTestProject
+from pyworkflow.viewer import MessageView
+
+from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
+from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
+from deepres_plugin.core.outputs import LOCALFILTER_FILES, RESIDUE_FILES, SUMMARY_FILE
+from deepres_plugin.protocols import ProtDeepResLocalFilter, ProtDeepResModelResolution
+from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+#: The example map's regions (1: the copy low-passed at 4 Å, 2: at 8 Å) as an exact resolution map.
+EXAMPLE_RESOLUTIONS = {1: 4.0, 2: 8.0}
+ORIGIN = (10.0, -5.0, 3.0)          # Å: where the imports place the first voxel
+SHARPENING_B = -30.0
+PROTEIN = "BM5_1GL1_l_u.pdb.gz"
+#: The per-residue resolution map: 1.5 Å/px, this value where x < the model's median x, that one beyond.
+RESIDUE_SAMPLING = 1.5
+RESIDUE_VALUES = (3.5, 7.0)
+PADDING_A = 6.0
+
+
+def importVolume(test, path, sampling, origin=None, label=None):
+    """Import a map (at ``origin``, the first voxel's position in Å, or Scipion's default)."""
+    kwargs = {"setOrigCoord": True, "x": origin[0], "y": origin[1], "z": origin[2]} if origin else {}
+    prot = test.newProtocol(ProtImportVolumes, objLabel=label or os.path.basename(path), filesPath=path,
+                            samplingRate=sampling, **kwargs)
+    test.launchProtocol(prot)
+    return prot
+
+
+def importModel(test, path):
+    prot = test.newProtocol(ProtImportPdb, objLabel=os.path.basename(path),
+                            inputPdbData=ProtImportPdb.IMPORT_FROM_FILES, pdbFile=path)
+    test.launchProtocol(prot)
+    return prot
+
+
+def point(pointer, prot, name):
+    pointer.set(prot)
+    pointer.setExtended(name)
+
+
+class TestDeepResLocalFilter(BaseTest):
+    """The example map (120 x 60 x 72 at 1 Å/px) filtered to its exact local resolution."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.folder = tempfile.mkdtemp(prefix="deepres-localfilter-")
+        volume, geometry = read_map(os.path.join(DATA, "example_map.mrc"))
+        regions = read_map(os.path.join(DATA, "example_regions.mrc.gz"))[0].astype(int)
+        resolution = np.zeros(volume.shape, np.float32)
+        for label, value in EXAMPLE_RESOLUTIONS.items():
+            resolution[regions == label] = value
+        small = np.zeros((40, 40, 40), np.float32)
+        small[10:30, 10:30, 10:30] = 1
+        cls.files = {}
+        for name, data in (("map", volume), ("resolution", resolution), ("small", small),
+                           ("mask", (regions == 1).astype(np.float32))):
+            cls.files[name] = os.path.join(cls.folder, f"{name}.mrc")
+            write_map(cls.files[name], data, geometry)    # float32: Xmipp's MRC reader refuses float16
+        cls.importMap = importVolume(cls, cls.files["map"], 1.0, ORIGIN, "map")
+        cls.importResolution = importVolume(cls, cls.files["resolution"], 1.0, ORIGIN, "exact resolution")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def _newFilter(self, resolution=None, volume=None, **kwargs):
+        prot = self.newProtocol(ProtDeepResLocalFilter, **kwargs)
+        point(prot.inputResolution, resolution or self.importResolution, "outputVolume")
+        if volume is not False:
+            point(prot.inputVolume, volume or self.importMap, "outputVolume")
+        return prot
+
+    def test_local_filter_equals_the_core_and_viewer(self):
+        prot = self._newFilter(objLabel="local filter, B given", bfactorChoice=BFACTOR_GIVEN, bfactor=SHARPENING_B)
+        self.assertEqual(prot.validate(), [])
+        self.launchProtocol(prot)
+        output, source = prot.outputVolume, self.importMap.outputVolume
+        self.assertEqual(output.getDim(), source.getDim())
+        self.assertAlmostEqual(output.getSamplingRate(), 1.0)
+        self.assertEqual(output.getShiftsFromOrigin(), source.getShiftsFromOrigin())
+        filtered, geometry = read_map(output.getFileName())
+        self.assertEqual(geometry.first_voxel_xyz(), ORIGIN)          # the file is placed where Scipion places it
+        reference = run_localfilter(self.files["map"], self.files["resolution"], os.path.join(self.folder, "core"),
+                                    LocalFilterOptions(bfactor=SHARPENING_B))
+        expected = read_map(reference.filtered_map_path(os.path.join(self.folder, "core")))[0]
+        np.testing.assert_allclose(filtered, expected, rtol=0, atol=1e-6 * float(np.abs(expected).max()))
+        self.assertGreater(float(np.abs(filtered - read_map(self.files["map"])[0]).max()), 0.01)   # it did filter
+        self.assertEqual((prot.finestResolution.get(), prot.coarsestResolution.get()), (4.0, 8.0))
+        self.assertEqual(prot.bankMembers.get(), len(reference.bank_resolutions))
+        self.assertEqual((prot.appliedBfactor.get(), prot.bfactorSource.get()), (SHARPENING_B, "given"))
+        self.assertEqual(output.appliedBfactor.get(), SHARPENING_B)
+        self.assertEqual(prot.filteredVoxels.get(), reference.voxels)
+        summary = " ".join(prot.summary())
+        for text in ("4.00-8.00 Å", f"{reference.voxels} voxels", "B = -30.0 Å² (given)"):
+            self.assertIn(text, summary)
+        methods = "".join(prot.methods())
+        self.assertIn("-30 Å²", methods)
+        self.assertIn("RamirezAportela2019", methods)
+        self.assertEqual(prot._citations(), ["RamirezAportela2019"])
+        log = open(prot.getLogPaths()[0]).read()
+        self.assertIn("Local filter: ", log)
+        self.assertIn("Sharpened first with B = -30.0 Å², given.", log)
+        self.assertEqual(prot.getClassLabel(), "deepres - local filter")
+        self._checkViewer(prot)
+
+    def _checkViewer(self, prot):
+        from deepres_plugin.viewers import DeepResLocalFilterViewer
+
+        viewer = DeepResLocalFilterViewer(project=prot.getProject(), protocol=prot)
+        viewer.setProtocol(prot)
+        handlers = viewer._getVisualizeDict()
+        for name in ("doShowSlices", "doShowFigure"):
+            png = prot._getExtraPath(f"{name}.png")
+            handlers[name]()[0].figure.savefig(png)
+            self.assertGreater(os.path.getsize(png), 20000)
+        viewer.sliceNumber.set(500)
+        self.assertIn("outside the map", handlers["doShowSlices"]()[0].getMessage())
+        view = handlers["doShowChimera"]()[0]
+        script = prot.getOutputFile(LOCALFILTER_FILES["chimerax"])
+        self.assertIn("origin 10,-5,3", open(script).read())
+        if isinstance(view, MessageView):                  # no ChimeraX here: a message naming the script
+            self.assertIn(script, view.getMessage())
+
+    def test_mask_and_bad_grids(self):
+        importMask = self.newProtocol(ProtImportMask, maskPath=self.files["mask"], samplingRate=1.0)
+        self.launchProtocol(importMask)
+        prot = self._newFilter(objLabel="local filter, mask")
+        point(prot.inputMask, importMask, "outputMask")
+        self.assertEqual(prot.validate(), [])
+        self.launchProtocol(prot)
+        self.assertEqual((prot.finestResolution.get(), prot.coarsestResolution.get()), (4.0, 4.0))   # the mask's region
+        self.assertIn("input_mask.mrc", open(prot.getOutputFile(SUMMARY_FILE)).read())
+
+        small = importVolume(self, self.files["small"], 1.0, label="small map")
+        moved = importVolume(self, self.files["resolution"], 1.0, label="resolution, default origin")
+        coarse = importVolume(self, self.files["resolution"], 2.0, ORIGIN, "resolution, 2 Å/px")
+        importSmallMask = self.newProtocol(ProtImportMask, maskPath=self.files["small"], samplingRate=1.0)
+        self.launchProtocol(importSmallMask)
+        cases = [(self._newFilter(resolution=small), "lie on different grids; compute the local resolution"),
+                 (self._newFilter(resolution=coarse), "voxels of 2 Å) and the map"),
+                 (self._newFilter(resolution=moved), "different origins in Scipion (shifts -60, -30, -36 and -10, 5, -3 Å)"),
+                 (self._newFilter(volume=False), "Choose the map: the local resolution map is not the output")]
+        masked = self._newFilter()
+        point(masked.inputMask, importSmallMask, "outputMask")
+        cases.append((masked, "The mask (40 x 40 x 40 voxels of 1 Å) and the map"))
+        for prot, message in cases:
+            errors = prot.validate()
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn(message, errors[0])
+            self.assertNotIn("\n", errors[0])
+
+
+def writeModel(path, model):
+    """A gemmi model written as PDB (gzipped when ``path`` ends with .gz)."""
+    structure = gemmi.Structure()
+    structure.add_model(model)
+    structure.setup_entities()
+    text = structure.make_pdb_string()
+    with (gzip.open(path, "wt") if path.endswith(".gz") else open(path, "w")) as handle:
+        handle.write(text)
+
+
+class TestDeepResModelResolution(BaseTest):
+    """A small protein on a resolution map of 3.5 Å below its median x and 7 Å above."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.folder = tempfile.mkdtemp(prefix="deepres-residues-")
+        model = gemmi.read_structure(os.path.join(DATA, PROTEIN))[0]
+        positions = np.array([atom.pos.tolist() for chain in model for residue in chain for atom in residue])
+        first = np.floor(positions.min(axis=0) - PADDING_A)
+        shape_xyz = np.ceil((positions.max(axis=0) + PADDING_A - first) / RESIDUE_SAMPLING).astype(int)
+        cls.splitX = float(np.median(positions[:, 0]))
+        x = first[0] + RESIDUE_SAMPLING * np.arange(shape_xyz[0])
+        resolution = np.where(x < cls.splitX, *RESIDUE_VALUES).astype(np.float32)
+        resolution = np.broadcast_to(resolution, tuple(shape_xyz[::-1])).copy()
+        geometry = MapGeometry(RESIDUE_SAMPLING, origin=tuple(first))
+        cls.files = {"model": os.path.join(cls.folder, PROTEIN), "far": os.path.join(cls.folder, "far.pdb"),
+                     "text": os.path.join(cls.folder, "model.txt")}
+        shutil.copy(os.path.join(DATA, PROTEIN), cls.files["model"])
+        shutil.copy(os.path.join(DATA, PROTEIN), cls.files["text"])
+        far = gemmi.read_structure(os.path.join(DATA, PROTEIN))[0]
+        far.transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(), gemmi.Vec3(500.0, 0.0, 0.0)))
+        writeModel(cls.files["far"], far)
+        empty = np.zeros_like(resolution)
+        empty[:3, :3, :3] = RESIDUE_VALUES[0]           # an estimate only in a corner, away from every atom
+        for name, data in (("resolution", resolution), ("corner", empty)):
+            cls.files[name] = os.path.join(cls.folder, f"{name}.mrc")
+            write_map(cls.files[name], data, geometry)
+        cls.importResolution = importVolume(cls, cls.files["resolution"], RESIDUE_SAMPLING, tuple(first), "split")
+        cls.importCorner = importVolume(cls, cls.files["corner"], RESIDUE_SAMPLING, tuple(first), "corner")
+        cls.importModel = importModel(cls, cls.files["model"])
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def _newResidues(self, model=None, resolution=None, **kwargs):
+        prot = self.newProtocol(ProtDeepResModelResolution, **kwargs)
+        point(prot.inputStructure, model or self.importModel, "outputPdb")
+        point(prot.inputResolution, resolution or self.importResolution, "outputVolume")
+        return prot
+
+    def test_model_resolution_and_viewer(self):
+        prot = self._newResidues(objLabel="per residue", compareBfactors=True)
+        self.assertEqual(prot.validate(), [])
+        self.launchProtocol(prot)
+        output = prot.outputAtomStruct
+        self.assertEqual(output.getFileName(), prot.getOutputFile(RESIDUE_FILES["model_cif"]))
+        with open(prot.getOutputFile(RESIDUE_FILES["csv"])) as handle:
+            rows = {(row["chain"], int(row["number"]), row["icode"]): row for row in csv.DictReader(handle)}
+        structure = gemmi.read_structure(output.getFileName())
+        original = gemmi.read_structure(self.files["model"])[0]
+        residues = [(chain.name, residue.seqid.num, residue.seqid.icode.strip()) for chain in original
+                    for residue in chain if not residue.is_water()]
+        self.assertEqual(sorted(rows), sorted(residues))
+        inside = {RESIDUE_VALUES[0]: 0, RESIDUE_VALUES[1]: 0}
+        for chain in structure[0]:
+            for residue in chain:
+                row = rows[(chain.name, residue.seqid.num, residue.seqid.icode.strip())]
+                median = float(row["median_A"]) if row["median_A"] else 0.0
+                for atom in residue:           # the B-factor column holds the residue's median
+                    self.assertAlmostEqual(atom.b_iso, median, places=2)
+                xs = [atom.pos.x for atom in residue if atom.element.name != "H"]
+                # a residue on one side of the split (beyond a voxel's interpolation) reads that side's value
+                if max(xs) < self.splitX - RESIDUE_SAMPLING:
+                    self.assertAlmostEqual(median, RESIDUE_VALUES[0], places=3)
+                    inside[RESIDUE_VALUES[0]] += 1
+                elif min(xs) > self.splitX + RESIDUE_SAMPLING:
+                    self.assertAlmostEqual(median, RESIDUE_VALUES[1], places=3)
+                    inside[RESIDUE_VALUES[1]] += 1
+        self.assertGreaterEqual(min(inside.values()), 5, inside)     # 7 and 11 of its 35 residues
+        self.assertEqual(prot.residueCount.get(), len(residues))
+        self.assertEqual(prot.residuesEstimated.get(), len(residues))
+        self.assertEqual(prot.atomsOutsideMap.get() + prot.atomsOutsideRegion.get(), 0)
+        self.assertTrue(RESIDUE_VALUES[0] <= prot.medianResolution.get() <= RESIDUE_VALUES[1])
+        self.assertEqual(output.medianResolution.get(), prot.medianResolution.get())
+        summary = prot.summary()
+        self.assertIn(f"Median per-residue resolution {prot.medianResolution.get():.2f} Å", summary[0])
+        self.assertTrue(any(line.startswith("Chain ") for line in summary), summary)
+        self.assertIn("deepres_resolution", "".join(prot.methods()))
+        self.assertEqual(prot.getClassLabel(), "deepres - per-residue resolution")
+        self._checkViewer(prot)
+
+    def _checkViewer(self, prot):
+        from deepres_plugin.viewers import DeepResModelResolutionViewer
+
+        viewer = DeepResModelResolutionViewer(project=prot.getProject(), protocol=prot)
+        viewer.setProtocol(prot)
+        handlers = viewer._getVisualizeDict()
+        png = prot._getExtraPath("doShowPlot.png")
+        handlers["doShowPlot"]()[0].figure.savefig(png)
+        self.assertGreater(os.path.getsize(png), 10000)
+        table = handlers["doShowTable"]()[0].getFileList()[0]
+        self.assertTrue(open(table).readline().startswith("chain,number,icode,name,"))
+        view = handlers["doShowChimera"]()[0]
+        script = prot.getOutputFile(RESIDUE_FILES["chimerax"])
+        self.assertIn("color byattribute r:deepres_resolution", open(script).read())
+        if isinstance(view, MessageView):
+            self.assertIn(script, view.getMessage())
+
+    def test_bad_models_and_grids(self):
+        importFar = importModel(self, self.files["far"])
+        importText = importModel(self, self.files["text"])
+        importOther = importVolume(self, os.path.join(DATA, "example_map.mrc"), 1.0, label="other map")
+        onOtherMap = self._newResidues()
+        point(onOtherMap.inputVolume, importOther, "outputVolume")
+        cases = [(self._newResidues(model=importFar), "No atom of the model lies inside the map"),
+                 (self._newResidues(model=importText), "is not an atomic model: expected one of .pdb"),
+                 (onOtherMap, "lie on different grids")]
+        for prot, message in cases:
+            errors = prot.validate()
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn(message, errors[0])
+            self.assertNotIn("\n", errors[0])
+        # in the box, but nowhere with an estimate: refused by the run in one line, nothing written
+        prot = self._newResidues(resolution=self.importCorner, objLabel="outside the estimated region")
+        self.assertEqual(prot.validate(), [])
+        self.proj.launchProtocol(prot, wait=True)
+        prot = self.proj.getProtocol(prot.getObjId())
+        self.assertTrue(prot.isFailed())
+        self.assertIn("lies where", prot.getErrorMessage())
+        self.assertNotIn("\n", prot.getErrorMessage())
+        self.assertFalse(os.path.exists(prot.getOutputFile()))
+        self.assertFalse(prot.hasAttribute("outputAtomStruct"))
+
+
+def test_scipion_lists_the_protocols_and_viewers():
+    import pyworkflow as pw
+    from pyworkflow.viewer import DESKTOP_TKINTER
+
+    from deepres_plugin.viewers import DeepResLocalFilterViewer, DeepResModelResolutionViewer
+
+    domain = pw.Config.getDomain()
+    protocols = domain.getProtocols()
+    assert protocols["ProtDeepResLocalFilter"] is ProtDeepResLocalFilter
+    assert protocols["ProtDeepResModelResolution"] is ProtDeepResModelResolution
+    assert "ProtDeepResResolutionMapBase" not in protocols
+    assert ProtDeepResLocalFilter.getClassLabel() == "deepres - local filter"
+    assert ProtDeepResModelResolution.getClassLabel() == "deepres - per-residue resolution"
+    assert DeepResLocalFilterViewer in domain.findViewers(ProtDeepResLocalFilter(), DESKTOP_TKINTER)
+    assert DeepResModelResolutionViewer in domain.findViewers(ProtDeepResModelResolution(), DESKTOP_TKINTER)
