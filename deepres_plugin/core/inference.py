@@ -509,10 +509,10 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
         resolution[mask] = np.clip(raw[mask], *bounds)
         model_shape = volume.shape
     else:
-        resampler = SlabResampler(centred, voxel_size, target)
-        del centred
         index = np.argwhere(mask)
         with tensorflow_device(device):
+            resampler = SlabResampler(centred, voxel_size, target, backend="tensorflow")
+            del centred
             values = readback(predictor, resampler, index, voxel_size / target, output_stride(voxel_size, target),
                               bounds, progress)
         resolution[tuple(index.T)] = values

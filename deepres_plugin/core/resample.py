@@ -23,6 +23,8 @@ _FREQUENCY_TOLERANCE = 1e-9
 #: denormal floats, which made the matrix products 5-9 x slower on this project's CPU
 #: (400^3 map with solvent at 0, resampled to 0.5 A/px: 5.5 s -> 1.2 s per slab of planes).
 NEGLIGIBLE_FRACTION = 1e-9
+#: Where the resampling's matrix products run.
+BACKENDS = ("numpy", "tensorflow")
 
 
 def resampled_shape(shape: tuple[int, ...], voxel_size: float, new_voxel_size: float) -> tuple[int, ...]:
@@ -80,30 +82,48 @@ class SlabResampler:
         voxel_size: its voxel size (A/px).
         new_voxel_size: target voxel size (A/px).
         shape: output shape; default :func:`resampled_shape` (same physical box).
+        backend: ``numpy`` or ``tensorflow`` for the matrix products (:data:`BACKENDS`).
+            TensorFlow's oneDNN ran them 2-3 x faster than numpy's OpenBLAS on this
+            project's CPU (400^3 map to 0.5 A/px: x and y 5.8 -> 2.2 s, a 60-plane z block
+            0.43 -> 0.23 s); the prediction, which has TensorFlow loaded, uses it.
 
     Attributes:
         shape: the shape of the whole resampled map.
     """
 
     def __init__(self, volume: np.ndarray, voxel_size: float, new_voxel_size: float,
-                 shape: tuple[int, int, int] | None = None):
+                 shape: tuple[int, int, int] | None = None, backend: str = "numpy"):
         _check_arguments(volume, voxel_size, new_voxel_size)
+        if backend not in BACKENDS:
+            raise ParameterError(f"resampling backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.shape = tuple(shape) if shape is not None else resampled_shape(volume.shape, voxel_size,
                                                                             new_voxel_size)
         z, y, x = (fourier_interpolation_matrix(n_in, voxel_size, n_out, new_voxel_size).astype(np.float32)
                    for n_in, n_out in zip(volume.shape, self.shape))
+        volume = _drop_negligible(np.asarray(volume, dtype=np.float32))
         # each matrix applied as a product over contiguous memory (no axis moves): x as the
         # last axis, y batched over z; z later, over the flattened (y, x) plane
-        planes = _drop_negligible(np.asarray(volume, dtype=np.float32)) @ x.T
-        self._planes = np.matmul(y, planes).reshape(volume.shape[0], -1)
-        self._z = z
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            planes = tf.reshape(tf.matmul(tf.reshape(volume, [-1, volume.shape[2]]), x.T),
+                                [volume.shape[0], volume.shape[1], self.shape[2]])
+            self._planes = tf.reshape(tf.matmul(y, planes), [volume.shape[0], -1])
+            self._z = tf.constant(z)
+        else:
+            self._planes = np.matmul(y, volume @ x.T).reshape(volume.shape[0], -1)
+            self._z = z
+        self.backend = backend
 
     def planes(self, start: int, stop: int) -> np.ndarray:
         """Resampled planes ``start`` to ``stop`` (exclusive), zeros for planes outside the map."""
         out = np.zeros((stop - start,) + self.shape[1:], np.float32)
         low, high = max(start, 0), min(stop, self.shape[0])
         if high > low:
-            out[low - start:high - start] = (self._z[low:high] @ self._planes).reshape((high - low,) + self.shape[1:])
+            product = self._z[low:high] @ self._planes
+            if self.backend == "tensorflow":
+                product = product.numpy()
+            out[low - start:high - start] = product.reshape((high - low,) + self.shape[1:])
         return out
 
 
