@@ -10,6 +10,9 @@ EXAMPLE := deepres_plugin/tests/data
 
 .PHONY: install test demo clean
 
+# Single-node Slurm (Debian's slurm-wlm daemons) for the Scipion queue test, which starts its own
+# cluster in a temporary folder and is skipped without them; installed like Xvfb below (about 7 s).
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
 # Xvfb (for the GUI test, which is skipped without it) is a system package: installed here with
 # apt-get when it is missing and we are root; anywhere else, or if that fails, set-up goes on.
 $(STAMP): setup.py pyproject.toml
@@ -22,6 +25,14 @@ $(STAMP): setup.py pyproject.toml
 		apt-get install -y -q xvfb >/dev/null 2>&1 || \
 			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q xvfb >/dev/null 2>&1; } || \
 			echo "could not install xvfb: the GUI test will be skipped"; \
+	fi
+	@if ! command -v sbatch >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "apt-get install $(SLURM_PACKAGES) (for the Scipion queue test)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null 2>&1 && \
+			  apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null 2>&1; } || \
+			echo "could not install slurm: the queue test will be skipped"; \
 	fi
 	touch $(STAMP)
 

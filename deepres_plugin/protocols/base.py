@@ -25,6 +25,13 @@ MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz", ".rec
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 
 
+def scipionOrigin(image):
+    """Where Scipion places an image's first voxel (x, y, z; Å): its origin shifts, which Scipion
+    writes as the MRC header origin (``Ccp4Header.fixFile``) and gives ChimeraX as ``volume
+    origin``; the import form's x, y, z are their negatives (the wizard reads minus the header)."""
+    return tuple(float(v) for v in image.getShiftsFromOrigin())
+
+
 def defineNetworkParams(form):
     """The network choice (shipped, trained in this project, or a file), shared by the
     protocols that run DeepRes; the protocol also defines ``resolutionRange``."""
@@ -73,8 +80,11 @@ def tensorflowDevice(protocol) -> str:
     if not protocol.useGpu.get():
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         return "cpu"
-    # each GPU once: Scipion's threads share a GPU that the list repeats (one slot per thread)
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(dict.fromkeys(str(g) for g in protocol.getGpuList()))
+    # In a queue job the GPUs are the ones the queue gave the job (Slurm sets the variable);
+    # the form's ids name the GPUs of the machine the form was filled on.
+    if not (protocol.useQueue() and os.environ.get("CUDA_VISIBLE_DEVICES")):
+        # each GPU once: Scipion's threads share a GPU that the list repeats (one slot per thread)
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(dict.fromkeys(str(g) for g in protocol.getGpuList()))
     import tensorflow as tf
 
     return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
@@ -133,9 +143,8 @@ class ProtDeepResBase(ProtAnalysis3D):
         grid (checked by ``_validate``), whatever origin its import gave it."""
         source = image.getFileName().split(":")[0]
         ProtDeepResBase._fileToMrc(source, target)
-        x, y, z = (reference or image).getShiftsFromOrigin()
         with mrcfile.open(target, mode="r+", permissive=True) as mrc:
-            mrc.header.origin = (-x, -y, -z)
+            mrc.header.origin = scipionOrigin(reference or image)
 
     @staticmethod
     def _fileToMrc(path, target):

@@ -33,13 +33,6 @@ MAP_HELP = ("The density map the resolution map was computed for, on its grid (s
             "sharpened map).")
 
 
-def convertedOrigin(image):
-    """The MRC header origin (x, y, z; Å) that :meth:`ProtDeepResBase._toMrc` gives an image's
-    converted file, from its Scipion origin."""
-    x, y, z = image.getShiftsFromOrigin()
-    return -x, -y, -z
-
-
 def sourceFile(image):
     """The file of an image object, without Scipion's ``:mrc``-style suffix."""
     return image.getFileName().split(":")[0]

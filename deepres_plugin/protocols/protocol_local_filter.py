@@ -10,6 +10,7 @@ from .. import constants
 from ..core.errors import ParameterError
 from ..core.localfilter import BFACTOR_SOURCES, LocalFilterOptions
 from ..core.outputs import INPUT_MASK, LOCALFILTER_FILES, LocalFilterSummary
+from ..core.sweep import MAX_SHARPENING_EXPONENT, check_sharpening
 from .base_resolution_map import ProtDeepResResolutionMapBase, gridErrors
 
 #: Sharpening before the filter (EnumParam indices, in the order of the core's BFACTOR_SOURCES).
@@ -59,7 +60,7 @@ class ProtDeepResLocalFilter(ProtDeepResResolutionMapBase):
         form.addParam("bfactor", params.FloatParam, default=DEFAULT_SHARPENING_B,
                       condition=f"bfactorChoice=={BFACTOR_GIVEN}", label="B-factor (Å²)",
                       help="Global B-factor applied before the local low-pass; negative sharpens. The gain at the "
-                           "finest local resolution must stay below exp(20).")
+                           f"finest local resolution must stay below exp({MAX_SHARPENING_EXPONENT:g}).")
         form.addParallelSection(threads=DEFAULT_THREADS, mpi=0)
 
     # --------------------------- INSERT steps functions ----------------------------------
@@ -135,8 +136,6 @@ class ProtDeepResLocalFilter(ProtDeepResResolutionMapBase):
                                  advice="make the mask on the map's grid")
         report = self.getResolutionReport()
         if self.bfactorChoice.get() == BFACTOR_GIVEN and report is not None:
-            from ..core.sweep import check_sharpening
-
             nyquist = 2.0 * self.getReferenceVolume().getSamplingRate()
             try:                         # the finest local resolution is known from the run's report
                 check_sharpening([self.bfactor.get()], max(report.min, nyquist))

@@ -18,7 +18,7 @@ from pyworkflow.protocol import params
 from .. import constants
 from ..core.errors import ParameterError
 from ..core.outputs import INPUT_HALVES, INPUT_MASK
-from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase
+from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase, scipionOrigin
 
 #: BibTeX key of BlocRes (see ``bibtex.py``), the moving-window local FSC this follows.
 BLOCRES_CITATION = "Cardone2013"
@@ -97,9 +97,8 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
             reference = self.inputVolume.get()
             for path, name in zip(self.getHalfMapPaths(), INPUT_HALVES):
                 self._fileToMrc(path, self._getExtraPath(name))
-                x, y, z = reference.getShiftsFromOrigin()          # the halves sit where the map does
                 with mrcfile.open(self._getExtraPath(name), mode="r+", permissive=True) as mrc:
-                    mrc.header.origin = (-x, -y, -z)
+                    mrc.header.origin = scipionOrigin(reference)   # the halves sit where the map does
         else:
             self._toMrc(self.inputHalf1.get(), self._getExtraPath(INPUT_HALF1))
             self._toMrc(self.inputHalf2.get(), self._getExtraPath(INPUT_HALF2))

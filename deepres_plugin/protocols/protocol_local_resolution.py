@@ -177,8 +177,8 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         options = PredictOptions(
             mask=self.getVolumePath(volumeId, INPUT_MASK) if self.inputMask.hasValue() else None,
             range_name=self.getRangeName(), model=model, sampling=sampling, device=device)
-        run_predict(self.getVolumePath(volumeId, INPUT_MAP), self.getVolumeOutputFile(volumeId), options)
-        summary = ReportSummary.read(self.getVolumeOutputFile(volumeId))
+        summary = ReportSummary.from_dict(
+            run_predict(self.getVolumePath(volumeId, INPUT_MAP), self.getVolumeOutputFile(volumeId), options))
         self.logLines([f"Map {volumeId}: {line}"
                        for line in self.summaryLines(summary, "DeepRes local resolution") + summary.warnings])
 

@@ -12,7 +12,8 @@ from ..core.errors import StructureError
 from ..core.mrc import MapGeometry
 from ..core.outputs import RESIDUE_FILES, ResiduesSummary
 from ..core.residues import ATTRIBUTE, ResidueOptions
-from .base_resolution_map import ProtDeepResResolutionMapBase, convertedOrigin, sourceFile
+from .base import scipionOrigin
+from .base_resolution_map import ProtDeepResResolutionMapBase, sourceFile
 
 
 class outputs(Enum):
@@ -138,7 +139,7 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
         except StructureError as exc:
             return [f"{str(exc)[0].upper()}{str(exc)[1:]}."]
         reference = self.getReferenceVolume()
-        geometry = MapGeometry(reference.getSamplingRate(), origin=convertedOrigin(reference))
+        geometry = MapGeometry(reference.getSamplingRate(), origin=scipionOrigin(reference))
         shape = tuple(reference.getDim())[::-1]
         # only the box matters here: a constant map of the box's shape, without its memory
         _, status = sample_at_atoms(np.broadcast_to(np.float32(1), shape), geometry, positions)

@@ -79,7 +79,7 @@ class TestDeepResLocalResolution(BaseTest):
         for text in ("DeepRes local resolution: median", "Network: deepres-wide", "Å/px", "Time:"):
             self.assertIn(text, log)
         # the protocol's own script places the map where Scipion does, as the viewer's does
-        self.assertIn("origin 10,-5,3", open(prot.getOutputFile("chimerax.cxc")).read())
+        self.assertIn("origin -10,5,-3", open(prot.getOutputFile("chimerax.cxc")).read())
         self.assertEqual(prot.getClassLabel(), "deepres - local resolution")
         self._check_viewer(prot)
 
@@ -96,7 +96,7 @@ class TestDeepResLocalResolution(BaseTest):
             self.assertGreater(os.path.getsize(png), 5000)
         view = handlers["doShowChimera"]()[0]
         script = open(prot.getOutputFile(VIEWER_SCRIPT)).read()
-        self.assertIn("voxelSize 1 origin 10,-5,3", script)
+        self.assertIn("voxelSize 1 origin -10,5,-3", script)
         self.assertIn(f'open "{RESOLUTION_FILE}"', script)
         self.assertIn("input_map.mrc", script)
         self.assertIsNotNone(view)

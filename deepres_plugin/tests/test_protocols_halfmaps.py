@@ -131,7 +131,7 @@ class TestDeepResHalfMapProtocols(BaseTest):
             self._savePlot(prot, handlers[name](), name)
         self.assertIsNotNone(handlers["doShowChimera"]()[0])
         script = open(prot.getOutputFile("deepres_viewer.cxc")).read()
-        self.assertIn("voxelSize 1 origin 10,-5,3", script)
+        self.assertIn("voxelSize 1 origin -10,5,-3", script)
         self.assertIn(f'open "{RESOLUTION_FILE}"', script)
         self.assertIn("average_map.mrc", script)
 

@@ -26,7 +26,7 @@ from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
 DATA = os.path.join(os.path.dirname(__file__), "data")
 #: The example map's regions (1: the copy low-passed at 4 Å, 2: at 8 Å) as an exact resolution map.
 EXAMPLE_RESOLUTIONS = {1: 4.0, 2: 8.0}
-ORIGIN = (10.0, -5.0, 3.0)          # Å: where the imports place the first voxel
+FIRST_VOXEL = (10.0, -5.0, 3.0)     # Å: where the imports place the maps' first voxel
 SHARPENING_B = -30.0
 PROTEIN = "BM5_1GL1_l_u.pdb.gz"
 #: The per-residue resolution map: 1.5 Å/px, this value where x < the model's median x, that one beyond.
@@ -35,9 +35,15 @@ RESIDUE_VALUES = (3.5, 7.0)
 PADDING_A = 6.0
 
 
-def importVolume(test, path, sampling, origin=None, label=None):
-    """Import a map (at ``origin``, the first voxel's position in Å, or Scipion's default)."""
-    kwargs = {"setOrigCoord": True, "x": origin[0], "y": origin[1], "z": origin[2]} if origin else {}
+def importOrigin(first):
+    """The import form's x, y, z that place a map's first voxel at ``first`` (Å): minus it
+    (Scipion's origin shifts are minus the form's values, and are the first voxel's position)."""
+    return tuple(-v for v in first)
+
+
+def importVolume(test, path, sampling, first=None, label=None):
+    """Import a map with its first voxel at ``first`` (Å), or at Scipion's default origin."""
+    kwargs = dict(setOrigCoord=True, **dict(zip("xyz", importOrigin(first)))) if first else {}
     prot = test.newProtocol(ProtImportVolumes, objLabel=label or os.path.basename(path), filesPath=path,
                             samplingRate=sampling, **kwargs)
     test.launchProtocol(prot)
@@ -75,8 +81,8 @@ class TestDeepResLocalFilter(BaseTest):
                            ("mask", (regions == 1).astype(np.float32))):
             cls.files[name] = os.path.join(cls.folder, f"{name}.mrc")
             write_map(cls.files[name], data, geometry)    # float32: Xmipp's MRC reader refuses float16
-        cls.importMap = importVolume(cls, cls.files["map"], 1.0, ORIGIN, "map")
-        cls.importResolution = importVolume(cls, cls.files["resolution"], 1.0, ORIGIN, "exact resolution")
+        cls.importMap = importVolume(cls, cls.files["map"], 1.0, FIRST_VOXEL, "map")
+        cls.importResolution = importVolume(cls, cls.files["resolution"], 1.0, FIRST_VOXEL, "exact resolution")
 
     @classmethod
     def tearDownClass(cls):
@@ -98,7 +104,7 @@ class TestDeepResLocalFilter(BaseTest):
         self.assertAlmostEqual(output.getSamplingRate(), 1.0)
         self.assertEqual(output.getShiftsFromOrigin(), source.getShiftsFromOrigin())
         filtered, geometry = read_map(output.getFileName())
-        self.assertEqual(geometry.first_voxel_xyz(), ORIGIN)          # the file is placed where Scipion places it
+        self.assertEqual(geometry.first_voxel_xyz(), FIRST_VOXEL)      # the file is placed as imported
         reference = run_localfilter(self.files["map"], self.files["resolution"], os.path.join(self.folder, "core"),
                                     LocalFilterOptions(bfactor=SHARPENING_B))
         expected = read_map(reference.filtered_map_path(os.path.join(self.folder, "core")))[0]
@@ -150,14 +156,16 @@ class TestDeepResLocalFilter(BaseTest):
         self.assertEqual((prot.finestResolution.get(), prot.coarsestResolution.get()), (4.0, 4.0))   # the mask's region
         self.assertIn("input_mask.mrc", open(prot.getOutputFile(SUMMARY_FILE)).read())
 
+        shifts = self.importMap.outputVolume.getShiftsFromOrigin()
         small = importVolume(self, self.files["small"], 1.0, label="small map")
         moved = importVolume(self, self.files["resolution"], 1.0, label="resolution, default origin")
-        coarse = importVolume(self, self.files["resolution"], 2.0, ORIGIN, "resolution, 2 Å/px")
+        coarse = importVolume(self, self.files["resolution"], 2.0, FIRST_VOXEL, "resolution, 2 Å/px")
         importSmallMask = self.newProtocol(ProtImportMask, maskPath=self.files["small"], samplingRate=1.0)
         self.launchProtocol(importSmallMask)
         cases = [(self._newFilter(resolution=small), "lie on different grids; compute the local resolution"),
                  (self._newFilter(resolution=coarse), "voxels of 2 Å) and the map"),
-                 (self._newFilter(resolution=moved), "different origins in Scipion (shifts -60, -30, -36 and -10, 5, -3 Å)"),
+                 (self._newFilter(resolution=moved), "different origins in Scipion (shifts -60, -30, -36 and "
+                                                     f"{', '.join(f'{v:g}' for v in shifts)} Å)"),
                  (self._newFilter(volume=False), "Choose the map: the local resolution map is not the output")]
         masked = self._newFilter()
         point(masked.inputMask, importSmallMask, "outputMask")

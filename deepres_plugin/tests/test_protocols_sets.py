@@ -196,10 +196,10 @@ class TestDeepResLocalResolutionSet(BaseTest):
         handlers["doShowSlices"]()
         handlers["doShowChimera"]()
         script = open(prot.getVolumeOutputFile(items[2].getObjId(), VIEWER_SCRIPT)).read()
-        self.assertIn("origin 10,-5,3", script)
+        self.assertIn("origin -10,5,-3", script)
 
     def test_set_with_one_mask_for_all_maps(self):
-        prot = self._run("deepres set, one mask", withMask=True, threads=2)
+        prot = self._run("deepres set, one mask", withMask=True, threads=len(LOWPASS) + 1)   # all at once
         expected = core_predictions(self.maps, self.folder, mask=self.maskFile)
         items, _ = self._checkAgainstCore(prot, expected)
         mask = read_map(self.maskFile)[0] > 0.5
@@ -239,3 +239,25 @@ class TestDeepResLocalResolutionSet(BaseTest):
             self.assertTrue(any(e.startswith(f"Map {index} (") and "dimensions" in e for e in errors), errors)
         prot.inputMask.set(None)
         self.assertIn("No mask given: an automatic mask will be made from each map.", prot.warnings())
+
+
+def test_tensorflow_device_lists_each_gpu_once_and_keeps_a_queue_jobs(monkeypatch):
+    """Threads share a GPU that the form's list repeats ("0 0 1": TensorFlow sees 0 and 1); in
+    a queue job, TensorFlow sees the GPUs the queue gave the job, not the form's ids."""
+    from types import SimpleNamespace
+
+    from pyworkflow.object import Boolean
+
+    from deepres_plugin.protocols.base import tensorflowDevice
+
+    local = SimpleNamespace(useGpu=Boolean(True), getGpuList=lambda: [0, 0, 1], useQueue=lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
+    tensorflowDevice(local)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    queued = SimpleNamespace(useGpu=Boolean(True), getGpuList=lambda: [1], useQueue=lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")                  # what Slurm gave the job
+    tensorflowDevice(queued)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")                       # a job given no GPU: the form's
+    tensorflowDevice(queued)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"

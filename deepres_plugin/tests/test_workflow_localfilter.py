@@ -23,6 +23,8 @@ from pyworkflow.project import Project
 from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import INPUT_MAP, RESIDUE_FILES, ReportSummary
+from deepres_plugin.protocols import ProtDeepResLocalFilter
+from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
 from deepres_plugin.workflow import LOCAL_FILTER_TEMPLATE, load_template, run_template
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -75,6 +77,12 @@ def test_second_template_runs_each_protocol_once(template_values):
     expected = read_map(reference.filtered_map_path("core_localfilter"))[0]
     np.testing.assert_allclose(filtered, expected, rtol=0, atol=1e-6 * float(np.abs(expected).max()))
     assert localfilter.outputVolume.getDim() == deepres.resolution_Volume.getDim() == (120, 60, 72)
+    # a given B that amplifies the finest local resolution (the run's report) beyond sense: refused before a run
+    tooSharp = project.newProtocol(ProtDeepResLocalFilter, bfactorChoice=BFACTOR_GIVEN, bfactor=-5000.0)
+    tooSharp.inputResolution.set(deepres)
+    tooSharp.inputResolution.setExtended("resolution_Volume")
+    errors = tooSharp.validate()
+    assert len(errors) == 1 and "the most negative B allowed here" in errors[0], errors
 
     # the model carries each residue's median (the table's) in its B-factor column
     with open(residues.getOutputFile(RESIDUE_FILES["csv"])) as handle:

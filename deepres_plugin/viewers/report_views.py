@@ -75,8 +75,9 @@ class ReportViews:
     @staticmethod
     def _geometry(output):
         """Voxel size and origin of the output object (never from a file header)."""
-        x, y, z = output.getShiftsFromOrigin()
-        return MapGeometry(voxel_size=output.getSamplingRate(), origin=(-x, -y, -z))
+        from ..protocols.base import scipionOrigin
+
+        return MapGeometry(voxel_size=output.getSamplingRate(), origin=scipionOrigin(output))
 
     def _colourScale(self, folder):
         """(low, high, palette): the form's scale when it has one, else the report's."""
