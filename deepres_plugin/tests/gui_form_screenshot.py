@@ -1,5 +1,7 @@
-"""Open the DeepRes protocol form in Scipion's Tk GUI (on the X display in $DISPLAY), take a
-screenshot and print the names of the parameters shown, as JSON. Run by test_gui.py."""
+"""Open a DeepRes protocol's form in Scipion's Tk GUI (on the X display in $DISPLAY), take a
+screenshot and print the names of the parameters shown, as JSON. Run by test_gui.py:
+``gui_form_screenshot.py SCREENSHOT PROJECT [PROTOCOL_CLASS]`` (default: the local-resolution
+protocol)."""
 import json
 import sys
 
@@ -8,15 +10,15 @@ from PIL import ImageGrab
 from pyworkflow.gui.form import FormWindow
 from pyworkflow.project import Manager
 
-from deepres_plugin.protocols import ProtDeepResLocalResolution
+from deepres_plugin import protocols
 
 SETTLE_MS = 2500
 
 
-def main(screenshot: str, project_name: str) -> None:
+def main(screenshot: str, project_name: str, protocol_class: str = "ProtDeepResLocalResolution") -> None:
     project = Manager().createProject(project_name)
-    protocol = project.newProtocol(ProtDeepResLocalResolution)
-    window = FormWindow("deepres - local resolution", protocol, lambda *args: None)
+    protocol = project.newProtocol(getattr(protocols, protocol_class))
+    window = FormWindow(protocol.getClassLabel(), protocol, lambda *args: None)
     shown = {}
 
     def capture():
@@ -32,4 +34,4 @@ def main(screenshot: str, project_name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

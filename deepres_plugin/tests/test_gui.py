@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 DISPLAY = ":97"
-FORM_PARAMS = {"inputVolume", "inputMask", "resolutionRange", "modelChoice"}
+#: Protocol class -> parameters its form must show (the first is the screenshot in the README).
+FORM_PARAMS = {
+    "ProtDeepResLocalResolution": {"inputVolume", "inputMask", "resolutionRange", "modelChoice"},
+    "ProtDeepResLocalFilter": {"inputResolution", "inputVolume", "inputMask", "bfactorChoice"},
+    "ProtDeepResModelResolution": {"inputStructure", "inputResolution", "inputVolume", "compareBfactors"},
+}
 
 
 def _xvfb() -> str:
@@ -34,14 +39,16 @@ def display():
     server.wait(10)
 
 
-def test_protocol_form_opens_and_shows_the_parameters(display, tmp_path):
+@pytest.mark.parametrize("protocol_class", sorted(FORM_PARAMS))
+def test_protocol_form_opens_and_shows_the_parameters(display, tmp_path, protocol_class):
     screenshot = tmp_path / "deepres_form.png"
     script = Path(__file__).with_name("gui_form_screenshot.py")
-    result = subprocess.run([sys.executable, str(script), str(screenshot), f"gui_form_{os.getpid()}"],
+    result = subprocess.run([sys.executable, str(script), str(screenshot), f"gui_form_{protocol_class}_{os.getpid()}",
+                             protocol_class],
                             env={**os.environ, "DISPLAY": display}, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     shown = json.loads(result.stdout.strip().splitlines()[-1])
-    assert FORM_PARAMS <= set(shown["params"])
+    assert FORM_PARAMS[protocol_class] <= set(shown["params"])
     from PIL import Image
 
     with Image.open(screenshot) as image:
