@@ -7,8 +7,9 @@ labelled with its filter resolution. One shard per structure, a manifest at the 
 structures are split into train/validation by complex. An interrupted run resumes where
 it stopped when run again with the same options. See deepres_plugin/core/dataset.py.
 
-Each structure is one Dask task: in this process (--workers 1), on a local cluster of
---workers processes, on an existing cluster (--scheduler) or on batch jobs (--jobqueue).
+Each structure is one Dask task: on a local cluster of one process per CPU (--workers auto,
+the default), in this process (--workers 1), on a local cluster of --workers processes, on
+an existing cluster (--scheduler) or on batch jobs (--jobqueue).
 The shards are byte-identical whichever runs them.
 
 Example usage:

@@ -9,7 +9,8 @@ Outputs in --out: resolution.mrc, summary.json, histogram.png, histogram.csv, sl
 chimerax.cxc (open with ChimeraX), chimera.cmd (UCSF Chimera) [, mask.mrc].
 
 Many maps (several MAP arguments, or --batch FILE.csv with the columns map, mask, range,
-sampling; empty cells take the options): one map per Dask task, each map's outputs in
+sampling; empty cells take the options): one map per Dask task (by default on a local
+cluster of one process per CPU, see --workers), each map's outputs in
 --out/<map name>/, plus batch.csv (one row per map: figures, time, status, error) and
 batch.png (the maps' distributions). A failing map is reported in its row and the others
 go on (exit status 1 if any failed); a rerun skips the maps already done.

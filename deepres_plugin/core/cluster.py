@@ -3,12 +3,14 @@ map (``deepres predict`` over many maps), on Dask.
 
 Three places, chosen by :class:`ClusterOptions`:
 
-* this process, when one worker is asked for and no scheduler: no cluster at all, the
-  tasks run one after the other (what the commands always did with one worker);
+* this process, when one worker is asked for (or one task is left) and no scheduler: no
+  cluster at all, the tasks run one after the other (what the commands always did with one
+  worker);
 * a local cluster (``dask.distributed.LocalCluster``) of ``workers`` processes with one
   thread each, started here and closed at the end: worker processes, not threads, so that
   NumPy's FFTs and TensorFlow do not fight over the GIL, and one thread each so that a
-  worker holds one task's memory at a time;
+  worker holds one task's memory at a time; ``workers="auto"`` (the commands' default)
+  sizes it to the machine: one process per CPU this process may use, at most one per task;
 * an existing cluster (``scheduler``: its address, ``tcp://host:8786``, or the JSON file
   that ``dask scheduler --scheduler-file`` writes), or workers started as batch jobs by
   dask-jobqueue (``jobqueue``: ``slurm``, ``pbs``, ...; queue, account, cores and memory
@@ -40,6 +42,8 @@ PACKAGE_LOGGER = __name__.split(".")[0]
 
 #: Batch systems dask-jobqueue starts workers on: ``--jobqueue`` name -> dask_jobqueue class.
 JOBQUEUE_SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+#: ``workers`` that sizes a local cluster to the machine (:func:`available_cpus`, at most one per task).
+AUTO_WORKERS = "auto"
 #: How long to wait for an existing scheduler to answer (s).
 SCHEDULER_TIMEOUT_S = 30.0
 #: TensorFlow reads its thread-pool sizes from these variables when it starts.
@@ -55,21 +59,28 @@ class ClusterOptions:
     """Where tasks run (see the module docstring).
 
     Attributes:
-        workers: worker processes of the local cluster, or workers asked of the batch
-            system with ``jobqueue``; ignored with ``scheduler`` (the cluster has its own).
+        workers: worker processes of the local cluster (:data:`AUTO_WORKERS`: one per CPU
+            this process may use, at most one per task; see :meth:`sized`), or workers
+            asked of the batch system with ``jobqueue``; ignored with ``scheduler`` (the
+            cluster has its own).
         scheduler: address or scheduler file of an existing Dask cluster.
         jobqueue: batch system (a key of :data:`JOBQUEUE_SYSTEMS`) to start workers on.
     """
 
-    workers: int = 1
+    workers: int | str = 1
     scheduler: str | None = None
     jobqueue: str | None = None
 
     def validate(self) -> None:
-        """Raises ParameterError: fewer than one worker, an unknown batch system, or both a
-        scheduler and a batch system."""
-        if self.workers < 1:
-            raise ParameterError("workers must be at least 1", option="--workers")
+        """Raises ParameterError: fewer than one worker, an unknown batch system, both a
+        scheduler and a batch system, or a batch system without a number of workers."""
+        if self.workers == AUTO_WORKERS:
+            if self.jobqueue is not None:
+                raise ParameterError(f"say how many workers to ask of {self.jobqueue} (--workers N): "
+                                     f"'{AUTO_WORKERS}' sizes a local cluster to this machine", option="--workers")
+        elif not isinstance(self.workers, int) or isinstance(self.workers, bool) or self.workers < 1:
+            raise ParameterError(f"workers must be a whole number of at least 1 or '{AUTO_WORKERS}', not "
+                                 f"{self.workers!r}", option="--workers")
         if self.jobqueue is not None and self.jobqueue not in JOBQUEUE_SYSTEMS:
             raise ParameterError(f"unknown batch system {self.jobqueue!r}; choose one of "
                                  f"{', '.join(JOBQUEUE_SYSTEMS)}", option="--jobqueue")
@@ -77,9 +88,22 @@ class ClusterOptions:
             raise ParameterError("give either an existing scheduler or a batch system, not both")
 
     @property
+    def local(self) -> bool:
+        """No scheduler and no batch system: this process or a local cluster."""
+        return not self.scheduler and not self.jobqueue
+
+    @property
     def in_process(self) -> bool:
         """One worker, no scheduler, no batch system: the tasks run in this process."""
-        return self.workers == 1 and not self.scheduler and not self.jobqueue
+        return self.workers == 1 and self.local
+
+    def sized(self, tasks: int, cpus: int | None = None) -> ClusterOptions:
+        """These options with :data:`AUTO_WORKERS` made a number for ``tasks`` tasks: the
+        CPUs this process may use (``cpus``: :func:`available_cpus`), at most one worker per
+        task, at least one (one worker: this process)."""
+        if self.workers != AUTO_WORKERS or not self.local:
+            return self
+        return dataclasses.replace(self, workers=max(1, min(cpus or available_cpus(), tasks)))
 
     def describe(self) -> str:
         if self.scheduler:
@@ -88,13 +112,24 @@ class ClusterOptions:
             return f"{self.workers} {self.jobqueue} workers (dask-jobqueue)"
         if self.in_process:
             return "this process"
+        if self.workers == AUTO_WORKERS:
+            return "a local cluster of one process per CPU"
         return f"a local cluster of {self.workers} processes"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity: a batch job's or a container's share), at
+    least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                     # not on Linux
+        return os.cpu_count() or 1
 
 
 def local_worker_threads(workers: int, cpus: int | None = None) -> int:
     """Threads each of ``workers`` processes on this machine may use for its numerical
     libraries (TensorFlow's pools): the CPUs shared out, at least 1."""
-    return max(1, (cpus or os.cpu_count() or 1) // workers)
+    return max(1, (cpus or available_cpus()) // workers)
 
 
 def local_cluster(workers: int):
@@ -226,14 +261,14 @@ def map_tasks(function: Callable[[Any], Any], tasks: Sequence[Any], keys: Sequen
     Raises:
         whatever a task raises that it does not turn into a result.
     """
+    options = options.sized(len(tasks))
     total = done_before + len(tasks)
     # log lines printed above the bar rather than through it
     with logging_redirect_tqdm([logging.getLogger(PACKAGE_LOGGER)]), \
             tqdm(total=total, initial=done_before, unit=unit, desc=description, disable=not progress,
                  smoothing=0.1) as bar:
         # a local cluster for one task would only add its start-up
-        local = not options.scheduler and not options.jobqueue
-        if client is None and (options.in_process or len(tasks) == 0 or (local and len(tasks) == 1)):
+        if client is None and (options.in_process or len(tasks) == 0 or (options.local and len(tasks) == 1)):
             for task in tasks:
                 result = function(task)
                 bar.update()

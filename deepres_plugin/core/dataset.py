@@ -506,7 +506,7 @@ def select_structures(paths: list[Path], max_structures: int | None, seed: int) 
 
 
 def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLike, config: DatasetConfig,
-                     workers: int = 1, max_structures: int | None = None, progress: bool = True,
+                     workers: int | str = 1, max_structures: int | None = None, progress: bool = True,
                      cluster: ClusterOptions | None = None, client: Any = None) -> dict:
     """Generate (or resume) a sharded dataset; return its manifest.
 
@@ -515,7 +515,8 @@ def generate_dataset(structure_dir: str | os.PathLike, out_dir: str | os.PathLik
         out_dir: dataset folder (created; must be empty or hold the same configuration).
         config: dataset options.
         workers: processes working on structures in parallel (a local Dask cluster when
-            more than 1; one structure per task).
+            more than 1; one structure per task; ``"auto"``: one per CPU, see
+            :meth:`.cluster.ClusterOptions.sized`).
         max_structures: use a seeded random subset of this many structures.
         progress: show a progress bar (structures done, time left) on stderr.
         cluster: where the tasks run (:class:`.cluster.ClusterOptions`); overrides ``workers``.
@@ -545,6 +546,7 @@ def _generate(structure_dir: str | os.PathLike, out: Path, config: DatasetConfig
     # absolute paths: workers elsewhere (a shared file system) may not share our working folder
     todo = [(str(p.resolve()), str(shard_of[p].resolve()), config) for p in paths
             if not _shard_is_complete(shard_of[p])]
+    cluster = cluster.sized(len(todo))
     where = cluster.describe() if client is None or cluster.scheduler else "a given Dask cluster"
     workers = len(client.scheduler_info()["workers"]) if client is not None else cluster.workers
     logger.info("%d structures, %d already done, %d to simulate (%s range, on %s)",

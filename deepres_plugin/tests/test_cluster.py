@@ -1,7 +1,9 @@
 """Scale-out on Dask: a real local cluster of worker processes makes the same shards, byte for
 byte, as one process; resume, failures, scheduler and batch-system configuration."""
+import argparse
 import contextlib
 import json
+import os
 import shutil
 
 import dask
@@ -11,6 +13,7 @@ import pytest
 from distributed import Client
 
 from deepres_plugin import cli
+from deepres_plugin.commands.cluster_options import add_cluster_args, worker_count
 from deepres_plugin.core import cluster as cl
 from deepres_plugin.core import dataset as ds
 from deepres_plugin.core.cluster import local_cluster
@@ -110,6 +113,8 @@ def test_map_tasks_yields_every_result_and_hands_failures_to_on_error(client):
     (cl.ClusterOptions(workers=0), "at least 1"),
     (cl.ClusterOptions(jobqueue="cobalt"), "unknown batch system 'cobalt'; choose one of slurm, pbs, sge, lsf"),
     (cl.ClusterOptions(scheduler="tcp://head:8786", jobqueue="slurm"), "not both"),
+    (cl.ClusterOptions(workers="auto", jobqueue="slurm"), r"say how many workers to ask of slurm \(--workers N\)"),
+    (cl.ClusterOptions(workers="many"), "whole number of at least 1 or 'auto', not 'many'"),
 ])
 def test_bad_cluster_options_are_refused(options, message):
     with pytest.raises(ParameterError, match=message):
@@ -123,6 +128,28 @@ def test_where_tasks_run():
     assert cl.ClusterOptions(workers=4, jobqueue="pbs").describe() == "4 pbs workers (dask-jobqueue)"
     assert [cl.local_worker_threads(w, cpus=2) for w in (1, 2, 3)] == [2, 1, 1]
     assert cl.local_worker_threads(4, cpus=16) == 4
+
+
+def test_auto_workers_are_one_per_cpu_and_at_most_one_per_task():
+    auto = cl.ClusterOptions(workers=cl.AUTO_WORKERS)
+    assert not auto.in_process and auto.describe() == "a local cluster of one process per CPU"
+    assert [auto.sized(tasks, cpus=2).workers for tasks in (0, 1, 2, 50)] == [1, 1, 2, 2]
+    assert auto.sized(1, cpus=2).in_process and auto.sized(50, cpus=16).workers == 16
+    assert auto.sized(50).workers == len(os.sched_getaffinity(0)) == cl.available_cpus()
+    given = cl.ClusterOptions(workers=3)
+    assert given.sized(1, cpus=2) is given                     # a number asked for is kept
+    remote = cl.ClusterOptions(workers=cl.AUTO_WORKERS, scheduler="tcp://head:8786")
+    assert remote.sized(50, cpus=2) is remote                  # the cluster has its own workers
+
+
+@pytest.mark.parametrize("text, expected", [("auto", "auto"), ("3", 3)])
+def test_workers_option_takes_a_number_or_auto(text, expected):
+    parser = argparse.ArgumentParser()
+    add_cluster_args(parser, "map")
+    assert parser.parse_args([]).workers == cl.AUTO_WORKERS                 # the commands' default
+    assert parser.parse_args(["--workers", text]).workers == expected
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'lots' is not a whole number \(or 'auto'\)"):
+        worker_count("lots")
 
 
 def test_unreachable_scheduler_is_one_line_error(structures, tmp_path, capsys, monkeypatch):

@@ -1,4 +1,5 @@
-"""The local-resolution protocol through a host's queue, as Scipion runs any protocol there.
+"""The local-resolution protocol through a host's queue, as Scipion runs any protocol there;
+``deepres dataset`` on Slurm jobs that dask-jobqueue submits.
 
 A single-node Slurm cluster (Debian's slurm-wlm: munged, slurmctld, slurmd) is started in a
 temporary folder with its own key, ports and state; a new project gets a hosts.conf whose
@@ -8,6 +9,7 @@ Slurm and the outputs must equal the core's predictions. Skipped, with the reaso
 Slurm is not installed (`apt-get install slurm-wlm`, as root) or cannot be started here;
 tests never install system packages.
 """
+import json
 import os
 import shutil
 import signal
@@ -16,14 +18,19 @@ import subprocess
 import time
 from pathlib import Path
 
+import dask
+import dask_jobqueue  # noqa: F401 - its configuration defaults must be loaded before dask.config.set
 import numpy as np
 import pytest
 from pwem.protocols import ProtImportVolumes
 from pyworkflow.project import Manager
 
+from deepres_plugin import cli
+from deepres_plugin.core import dataset as ds
 from deepres_plugin.core.mrc import read_map
 from deepres_plugin.protocols import ProtDeepResLocalResolution
 from deepres_plugin.protocols.protocol_local_resolution import ITEM_MEDIAN
+from deepres_plugin.tests.test_cluster import SMALL, STRUCTURES, shard_bytes
 from deepres_plugin.tests.test_protocols_sets import (
     LOWPASS,
     MAP_PATTERN,
@@ -275,3 +282,40 @@ def test_set_runs_through_the_slurm_queue(slurm, tmp_path, monkeypatch):
         assert getattr(item, ITEM_MEDIAN).get() == pytest.approx(summary.median, abs=1e-4)
         np.testing.assert_allclose(read_map(item.getFileName())[0], resolution, atol=1e-5)
     print(f"Slurm started in {slurm.startSeconds:.1f} s; queued run of {len(LOWPASS)} maps: {seconds:.1f} s")
+
+
+#: The Dask configuration of the jobqueue test: one single-core worker per job in the test
+#: partition; the node declares no memory, so the job asks for none (--mem skipped).
+JOBQUEUE_SETTINGS = {"cores": 1, "processes": 1, "memory": "2GB", "queue": PARTITION, "walltime": "00:10:00",
+                     "job-directives-skip": ["--mem"], "scheduler-options": {"dashboard_address": ":0"}}
+JOBQUEUE_STRUCTURES = STRUCTURES[:2]
+
+
+def slurmJobNames(slurm):
+    """Names of the jobs Slurm knows (running, or ended less than MinJobAge ago)."""
+    text = slurm._run(slurm.programs["scontrol"], "show", "job", "--oneliner")
+    return [item.split("=", 1)[1] for line in text.splitlines() for item in line.split() if item.startswith("JobName=")]
+
+
+def test_dataset_runs_on_slurm_jobs_started_by_dask_jobqueue(slurm, data_dir, tmp_path):
+    """`deepres dataset --jobqueue slurm`: dask-jobqueue submits the worker as a Slurm job, the
+    structures are simulated there, and the shards equal, byte for byte, those made here."""
+    structures = tmp_path / "structures"
+    structures.mkdir()
+    for name in JOBQUEUE_STRUCTURES:
+        shutil.copy(data_dir / name, structures / name)
+    config = ds.DatasetConfig("wide", **SMALL)
+    ds.generate_dataset(structures, tmp_path / "here", config, workers=1, progress=False)
+    settings = {**JOBQUEUE_SETTINGS, "log-directory": str(tmp_path / "worker_logs")}
+    before = slurmJobNames(slurm)
+    with dask.config.set({f"jobqueue.slurm.{key}": value for key, value in settings.items()}):
+        status = cli.main(["dataset", str(structures), "--range", "wide", "--out", str(tmp_path / "slurm"),
+                           "--jobqueue", "slurm", "--workers", "1", "--labels-per-structure",
+                           str(SMALL["labels_per_structure"]), "--boxes-per-label", str(SMALL["boxes_per_label"]),
+                           "--no-progress"])
+    assert status == cli.EXIT_OK
+    assert len(slurmJobNames(slurm)) > len(before) and "dask-worker" in slurmJobNames(slurm)
+    manifest = json.loads((tmp_path / "slurm" / ds.MANIFEST_FILE).read_text())
+    assert manifest["timing"]["cluster"] == "1 slurm workers (dask-jobqueue)"
+    assert shard_bytes(tmp_path / "slurm") == shard_bytes(tmp_path / "here")
+    assert len(shard_bytes(tmp_path / "here")) == len(JOBQUEUE_STRUCTURES)

@@ -92,6 +92,21 @@ class ReportViews:
         """A message window with the form as its Tk parent (without one Tk cannot show it)."""
         return self.infoMessage(text, title)
 
+    def _sliceChoice(self, shape):
+        """(axis, index, cut) of the form's slice in a map of ``shape`` (z, y, x); ``cut`` is
+        the index tuple, or None when the slice lies outside the map."""
+        axis = self.sliceAxis.get()
+        index = self.sliceNumber.get()
+        index = shape[axis] // 2 if index == CENTRAL_SLICE else index
+        if not 0 <= index < shape[axis]:
+            return axis, index, None
+        cut = [slice(None)] * 3
+        cut[axis] = index
+        return axis, index, tuple(cut)
+
+    def _outsideMessage(self, shape, axis, index, title):
+        return self._message(f"Slice {index} is outside the map: choose 0 to {shape[axis] - 1} (or -1).", title)
+
     # -- views ----------------------------------------------------------------------------
     def _histogramViews(self, folder, title):
         resolution, _ = read_map(os.path.join(folder, RESOLUTION_FILE))
@@ -108,15 +123,9 @@ class ReportViews:
         resolution, _ = read_map(os.path.join(folder, RESOLUTION_FILE))
         volume, _ = read_map(self._mapFile(folder))
         summary = self._readSummary(folder)
-        axis = self.sliceAxis.get()
-        size = resolution.shape[axis]
-        index = self.sliceNumber.get()
-        index = size // 2 if index == CENTRAL_SLICE else index
-        if not 0 <= index < size:
-            return [self._message(f"Slice {index} is outside the map: choose 0 to {size - 1} (or -1).", title)]
-        cut = [slice(None)] * 3
-        cut[axis] = index
-        cut = tuple(cut)
+        axis, index, cut = self._sliceChoice(resolution.shape)
+        if cut is None:
+            return [self._outsideMessage(resolution.shape, axis, index, title)]
         low, high, palette = self._colourScale(folder)
         plotter = EmPlotter(x=1, y=1, mainTitle=f"{title}: median {summary.median:.2f} Å, 20-80 %: "
                                                 f"{summary.percentile_20:.2f}-{summary.percentile_80:.2f} Å",
@@ -146,10 +155,7 @@ class ReportViews:
                                surface_level(volume, resolution > 0), palette)
         with open(script, "w") as handle:
             handle.write(text)
-        if chimeraInstalled():
-            return [ChimeraView(script)]
-        return [self._message(f"ChimeraX is not installed in Scipion. Open this script in ChimeraX:\n{script}",
-                              f"{title}: ChimeraX script")]
+        return self._scriptViews(script, title)
 
     @staticmethod
     def _imageViews(path, title):
@@ -168,15 +174,9 @@ class ReportViews:
         ``localfilter_slices.png`` draws its central slices."""
         from ..core.localfilter import GREY_PERCENTILES
 
-        axis = self.sliceAxis.get()
-        size = before.shape[axis]
-        index = self.sliceNumber.get()
-        index = size // 2 if index == CENTRAL_SLICE else index
-        if not 0 <= index < size:
-            return [self._message(f"Slice {index} is outside the map: choose 0 to {size - 1} (or -1).", title)]
-        cut = [slice(None)] * 3
-        cut[axis] = index
-        cut = tuple(cut)
+        axis, index, cut = self._sliceChoice(before.shape)
+        if cut is None:
+            return [self._outsideMessage(before.shape, axis, index, title)]
         plane = f"{SLICE_AXES[axis].split()[1][1:]} slice {index}"
         plotter = EmPlotter(x=1, y=3, mainTitle=title, windowTitle=f"{title}: slices", figsize=(15, 5.5))
         for name, data in (("before", before), ("after", after)):
