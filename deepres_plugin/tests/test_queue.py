@@ -15,17 +15,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-import dask
-import dask_jobqueue  # noqa: F401 - its configuration defaults must be loaded before dask.config.set
 import numpy as np
 import pytest
 from pwem.protocols import ProtImportVolumes
 from pyworkflow.project import Manager
 
-from deepres_plugin import cli
 from deepres_plugin.core import dataset as ds
 from deepres_plugin.core.mrc import read_map
 from deepres_plugin.protocols import ProtDeepResLocalResolution
@@ -289,6 +287,8 @@ def test_set_runs_through_the_slurm_queue(slurm, tmp_path, monkeypatch):
 JOBQUEUE_SETTINGS = {"cores": 1, "processes": 1, "memory": "2GB", "queue": PARTITION, "walltime": "00:10:00",
                      "job-directives-skip": ["--mem"], "scheduler-options": {"dashboard_address": ":0"}}
 JOBQUEUE_STRUCTURES = STRUCTURES[:2]
+#: Seconds for the whole command (a worker that never starts must fail the test, not hang it).
+JOBQUEUE_RUN_LIMIT = 120
 
 
 def slurmJobNames(slurm):
@@ -299,21 +299,27 @@ def slurmJobNames(slurm):
 
 def test_dataset_runs_on_slurm_jobs_started_by_dask_jobqueue(slurm, data_dir, tmp_path):
     """`deepres dataset --jobqueue slurm`: dask-jobqueue submits the worker as a Slurm job, the
-    structures are simulated there, and the shards equal, byte for byte, those made here."""
+    structures are simulated there, and the shards equal, byte for byte, those made here. The
+    command runs as a user runs it, in its own process, with the Dask configuration in a
+    folder named by DASK_CONFIG."""
     structures = tmp_path / "structures"
     structures.mkdir()
     for name in JOBQUEUE_STRUCTURES:
         shutil.copy(data_dir / name, structures / name)
     config = ds.DatasetConfig("wide", **SMALL)
     ds.generate_dataset(structures, tmp_path / "here", config, workers=1, progress=False)
+    daskConfig = tmp_path / "dask"
+    daskConfig.mkdir()
     settings = {**JOBQUEUE_SETTINGS, "log-directory": str(tmp_path / "worker_logs")}
+    (daskConfig / "jobqueue.yaml").write_text(json.dumps({"jobqueue": {"slurm": settings}}))  # JSON is YAML
     before = slurmJobNames(slurm)
-    with dask.config.set({f"jobqueue.slurm.{key}": value for key, value in settings.items()}):
-        status = cli.main(["dataset", str(structures), "--range", "wide", "--out", str(tmp_path / "slurm"),
-                           "--jobqueue", "slurm", "--workers", "1", "--labels-per-structure",
-                           str(SMALL["labels_per_structure"]), "--boxes-per-label", str(SMALL["boxes_per_label"]),
-                           "--no-progress"])
-    assert status == cli.EXIT_OK
+    command = [sys.executable, "-m", "deepres_plugin.cli", "dataset", str(structures), "--range", "wide",
+               "--out", str(tmp_path / "slurm"), "--jobqueue", "slurm", "--workers", "1",
+               "--labels-per-structure", str(SMALL["labels_per_structure"]),
+               "--boxes-per-label", str(SMALL["boxes_per_label"]), "--no-progress"]
+    result = subprocess.run(command, env={**os.environ, "DASK_CONFIG": str(daskConfig)}, capture_output=True,
+                            text=True, timeout=JOBQUEUE_RUN_LIMIT)
+    assert result.returncode == 0, result.stderr[-2000:]
     assert len(slurmJobNames(slurm)) > len(before) and "dask-worker" in slurmJobNames(slurm)
     manifest = json.loads((tmp_path / "slurm" / ds.MANIFEST_FILE).read_text())
     assert manifest["timing"]["cluster"] == "1 slurm workers (dask-jobqueue)"
