@@ -18,6 +18,18 @@ DATA = os.path.join(os.path.dirname(__file__), "data")
 EXAMPLE_RESOLUTIONS = {1: 4.0, 2: 8.0}
 
 
+def import_small_mask(test, folder, sampling):
+    """A 40^3 mask (a 20^3 cube) written in ``folder`` and imported in ``test``'s project: a
+    mask on another grid than the example maps'."""
+    small = np.zeros((40, 40, 40), np.float32)
+    small[10:30, 10:30, 10:30] = 1
+    path = os.path.join(folder, "small_mask.mrc")
+    write_map(path, small, sampling)
+    importSmall = test.newProtocol(ProtImportMask, maskPath=path, samplingRate=sampling)
+    test.launchProtocol(importSmall)
+    return importSmall
+
+
 class TestDeepResLocalResolution(BaseTest):
     """The example map: two copies of a protein low-passed at 4 and 8 A (1 A/px)."""
 
@@ -128,12 +140,7 @@ class TestDeepResLocalResolution(BaseTest):
         self.assertLess(float(np.median(resolution[self.regions == 1])), float(np.median(resolution[self.regions == 2])))
 
     def test_validate_rejects_a_mask_of_another_size(self):
-        small = np.zeros((40, 40, 40), np.float32)
-        small[10:30, 10:30, 10:30] = 1
-        path = os.path.join(self.folder, "small_mask.mrc")
-        write_map(path, small, 1.0)
-        importSmall = self.newProtocol(ProtImportMask, maskPath=path, samplingRate=1.0)
-        self.launchProtocol(importSmall)
+        importSmall = import_small_mask(self, self.folder, 1.0)
         prot = self.newProtocol(ProtDeepResLocalResolution)
         prot.inputVolume.set(self.importVolume)
         prot.inputVolume.setExtended("outputVolume")

@@ -23,6 +23,7 @@ from deepres_plugin.protocols.protocol_local_resolution import (
     ITEM_NETWORK,
     ITEM_VOXELS,
 )
+from deepres_plugin.tests.test_protocols import import_small_mask
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 #: The maps of the set: the example map's copy low-passed at 4 Å (1 Å/px), as it is and
@@ -223,12 +224,7 @@ class TestDeepResLocalResolutionSet(BaseTest):
         self.assertTrue(hasattr(prot, "outputMask"))
 
     def test_validate_checks_every_map(self):
-        small = np.zeros((40, 40, 40), np.float32)
-        small[10:30, 10:30, 10:30] = 1
-        path = os.path.join(self.folder, "small_mask.mrc")
-        write_map(path, small, SAMPLING)
-        importSmall = self.newProtocol(ProtImportMask, maskPath=path, samplingRate=SAMPLING)
-        self.launchProtocol(importSmall)
+        importSmall = import_small_mask(self, self.folder, SAMPLING)
         prot = self.newProtocol(ProtDeepResLocalResolution)
         prot.inputVolume.set(self.importSet)
         prot.inputVolume.setExtended("outputVolumes")

@@ -6,29 +6,23 @@ The map is the bundled example; the model is a small protein centred on the copy
 at 4 Å. Without a map of their own, the local filter and the per-residue protocols read the
 DeepRes run's map and resolution map in place (and keep its colour scale).
 """
-import collections
 import csv
 import os
-import runpy
-import sys
 from pathlib import Path
-from unittest import mock
 
 import gemmi
 import numpy as np
 import pytest
-import pyworkflow as pw
-from pyworkflow.project import Project
 
 from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import INPUT_MAP, RESIDUE_FILES, ReportSummary
 from deepres_plugin.protocols import ProtDeepResLocalFilter
 from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
+from deepres_plugin.tests.test_workflow_runs import assert_each_ran_once, assert_scheduled_once
 from deepres_plugin.workflow import LOCAL_FILTER_TEMPLATE, load_template, run_template
 
 DATA = Path(__file__).resolve().parent / "data"
-PROTOCOL_START = "Protocol starts"   # logged to run.stdout by each process that runs the protocol
 TEMPLATE_CLASSES = ["ProtImportVolumes", "ProtImportPdb", "ProtDeepResLocalResolution", "ProtDeepResLocalFilter",
                     "ProtDeepResModelResolution"]
 PROTEIN = "BM5_1GL1_l_u.pdb.gz"
@@ -55,13 +49,7 @@ def test_second_template_runs_each_protocol_once(template_values):
     project, protocols = run_template(template_values, project_name="deepres_localfilter_template",
                                       template=LOCAL_FILTER_TEMPLATE)
     assert [type(protocol).__name__ for protocol in protocols] == TEMPLATE_CLASSES
-    for protocol in protocols:
-        stdout_log, _, schedule_log = (project.getPath(path) for path in protocol.getLogPaths())
-        with open(stdout_log) as log:
-            starts = log.read().count(PROTOCOL_START)
-        assert protocol.isFinished(), protocol.getRunName()
-        assert starts == 1, f"{protocol.getRunName()} started {starts} times"
-        assert not os.path.exists(schedule_log), f"{protocol.getRunName()} went through a scheduler"
+    assert_each_ran_once(project, protocols)
     _, _, deepres, localfilter, residues = protocols
 
     # the local filter read the DeepRes run's map and resolution map in place, with its colour scale
@@ -99,15 +87,4 @@ def test_scipion_schedules_each_template_protocol_once(template_values):
     """Runs Scipion's own scheduling script on the new project, recording what it schedules."""
     project = load_template(template_values, project_name="deepres_localfilter_scheduled_once",
                             template=LOCAL_FILTER_TEMPLATE)
-    script = os.path.join(os.path.dirname(pw.__file__), "project", "scripts", "schedule.py")
-    scheduled = collections.Counter()
-
-    def record(project, protocol, **kwargs):
-        scheduled[protocol.getObjId()] += 1
-
-    with mock.patch.object(Project, "scheduleProtocol", record), \
-            mock.patch.object(sys, "argv", [script, project.getShortName()]):
-        runpy.run_path(script, run_name="__main__")
-    runs = {run.getObjId(): run.getClassName() for run in project.getRuns()}
-    assert sorted(runs.values()) == sorted(TEMPLATE_CLASSES)
-    assert {runs[protId]: count for protId, count in scheduled.items()} == dict.fromkeys(TEMPLATE_CLASSES, 1)
+    assert_scheduled_once(project, TEMPLATE_CLASSES)

@@ -41,13 +41,7 @@ def template_values(tmp_path, monkeypatch):
 def test_run_template_runs_each_protocol_once(template_values):
     project, protocols = run_template(template_values, project_name="deepres_template_runs_once")
     assert [type(protocol).__name__ for protocol in protocols] == TEMPLATE_CLASSES
-    for protocol in protocols:
-        stdout_log, _, schedule_log = (project.getPath(path) for path in protocol.getLogPaths())
-        with open(stdout_log) as log:
-            starts = log.read().count(PROTOCOL_START)
-        assert protocol.isFinished(), protocol.getRunName()
-        assert starts == 1, f"{protocol.getRunName()} started {starts} times"
-        assert not os.path.exists(schedule_log), f"{protocol.getRunName()} went through a scheduler"
+    assert_each_ran_once(project, protocols)
     volume, mask = protocols[0].outputVolume, protocols[1].outputMask
     assert mask.getSamplingRate() == volume.getSamplingRate() == 1.0
 
@@ -55,6 +49,24 @@ def test_run_template_runs_each_protocol_once(template_values):
 def test_scipion_schedules_each_template_protocol_once(template_values):
     """Runs Scipion's own scheduling script on the new project, recording what it schedules."""
     project = load_template(template_values, project_name="deepres_template_scheduled_once")
+    assert_scheduled_once(project, TEMPLATE_CLASSES)
+
+
+def assert_each_ran_once(project, protocols):
+    """Every protocol finished, started once (one "Protocol starts" in its run.stdout) and
+    went through no scheduler (no schedule log)."""
+    for protocol in protocols:
+        stdout_log, _, schedule_log = (project.getPath(path) for path in protocol.getLogPaths())
+        with open(stdout_log) as log:
+            starts = log.read().count(PROTOCOL_START)
+        assert protocol.isFinished(), protocol.getRunName()
+        assert starts == 1, f"{protocol.getRunName()} started {starts} times"
+        assert not os.path.exists(schedule_log), f"{protocol.getRunName()} went through a scheduler"
+
+
+def assert_scheduled_once(project, classes):
+    """Scipion's own scheduling script, run on ``project`` with its scheduling recorded,
+    schedules each of its runs (of ``classes``) exactly once."""
     script = os.path.join(os.path.dirname(pw.__file__), "project", "scripts", "schedule.py")
     scheduled = collections.Counter()
 
@@ -65,5 +77,5 @@ def test_scipion_schedules_each_template_protocol_once(template_values):
             mock.patch.object(sys, "argv", [script, project.getShortName()]):
         runpy.run_path(script, run_name="__main__")
     runs = {run.getObjId(): run.getClassName() for run in project.getRuns()}
-    assert sorted(runs.values()) == sorted(TEMPLATE_CLASSES)
-    assert {runs[protId]: count for protId, count in scheduled.items()} == dict.fromkeys(TEMPLATE_CLASSES, 1)
+    assert sorted(runs.values()) == sorted(classes)
+    assert {runs[protId]: count for protId, count in scheduled.items()} == dict.fromkeys(classes, 1)
