@@ -37,7 +37,7 @@ import numpy as np
 from .cluster import ClusterOptions, connected, map_tasks
 from .errors import DeepResError, ParameterError
 from .fileio import check_output_dir, output_directory, write_files
-from .models import shipped_model_path
+from .models import chosen_model_path
 from .outputs import BATCH_FILES, SUMMARY_FILE, ReportSummary
 from .pipeline import PredictOptions, run_predict
 from .ranges import RANGES
@@ -182,7 +182,7 @@ def previous_summary(task: BatchTask) -> dict[str, Any] | None:
     the task's folder, or None."""
     try:
         summary = json.loads((task.folder / SUMMARY_FILE).read_text())
-        model = Path(task.options.model) if task.options.model else shipped_model_path(task.options.range_name)
+        model = chosen_model_path(task.options.model, task.options.range_name)
         same = (summary["map"] == str(task.map_path) and summary["range"]["name"] == task.options.range_name
                 and summary["model"]["file"] == str(model.resolve()))
     except (OSError, ValueError, KeyError, TypeError):

@@ -57,6 +57,7 @@ from typing import Iterator
 import numpy as np
 
 from ..version import __version__
+from .cluster import available_cpus
 from .errors import MapFormatError, ParameterError
 from .fileio import check_output_dir, output_directory, write_files
 from .filters import RAISED_COSINE_WIDTH, bfactor_response, lowpass_zero_frequency, raised_cosine_lowpass
@@ -104,11 +105,6 @@ class LocalLowpass:
     bank: tuple[float, ...]
     clamped_voxels: int
     seconds: float
-
-
-def fft_workers() -> int:
-    """FFT threads: as many as CPUs this process may run on (scipy's -1 counts the machine's)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def bank_resolutions(finest: float, coarsest: float, voxel_size: float, step: float = BANK_STEP) -> np.ndarray:
@@ -183,7 +179,7 @@ def local_lowpass(volume: np.ndarray, resolution: np.ndarray, voxel_size: float,
         region: voxels to filter to their own resolution (default: resolution > 0); the
             others are low-passed at the coarsest resolution of the region.
         bfactor: global B-factor (A^2) applied first; negative sharpens.
-        workers: FFT threads (default :func:`fft_workers`).
+        workers: FFT threads (default: the CPUs this process may use, :func:`.cluster.available_cpus`).
         step: largest bank step, cycles per voxel.
 
     Returns:
@@ -197,7 +193,7 @@ def local_lowpass(volume: np.ndarray, resolution: np.ndarray, voxel_size: float,
     from .sweep import check_sharpening
 
     start = time.perf_counter()
-    workers = workers or fft_workers()
+    workers = workers or available_cpus()     # scipy's -1 would count the machine's CPUs
     if volume.shape != resolution.shape:
         raise MapFormatError(f"the map {volume.shape} and the resolution map {resolution.shape} differ in shape")
     region = resolution > 0 if region is None else region & (resolution > 0)
@@ -340,7 +336,7 @@ class LocalFilterOptions:
         bfactor: global B-factor (A^2) applied first; negative sharpens.
         auto_bfactor: estimate the B-factor from the map instead (:func:`estimate_sharpening`).
         palette: colour map of the figure and script (default: the resolution map's report's).
-        workers: FFT threads (default :func:`fft_workers`).
+        workers: FFT threads (default: the CPUs this process may use, :func:`.cluster.available_cpus`).
     """
 
     mask: str | os.PathLike | None = None

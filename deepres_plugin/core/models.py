@@ -1,6 +1,7 @@
 """The networks shipped inside the package (``deepres_plugin/models``)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import ParameterError
@@ -22,3 +23,9 @@ def shipped_model_path(range_name: str) -> Path:
         raise ParameterError(f"no trained network for the {range_name!r} range is shipped with this "
                              f"installation ({path.name} missing); give a network file", option="--model")
     return path
+
+
+def chosen_model_path(model: str | os.PathLike | None, range_name: str) -> Path:
+    """The network a run uses: the file ``model`` when one is given, else the one shipped for
+    ``range_name`` (:func:`shipped_model_path`)."""
+    return Path(model) if model else shipped_model_path(range_name)

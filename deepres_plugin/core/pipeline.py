@@ -23,7 +23,7 @@ from .fsc import FSC_THRESHOLD
 from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
 from .masks import automatic_mask, read_mask
-from .models import shipped_model_path
+from .models import chosen_model_path
 from .mrc import read_map, write_map
 from .networks import check_model_file, load_model
 from .outputs import (
@@ -84,7 +84,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     volume, geometry = read_map(map_path, voxel_size=options.sampling)
     check_output_dir(out_dir, expected_bytes=2 * volume.size * 4 + REPORT_BYTES)     # resolution map, mask
     check_map_for_range(geometry.voxel_size, volume.shape, get_range(options.range_name), str(map_path))
-    model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
+    model_path = chosen_model_path(options.model, options.range_name)
     check_model_file(model_path, options.range_name)     # a bad network fails now, not after the map work
     # TensorFlow's import and the model load (2-3 s) overlap the mask and the map condition
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
@@ -408,7 +408,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     start = time.perf_counter()
     check_output_dir(out_dir)
     bfactors = parse_bfactors(options.bfactors)
-    model_path = Path(options.model) if options.model else shipped_model_path(options.range_name)
+    model_path = chosen_model_path(options.model, options.range_name)
     network, info = load_model(model_path, options.range_name)
     halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
     voxel = halves.geometry.voxel_size

@@ -25,6 +25,11 @@ MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz", ".rec
 COMPRESSED_SUFFIXES = (".gz", ".bz2")
 
 
+def sourceFile(image):
+    """The file of an image object, without Scipion's ``:mrc``-style suffix."""
+    return image.getFileName().split(":")[0]
+
+
 def scipionOrigin(image):
     """Where Scipion places an image's first voxel (x, y, z; Å): its origin shifts, which Scipion
     writes as the MRC header origin (``Ccp4Header.fixFile``) and gives ChimeraX as ``volume
@@ -141,8 +146,7 @@ class ProtDeepResBase(ProtAnalysis3D):
         default the image's own), so the core's outputs and scripts place the map where
         Scipion does. A mask takes its map's origin: it is used voxel for voxel on the map's
         grid (checked by ``_validate``), whatever origin its import gave it."""
-        source = image.getFileName().split(":")[0]
-        ProtDeepResBase._fileToMrc(source, target)
+        ProtDeepResBase._fileToMrc(sourceFile(image), target)
         with mrcfile.open(target, mode="r+", permissive=True) as mrc:
             mrc.header.origin = scipionOrigin(reference or image)
 

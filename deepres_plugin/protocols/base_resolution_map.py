@@ -17,7 +17,7 @@ from pyworkflow.protocol import params
 
 from ..core.mrc import ISOTROPY_TOLERANCE
 from ..core.outputs import INPUT_MAP, INPUT_RESOLUTION, ReportSummary
-from .base import ProtDeepResBase
+from .base import ProtDeepResBase, sourceFile
 
 #: Largest difference between the origins of two grids that are one grid, in voxels (the
 #: core's ``check_same_grid`` allows the same).
@@ -31,11 +31,6 @@ MAP_HELP = ("The density map the resolution map was computed for, on its grid (s
             "origin). Leave empty when the resolution map is the output of a DeepRes protocol: the map of that run "
             "is used (local resolution: its input map; local FSC: the half maps' average; B-factor sweep: the "
             "sharpened map).")
-
-
-def sourceFile(image):
-    """The file of an image object, without Scipion's ``:mrc``-style suffix."""
-    return image.getFileName().split(":")[0]
 
 
 def gridErrors(volume, reference, what, referenceWhat="the map", checkOrigin=True,

@@ -29,7 +29,15 @@ from ..core.outputs import (
     protocol_volume_dir,
 )
 from ..core.ranges import RANGES
-from .base import MRC_SUFFIXES, ProtDeepResBase, defineGpuParams, defineNetworkParams, tensorflowDevice, validateNetwork
+from .base import (
+    MRC_SUFFIXES,
+    ProtDeepResBase,
+    defineGpuParams,
+    defineNetworkParams,
+    sourceFile,
+    tensorflowDevice,
+    validateNetwork,
+)
 
 
 class outputs(Enum):
@@ -222,7 +230,7 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
     @staticmethod
     def volumeName(volume):
         """A map's name for messages: its label, or its file's name."""
-        return volume.getObjLabel() or os.path.basename(volume.getFileName().split(":")[0])
+        return volume.getObjLabel() or os.path.basename(sourceFile(volume))
 
     # --------------------------- INFO functions ------------------------------------------
     def _validate(self):
@@ -249,7 +257,7 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
             if abs(mask.getSamplingRate() - volume.getSamplingRate()) > 1e-3 * volume.getSamplingRate():
                 errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
                               f"map's ({volume.getSamplingRate():g} Å/px).")
-        source = volume.getFileName().split(":")[0]
+        source = sourceFile(volume)
         try:
             if source.lower().endswith(MRC_SUFFIXES):
                 check_map_file(source)

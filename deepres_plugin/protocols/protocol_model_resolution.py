@@ -12,8 +12,8 @@ from ..core.errors import StructureError
 from ..core.mrc import MapGeometry
 from ..core.outputs import RESIDUE_FILES, ResiduesSummary
 from ..core.residues import ATTRIBUTE, ResidueOptions
-from .base import scipionOrigin
-from .base_resolution_map import ProtDeepResResolutionMapBase, sourceFile
+from .base import scipionOrigin, sourceFile
+from .base_resolution_map import ProtDeepResResolutionMapBase
 
 
 class outputs(Enum):
