@@ -57,9 +57,10 @@ WHISKER_PERCENTILES = (5, 95)
 #: of one box per map (which would be unreadable).
 MAX_BOXES = 50
 #: Columns of ``batch.csv``: the map and its folder, what was asked, the outcome, the
-#: summary figures (A; voxels), the whisker percentiles, the time and the error.
+#: summary figures (A; voxels with an estimate, voxels of the mask left without one), the
+#: whisker percentiles, the time and the error.
 ROW_FIELDS = ("name", "map", "mask", "range", "voxel_size", "status", *ReportSummary.STATISTICS,
-              "percentile_5", "percentile_95", "seconds", "error")
+              "left_out_voxels", "percentile_5", "percentile_95", "seconds", "error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +210,8 @@ def predict_task(task: BatchTask) -> dict[str, Any]:
         figures = ReportSummary.from_dict(summary)
         row.update({key: getattr(figures, key) for key in ReportSummary.STATISTICS})
         row.update(zip(("percentile_5", "percentile_95"), _whiskers(task.folder / summary["files"]["resolution"])))
-        row.update(status=status, voxel_size=figures.input_voxel_size, seconds=summary.get("run_seconds"))
+        row.update(status=status, voxel_size=figures.input_voxel_size, seconds=summary.get("run_seconds"),
+                   left_out_voxels=sum(summary.get("left_out", {}).get("voxels", {}).values()))
     except Exception as exc:                           # noqa: BLE001 - one map's failure is its row's
         row.update(status=STATUS_FAILED, error=error_message(exc), seconds=round(time.perf_counter() - start, 3))
     return row

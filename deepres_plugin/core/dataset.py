@@ -42,6 +42,19 @@ radius and edge around the atoms). ``conditions="paper"`` keeps the format-1 sch
 (Xmipp's filter, noise relative to the maximum, noisy solvent). The label is always the
 low-pass resolution (see :mod:`.conditions` for its meaning under each shape).
 
+*Post-processed noise* (``conditions="postprocessed"``): the signal is made as in the paper
+scheme; the noise is what a reconstruction leaves after post-processing: white (a third of
+the maps), or low-passed at a *global* resolution drawn between the label and Nyquist
+(uniform in 1/d: post-processing low-passes the whole map at its best resolution, so a
+poorer region carries noise finer than its own detail), half of those also sharpened (a
+B-factor that multiplies the noise by up to e at the global resolution), at levels up to
+and beyond the point where the box holds no signal (SD relative to the map's maximum,
+``noise_sd_max * u ** exponent``). The label is the low-pass resolution where the box's
+signal stands above that noise, and coarser where it does not
+(:func:`noise_limited_labels`): the resolution where the box's signal power falls under
+its noise power, up to the range's maximum for a box with no signal left. Added noise can
+only make a label coarser.
+
 *Split by structure*: each model belongs to a group (the complex it comes from:
 ``BM5_1ABC_l_b`` and ``BM5_1ABC_r_u`` share group ``BM5_1ABC``); whole groups go to the
 validation split, chosen by a hash of the seed and the group name. Boxes of one complex
@@ -92,8 +105,8 @@ from .conditions import (
 )
 from .errors import DeepResError, ParameterError
 from .fileio import atomic_outputs, check_output_dir
-from .filters import LowpassShape, lowpass_bank
-from .fourier import rfft_map
+from .filters import LowpassShape, bfactor_response, lowpass_bank, lowpass_zero_frequency
+from .fourier import frequency_magnitude, rfft_map
 from .masks import ATOM_MASK_RADIUS_A
 from .ranges import BOX_SIZE, ResolutionRange, get_range
 from .simulate import SimulatedDensity, is_model_file, model_density, read_model
@@ -102,8 +115,10 @@ logger = logging.getLogger(__name__)
 
 DATASET_FORMAT_VERSION = 2
 #: How the filtered maps of a dataset are made: ``paper`` (format 1: Xmipp's filter, noise
-#: relative to the maximum, noisy solvent) or ``varied`` (a random :class:`MapCondition` each).
-CONDITION_SCHEMES = ("paper", "varied")
+#: relative to the maximum, noisy solvent), ``varied`` (a random :class:`MapCondition` each)
+#: or ``postprocessed`` (Xmipp's filter, noise as a reconstruction leaves it after
+#: post-processing, labels no finer than the detail above that noise; module docstring).
+CONDITION_SCHEMES = ("paper", "varied", "postprocessed")
 CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
 SHARD_DIR = "shards"
@@ -323,6 +338,83 @@ def filtered_noise_boxes(rng: np.random.Generator, voxel_size: float, resolution
     return extract_boxes(wrapped, corners + box_size // 2, box_size)
 
 
+#: Post-processed noise: shares of white noise and of noise also sharpened.
+WHITE_NOISE_FRACTION = 1.0 / 3.0
+SHARPENED_NOISE_FRACTION = 0.5
+#: Post-processed noise: the sharpening B-factor multiplies the noise by up to e ** this at
+#: the global resolution (B = 4 d^2 t, t uniform in [0, this]).
+MAX_NOISE_SHARPENING = 1.0
+
+
+def postprocessed_noise_boxes(rng: np.random.Generator, voxel_size: float, global_resolution: float | None,
+                              bfactor: float, count: int, box_size: int = BOX_SIZE,
+                              field_size: int = NOISE_FIELD_SIZE) -> np.ndarray:
+    """``count`` boxes of unit-SD noise as post-processing leaves it: white, or sharpened with
+    ``bfactor`` (A^2, negative sharpens) and low-passed at ``global_resolution`` A (None:
+    white), cut at random positions of one periodic field of ``field_size``^3 voxels."""
+    if global_resolution is None:
+        return rng.standard_normal((count,) + (box_size,) * 3, dtype=np.float32)
+    shape = (field_size,) * 3
+    spectrum = rfft_map(rng.standard_normal(shape, dtype=np.float32))
+    if bfactor:
+        frequency = np.minimum(frequency_magnitude(shape, voxel_size),
+                               lowpass_zero_frequency(global_resolution, voxel_size))
+        spectrum = spectrum * bfactor_response(frequency, bfactor)
+    field = next(lowpass_bank(spectrum, shape, voxel_size, [global_resolution], workers=1))
+    field /= max(float(field.std()), MIN_BOX_NORM)
+    wrapped = np.pad(field, [(0, box_size - 1)] * 3, mode="wrap")
+    corners = rng.integers(0, field_size, size=(count, 3))
+    return extract_boxes(wrapped, corners + box_size // 2, box_size)
+
+
+#: The signal-to-noise of a box is measured in a window this many boxes wide around it
+#: (a 13-voxel box resolves too few Fourier shells; an apodised 27-voxel window resolves 14).
+SNR_WINDOW_BOXES = 2
+
+
+def box_shell_power(boxes: np.ndarray) -> np.ndarray:
+    """Power of each box in the Fourier shells of the box grid, (N, shells): shell k holds the
+    frequencies within half a step of k / box cycles per voxel, up to Nyquist. The boxes are
+    apodised by a separable raised-cosine (Hann) window first, so that the cut at the box's
+    faces does not spread the strong low frequencies into the fine shells."""
+    size = boxes.shape[-1]
+    window = np.hanning(size + 2)[1:-1].astype(np.float32)
+    apodised = boxes.astype(np.float32) * (window[:, None, None] * window[None, :, None] * window[None, None, :])
+    power = np.abs(np.fft.rfftn(apodised, axes=(1, 2, 3))) ** 2
+    shells = np.rint(frequency_magnitude((size,) * 3) * size).astype(np.int64).ravel()
+    count = size // 2 + 1
+    keep = shells < count
+    onehot = np.zeros((shells.size, count), np.float32)
+    onehot[np.flatnonzero(keep), shells[keep]] = 1.0
+    return power.reshape(len(boxes), -1) @ onehot
+
+
+def noise_limited_labels(signal_boxes: np.ndarray, noise_boxes: np.ndarray, labels: np.ndarray,
+                         voxel_size: float, max_resolution: float) -> np.ndarray:
+    """Each box's label (A) made no finer than the resolution where its signal power falls
+    under its noise power, capped at ``max_resolution``.
+
+    The shells of the box (:func:`box_shell_power`) are scanned from coarse to fine; the
+    crossing lies between the last shell whose signal-to-noise power ratio is at least 1 and
+    the first below 1, interpolated linearly in frequency and in the log of the ratio. A box
+    whose first shell is already below its noise has no signal: ``max_resolution``. A box
+    with signal above the noise in every shell keeps its label.
+    """
+    size = signal_boxes.shape[-1]
+    tiny = float(np.finfo(np.float32).tiny)
+    ratio = np.log(np.maximum(box_shell_power(signal_boxes)[:, 1:], tiny)
+                   / np.maximum(box_shell_power(noise_boxes)[:, 1:], tiny))    # shells 1 .. Nyquist
+    below = ratio < 0
+    first = np.where(below.any(axis=1), np.argmax(below, axis=1), -1)          # first shell under the noise
+    frequency = np.zeros(len(labels))                                          # cycles per voxel; 0: none
+    rows = np.flatnonzero(first > 0)
+    before, after = ratio[rows, first[rows] - 1], ratio[rows, first[rows]]
+    shell = first[rows] + before / (before - after)                            # 1-based shell of the crossing
+    frequency[rows] = shell / size
+    limit = np.where(first < 0, 0.0, np.where(first == 0, np.inf, voxel_size / np.maximum(frequency, tiny)))
+    return np.minimum(np.maximum(labels, limit), max_resolution).astype(np.float32)
+
+
 def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
                        fft_workers: int = 1) -> dict[str, np.ndarray]:
     """All boxes and labels of one structure (steps 1-6 of the module docstring).
@@ -340,6 +432,8 @@ def structure_examples(model_path: str | os.PathLike, config: DatasetConfig,
         raise DeepResError(f"{model_path}: no voxel of the molecule has a full box in the grid")
     if config.conditions == "varied":
         return _varied_examples(simulated, molecule, candidates, config, rng, fft_workers)
+    if config.conditions == "postprocessed":
+        return _postprocessed_examples(simulated, candidates, config, rng, fft_workers)
 
     count, per_label = config.labels_per_structure, config.boxes_per_label
     labels = draw_labels(rng, resolution_range, count, config.label_min)
@@ -414,6 +508,51 @@ def _varied_examples(simulated: SimulatedDensity, molecule: np.ndarray, candidat
         "noise_reference": np.repeat([NOISE_REFERENCES.index(c.noise_reference) for c in conditions],
                                      per_label).astype(np.int8),
         "solvent": np.repeat([SOLVENTS.index(c.solvent) for c in conditions], per_label).astype(np.int8),
+    }
+
+
+def _postprocessed_examples(simulated: SimulatedDensity, candidates: np.ndarray, config: DatasetConfig,
+                            rng: np.random.Generator, fft_workers: int) -> dict[str, np.ndarray]:
+    """Steps 2-6 with post-processed noise and noise-limited labels (module docstring)."""
+    resolution_range = get_range(config.range_name)
+    voxel, size = resolution_range.voxel_size, config.box_size
+    count, per_label = config.labels_per_structure, config.boxes_per_label
+    labels = draw_labels(rng, resolution_range, count, config.label_min)
+    noise_sd = rng.random(count) ** NOISE_SHAPES[config.noise_shape] * config.noise_sd_max
+    white = rng.random(count) < WHITE_NOISE_FRACTION
+    nyquist = 2.0 * voxel
+    # global resolutions uniform in 1/d between the label and Nyquist
+    global_resolution = 1.0 / (1.0 / labels + rng.random(count) * (1.0 / nyquist - 1.0 / labels))
+    sharpening = np.where(rng.random(count) < SHARPENED_NOISE_FRACTION,
+                          -4.0 * global_resolution ** 2 * rng.random(count) * MAX_NOISE_SHARPENING, 0.0)
+    centres = deal_centres(candidates, count, per_label, rng)
+
+    shape = simulated.density.shape
+    signals = lowpass_bank(rfft_map(simulated.density, workers=fft_workers), shape, voxel, labels,
+                           workers=fft_workers)
+    window = SNR_WINDOW_BOXES * size + 1
+    margin = (window - size) // 2
+    inner = (slice(None),) + (slice(margin, margin + size),) * 3
+    boxes = np.empty((count, per_label) + (size,) * 3, dtype=config.dtype)
+    box_labels = np.empty((count, per_label), np.float32)
+    for i, signal in enumerate(signals):
+        signal_windows = extract_boxes(np.pad(signal, margin), centres[i] + margin, window) / np.float32(signal.max())
+        noise_windows = postprocessed_noise_boxes(rng, voxel, None if white[i] else float(global_resolution[i]),
+                                                  float(sharpening[i]), per_label, window) * np.float32(noise_sd[i])
+        box_labels[i] = noise_limited_labels(signal_windows, noise_windows, np.full(per_label, labels[i]), voxel,
+                                             resolution_range.max_resolution)
+        boxes[i] = normalise_boxes(signal_windows[inner] + noise_windows[inner])
+    if not np.all(np.isfinite(boxes)):
+        raise DeepResError("non-finite training boxes (a filter or envelope overflowed); not written")
+    return {
+        "boxes": boxes.reshape((-1,) + (size,) * 3),
+        "labels": box_labels.reshape(-1),
+        "lowpass_resolution": np.repeat(labels, per_label).astype(np.float32),
+        "noise_sd": np.repeat(noise_sd, per_label).astype(np.float32),
+        "filtered_noise": np.repeat(~white, per_label),
+        "global_resolution": np.repeat(np.where(white, nyquist, global_resolution), per_label).astype(np.float32),
+        "noise_bfactor": np.repeat(sharpening, per_label).astype(np.float32),
+        "centres": centres.reshape(-1, 3).astype(np.int32),
     }
 
 

@@ -153,8 +153,13 @@ def automatic_mask(volume: np.ndarray, voxel_size: float,
         envelope = np.isin(labels, keep)
     envelope = scipy.ndimage.binary_fill_holes(envelope)
     mask = dilate(envelope, voxel_size, dilation)
-    logger.info("automatic mask: %d voxels (%.1f%% of the box)", mask.sum(), 100.0 * mask.mean())
+    logger.debug("automatic mask: %d voxels (%.1f%% of the box)", mask.sum(), 100.0 * mask.mean())
     return mask
+
+
+def log_automatic_mask(mask: np.ndarray) -> None:
+    """Say that an automatic mask is used as a run's mask, and its size."""
+    logger.info("automatic mask: %d voxels (%.1f%% of the box)", mask.sum(), 100.0 * mask.mean())
 
 
 def mask_from_points(shape: tuple[int, int, int], voxel_size: float, points_zyx: np.ndarray,

@@ -81,6 +81,18 @@ def protocol_volume_dir(volume_id: int) -> str:
     return PROTOCOL_VOLUME_DIR.format(volume_id)
 
 
+def left_out_line(entry: dict[str, Any] | None) -> str | None:
+    """The ``left_out`` entry of a summary (:meth:`.signal.SignalSelection.as_dict`) as one
+    line: how many voxels of the mask got no estimate and why; None when none was left out."""
+    voxels = (entry or {}).get("voxels", {})
+    total = sum(voxels.values())
+    if not total:
+        return None
+    share = 100.0 * total / max(entry.get("mask_voxels", 0), 1)
+    reasons = "; ".join(f"{count} {entry['reasons'][key]}" for key, count in voxels.items() if count)
+    return f"{total} of {entry['mask_voxels']} mask voxels ({share:.1f} %) have no estimate: {reasons}"
+
+
 # ---------------------------------------------------------------------------------------
 # The summaries, typed: what the pipeline writes into summary.json and every reader reads.
 # ---------------------------------------------------------------------------------------
@@ -94,6 +106,11 @@ class _SummaryFields:
     @property
     def run_seconds(self) -> float | None:
         return self.fields.get("run_seconds")
+
+    @property
+    def left_out(self) -> str | None:
+        """How many voxels of the mask got no estimate and why (one line), or None."""
+        return left_out_line(self.fields.get("left_out"))
 
     @property
     def method_description(self) -> str | None:

@@ -22,7 +22,7 @@ from .fileio import check_output_dir, output_directory, write_files
 from .fsc import FSC_THRESHOLD
 from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
-from .masks import automatic_mask, read_mask
+from .masks import automatic_mask, log_automatic_mask, read_mask
 from .models import chosen_model_path
 from .mrc import read_map, write_map
 from .networks import check_model_file, load_model
@@ -39,6 +39,7 @@ from .outputs import (
 )
 from .ranges import get_range
 from .report import DEFAULT_PALETTE, report_contents, resolution_values
+from .signal import select_signal
 
 logger = logging.getLogger(__name__)
 
@@ -90,16 +91,18 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         loading = pool.submit(model_loader or load_model, model_path, options.range_name)
         try:
-            scaled, mask, mask_source, condition = _prepare_map(volume, geometry, map_path, options)
+            scaled, mask, mask_source, condition, selection = _prepare_map(volume, geometry, map_path, options)
         finally:
             network, info = loading.result()
     if not info.trained:
         logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
     logger.info("map condition: %s", condition.describe())
+    selection.log()
     warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name))
+    warnings += selection.warnings()
     for warning in warnings:
         logger.warning(warning)
-    prediction = predict_map(scaled, geometry.voxel_size, mask, network, info, device=options.device,
+    prediction = predict_map(scaled, geometry.voxel_size, selection.estimated, network, info, device=options.device,
                              path=options.path, progress=options.progress, slab_bytes=options.slab_bytes,
                              precision=options.precision)
     low, high = prediction.clamp
@@ -111,7 +114,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         "input_voxel_size": geometry.voxel_size, "model_voxel_size": info.voxel_size,
         "input_shape_zyx": list(volume.shape), "model_grid_shape_zyx": list(prediction.model_shape),
         "clamp": {"low": low, "high": high, "note": CLAMP_NOTE},
-        "background_level": prediction.background, "mask": mask_source,
+        "background_level": prediction.background, "mask": mask_source, "left_out": selection.as_dict(),
         "map_condition": condition.as_dict(), "warnings": warnings,
         "voxels_by_path": prediction.voxels_by_path, "device": options.device, "precision": options.precision,
         "prediction_seconds": round(prediction.seconds, 3),
@@ -122,7 +125,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         resolution_path = folder / RESOLUTION_FILE
         extra["run_seconds"] = round(time.perf_counter() - start, 3)
         summary, contents = report_contents(folder, map_path, volume, resolution_path, prediction.resolution,
-                                            geometry, mask, (low, high), options.palette, extra)
+                                            geometry, selection.estimated, (low, high), options.palette, extra)
         contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, prediction.resolution, geometry)
         if not options.mask:
             contents[MASK_FILE] = lambda tmp: write_map(tmp, mask.astype(np.float32), geometry)
@@ -131,19 +134,23 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def _prepare_map(volume: np.ndarray, geometry, map_path, options: PredictOptions):
-    """The map at unit scale, its mask (given or automatic) and its condition: what a
-    prediction needs from the map before the network runs."""
+    """The map at unit scale, its mask (given or automatic), its condition and the voxels of
+    the mask that get an estimate (:mod:`.signal`): what a prediction needs from the map
+    before the network runs."""
     scaled = unit_scale(volume, str(map_path))
+    envelope = automatic_mask(scaled, geometry.voxel_size)
     if options.mask:
         mask = read_mask(options.mask, volume.shape, geometry, voxel_size=options.sampling)
         mask_source = str(Path(options.mask).resolve())
     else:
-        mask = automatic_mask(scaled, geometry.voxel_size)
-        mask_source = "automatic"
+        mask, mask_source = envelope, "automatic"
+        log_automatic_mask(mask)
         if mask.all():
             raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
     check_not_flat(scaled, mask, str(map_path))
-    return scaled, mask, mask_source, measure_map(scaled, geometry.voxel_size, mask)
+    selection = select_signal(scaled, geometry.voxel_size, mask, envelope)
+    return (scaled, mask, mask_source, measure_map(scaled, geometry.voxel_size, selection.estimated),
+            selection)
 
 
 #: About the size of the figures and scripts of a report (bytes).
@@ -273,6 +280,7 @@ def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
     else:
         mask = automatic_mask((half1 + half2) / 2, geometry.voxel_size)
         mask_source = "automatic"
+        log_automatic_mask(mask)
         if mask.all():
             raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
     check_not_flat(half1, mask, str(half1_path))
@@ -327,11 +335,14 @@ def _local_fsc(halves: HalfMaps, options) -> Any:
 
 
 def _report_files(folder: Path, map_path: Path, volume: np.ndarray, resolution: np.ndarray, halves: HalfMaps,
-                  colour_range: tuple[float, float], palette: str, extra: dict) -> tuple[dict, dict]:
+                  colour_range: tuple[float, float], palette: str, extra: dict,
+                  estimated: np.ndarray | None = None) -> tuple[dict, dict]:
     """Summary and report files of a resolution map to be written as ``resolution.mrc`` in
-    ``folder``; the map is ``map_path`` (written there too when it lies in ``folder``)."""
+    ``folder``; the map is ``map_path`` (written there too when it lies in ``folder``); the
+    figures count the ``estimated`` voxels (default: the halves' mask)."""
+    mask = halves.mask if estimated is None else estimated
     summary, contents = report_contents(folder, map_path, volume, folder / RESOLUTION_FILE, resolution,
-                                        halves.geometry, halves.mask, colour_range, palette, extra)
+                                        halves.geometry, mask, colour_range, palette, extra)
     contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, resolution, halves.geometry)
     if map_path.parent == folder:
         contents[map_path.name] = lambda tmp: write_map(tmp, volume, halves.geometry)
@@ -415,16 +426,22 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     lowpass = max(halves.global_resolution, 2.0 * voxel)
     check_sharpening(bfactors, lowpass)
     local = _local_fsc(halves, options)
-    fsc_values = resolution_values(local.resolution, halves.mask)
-    fsc_p20 = float(np.percentile(fsc_values, 20))
     average = halves.average
+    # both estimates are compared on the voxels where the average shows density
+    selection = select_signal(average, voxel, halves.mask)
+    selection.log()
+    for warning in selection.warnings():
+        logger.warning(warning)
+    estimated = selection.estimated
+    fsc_values = resolution_values(local.resolution, estimated)
+    fsc_p20 = float(np.percentile(fsc_values, 20))
     maps, predictions, values = [], [], []
     for bfactor in bfactors:
         sharpened = apply_bfactor(average, voxel, bfactor, lowpass)
-        prediction = predict_map(unit_scale(sharpened), voxel, halves.mask, network, info, device=options.device)
+        prediction = predict_map(unit_scale(sharpened), voxel, estimated, network, info, device=options.device)
         maps.append(sharpened)
         predictions.append(prediction)
-        values.append(resolution_values(prediction.resolution, halves.mask))
+        values.append(resolution_values(prediction.resolution, estimated))
         logger.info("B = %g A^2: DeepRes median %.2f A, 20th percentile %.2f A (local FSC %.2f A)", bfactor,
                     np.median(values[-1]), np.percentile(values[-1], 20), fsc_p20)
     rows = sweep_rows(bfactors, values, fsc_p20)
@@ -438,7 +455,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         "global_fsc_resolution": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
         "localfsc_p20": fsc_p20, "localfsc_median": float(np.median(fsc_values)),
         **local.summary(), "information_limit_A": halves.information_limit, "mask": halves.mask_source,
-        "range": info.range_name, "model": {"name": info.name, "version": info.version,
+        "left_out": selection.as_dict(), "range": info.range_name, "model": {"name": info.name, "version": info.version,
                                             "file": str(model_path.resolve()), "trained": info.trained},
         "sweep": rows, "input_voxel_size": voxel,
         "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
@@ -450,10 +467,11 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         summary["run_seconds"] = round(time.perf_counter() - start, 3)
         _, local_contents = _report_files(
             folder / LOCALFSC_DIR, folder / LOCALFSC_DIR / AVERAGE_FILE, average, local.resolution, halves, _value_range(fsc_values),
-            options.palette, {"method": "local FSC", **local.summary(), "threshold": options.threshold})
+            options.palette, {"method": "local FSC", **local.summary(), "threshold": options.threshold}, estimated)
         _, deepres_contents = _report_files(
             folder / DEEPRES_DIR, folder / SHARPENED_FILE, maps[best], predictions[best].resolution, halves, (low, high),
-            options.palette, {"method": "DeepRes", "bfactor": bfactors[best], "range": info.range_name})
+            options.palette, {"method": "DeepRes", "bfactor": bfactors[best], "range": info.range_name,
+                              "left_out": selection.as_dict()}, estimated)
         contents = {SWEEP_FILES["csv"]: sweep_csv(rows, best).encode(),
                     SWEEP_FILES["plot"]: sweep_png(bfactors, values, fsc_p20, best, halves.global_resolution),
                     SHARPENED_FILE: lambda tmp: write_map(tmp, maps[best], halves.geometry),

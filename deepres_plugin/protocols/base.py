@@ -185,6 +185,8 @@ class ProtDeepResBase(ProtAnalysis3D):
                          f"{summary.input_voxel_size:g} Å/px, network {summary.model_voxel_size:g} Å/px.")
         if summary.mask:
             lines.append(f"Mask: {summary.mask}.")
+        if summary.left_out:
+            lines.append(f"{summary.left_out}.")
         if summary.run_seconds is not None:
             lines.append(f"Time: {summary.run_seconds:.1f} s.")
         return lines

@@ -77,7 +77,8 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
                        f"{row.deepres_p20:.2f} Å against the local FSC's {row.localfsc_p20:.2f} Å: {row.verdict}"
                        for row in summary.rows]
                       + [f"Recommended B-factor {summary.recommended_bfactor:g} Å² "
-                         f"({summary.recommended_verdict}); time {summary.run_seconds:.1f} s."])
+                         f"({summary.recommended_verdict}); time {summary.run_seconds:.1f} s."]
+                      + ([f"{summary.left_out}."] if summary.left_out else []))
 
     def createOutputStep(self):
         summary = self.getSweepSummary()
@@ -90,6 +91,7 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
         self.deepresMedian = pwobj.Float(recommended.deepres_median)
         self.storeLocalSettings(summary)
         self.sweptBfactors = pwobj.String(", ".join(f"{row.bfactor:g}" for row in summary.rows))
+        self.leftOut = pwobj.String(summary.left_out or "")
 
         sharpened = self._outputVolume(self.getOutputFile(summary.sharpened_map))
         sharpened.setHalfMaps([self._getExtraPath(INPUT_HALF1), self._getExtraPath(INPUT_HALF2)])
@@ -135,7 +137,9 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
                 f"DeepRes 20th percentile {self.deepresPercentile20.get():.2f} Å against the local FSC's "
                 f"{self.localFscPercentile20.get():.2f} Å (DeepRes median {self.deepresMedian.get():.2f} Å).",
                 f"Global FSC resolution {self.globalFscResolution.get():.2f} Å at {self.getThreshold():g}; "
-                f"B-factors swept: {self.sweptBfactors.get()} Å²; {self.getRangeName()} network."]
+                f"B-factors swept: {self.sweptBfactors.get()} Å²; {self.getRangeName()} network."] + (
+                    [f"Compared where the average shows density: {self.leftOut.get()}."]
+                    if hasattr(self, "leftOut") and self.leftOut.get() else [])
 
     def _methods(self):
         if not self.isFinished() or not hasattr(self, "recommendedBfactor"):

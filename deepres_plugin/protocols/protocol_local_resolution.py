@@ -158,6 +158,7 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         if summary.noise_to_signal is not None:
             self.noiseToSignal = pwobj.Float(summary.noise_to_signal)
         self.mapWarnings = pwobj.String("\n".join(summary.warnings))
+        self.leftOut = pwobj.String(summary.left_out or "")
         self.networkName = pwobj.String(summary.network)
         self._defineOutputs(**{outputs.resolution_Volume.name: output})
         self._defineSourceRelation(self.inputVolume, output)
@@ -321,6 +322,8 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
     def _conditionSummary(self):
         """The map's B-factor, noise and solvent as measured by the prediction, and its warnings."""
         lines = []
+        if hasattr(self, "leftOut") and self.leftOut.get():
+            lines.append(f"{self.leftOut.get()}.")
         if hasattr(self, "mapBfactor"):
             lines.append(f"Map B-factor (Guinier, 10 Å to the supported resolution): {self.mapBfactor.get():.0f} Å².")
         if hasattr(self, "solventState") and self.solventState.get():

@@ -209,3 +209,48 @@ def test_labels_may_start_below_the_range_and_noise_may_be_skewed(data_dir):
         for shape in ("square", "uniform"))
     # same random stream: the square shape squares the uniform draw u = SD / max
     np.testing.assert_allclose(square["noise_sd"], uniform["noise_sd"] ** 2 / config.noise_sd_max, rtol=1e-5)
+
+
+def test_shell_power_of_a_plane_wave_lies_in_its_shell():
+    size, shell = 27, 5
+    z = np.arange(size, dtype=np.float32)
+    wave = np.broadcast_to(np.cos(2 * np.pi * shell * z / size)[:, None, None], (size,) * 3)[None]
+    power = ds.box_shell_power(wave)[0]
+    # the Hann window spreads a line over its neighbours (weights 1/4, 1/2, 1/4 in amplitude)
+    assert power.argmax() == shell
+    assert power[shell - 1:shell + 2].sum() > 0.99 * power.sum()
+
+
+def test_noise_limited_labels_keep_the_label_where_the_signal_stands_above_the_noise(data_dir, rng):
+    """Known answers: no noise keeps every label; no signal gives the range's maximum; more
+    noise never gives a finer label; a white-noise level between gives a label between."""
+    voxel, size, label = 1.0, 27, 4.0
+    simulated = model_density(read_model(data_dir / PROTEIN), voxel, 20.0)
+    signal = next(lowpass_bank(np.fft.rfftn(simulated.density), simulated.density.shape, voxel, [label]))
+    centres = ds.box_centre_candidates(simulated.atom_mask(3.0), size)[::97][:12]
+    windows = ds.extract_boxes(signal / signal.max(), centres, size)
+    labels = np.full(len(centres), label)
+    white = rng.standard_normal(windows.shape).astype(np.float32)
+    assert np.array_equal(ds.noise_limited_labels(windows, 0 * white, labels, voxel, 13.0), labels)
+    assert np.all(ds.noise_limited_labels(0 * windows, white, labels, voxel, 13.0) == 13.0)
+    previous = labels
+    for level in (0.05, 0.2, 0.5, 1.0, 3.0):
+        noisy = ds.noise_limited_labels(windows, level * white, labels, voxel, 13.0)
+        assert np.all(noisy >= previous - 1e-6) and np.all(noisy <= 13.0)
+        previous = noisy
+    assert np.all(previous == 13.0)                       # SD 3 of the peak: no signal left
+    between = np.median(ds.noise_limited_labels(windows, 0.5 * white, labels, voxel, 13.0))
+    assert label < between < 13.0
+
+
+def test_postprocessed_examples_label_boxes_no_finer_than_their_filter(data_dir):
+    config = ds.DatasetConfig("wide", conditions="postprocessed", noise_sd_max=1.0, **SMALL)
+    examples = ds.structure_examples(data_dir / PROTEIN, config)
+    labels, lowpass = examples["labels"], examples["lowpass_resolution"]
+    assert np.all(labels >= lowpass - 1e-5) and np.all(labels <= RANGES["wide"].max_resolution)
+    assert np.all(examples["global_resolution"] <= lowpass + 1e-5)          # noise at least as fine as the signal
+    assert np.all(examples["global_resolution"] >= 2 * RANGES["wide"].voxel_size - 1e-5)
+    norms = np.linalg.norm(examples["boxes"].astype(np.float32).reshape(len(labels), -1), axis=1)
+    assert np.allclose(norms, 1, atol=2e-3)
+    again = ds.structure_examples(data_dir / PROTEIN, config)
+    assert np.array_equal(again["labels"], labels)

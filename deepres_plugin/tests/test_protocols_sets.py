@@ -16,6 +16,8 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from deepres_plugin.core.filters import lowpass_filter
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE, VIEWER_SCRIPT, ReportSummary, protocol_volume_dir
+from deepres_plugin.core.pipeline import unit_scale
+from deepres_plugin.core.signal import select_signal
 from deepres_plugin.protocols import ProtDeepResLocalResolution
 from deepres_plugin.protocols.protocol_local_resolution import (
     ITEM_FIGURES,
@@ -204,9 +206,11 @@ class TestDeepResLocalResolutionSet(BaseTest):
         expected = core_predictions(self.maps, self.folder, mask=self.maskFile)
         items, _ = self._checkAgainstCore(prot, expected)
         mask = read_map(self.maskFile)[0] > 0.5
-        for item in items:                                   # every map estimated on the same voxels
-            self.assertEqual(getattr(item, ITEM_VOXELS).get(), int(np.count_nonzero(mask)))
-            self.assertTrue(np.array_equal(read_map(item.getFileName())[0] > 0, mask))
+        for item, path in zip(items, self.maps):             # each map estimated where it shows density in the mask
+            volume, geometry = read_map(path)
+            estimated = select_signal(unit_scale(volume), geometry.voxel_size, mask).estimated
+            self.assertEqual(getattr(item, ITEM_VOXELS).get(), int(np.count_nonzero(estimated)))
+            self.assertTrue(np.array_equal(read_map(item.getFileName())[0] > 0, estimated))
         self.assertFalse(hasattr(prot, "outputMask"))
 
     def test_single_map_with_threads(self):

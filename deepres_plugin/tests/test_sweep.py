@@ -88,5 +88,6 @@ def test_the_sweep_writes_the_recommended_map_and_both_reports(sweep):
     deepres = json.loads((out / "deepres" / "summary.json").read_text())
     assert local["percentile_20"] == pytest.approx(summary["localfsc_p20"], abs=1e-4)
     assert deepres["percentile_20"] == pytest.approx(summary["sweep"][2]["deepres_p20"], abs=1e-4)
-    assert deepres["voxels"] == int(mask.sum()) and deepres["bfactor"] == -40.0
+    assert deepres["voxels"] == summary["left_out"]["estimated_voxels"] and deepres["bfactor"] == -40.0
+    assert local["voxels"] == deepres["voxels"] and summary["left_out"]["mask_voxels"] == int(mask.sum())
     assert '"../sharpened_map.mrc"' in (out / "deepres" / "chimerax.cxc").read_text()
