@@ -10,30 +10,32 @@ EXAMPLE := deepres_plugin/tests/data
 
 .PHONY: install test demo clean
 
-# Single-node Slurm (Debian's slurm-wlm daemons) for the Scipion queue test, which starts its own
-# cluster in a temporary folder and is skipped without them; installed like Xvfb below (about 7 s).
+# System packages for optional tests, each installed with apt-get when its command is missing
+# and we are root; anywhere else, or if that fails, set-up goes on and those tests are skipped:
+# - Xvfb, for the GUI test;
+# - single-node Slurm (Debian's slurm-wlm daemons), for the Scipion queue test, which starts its
+#   own cluster in a temporary folder (about 7 s);
+# - RELION 3.1 (CPU only: relion_project, relion_reconstruct, relion_postprocess), for
+#   benchmarks/relion_pipeline.py and its round-trip test.
 SLURM_PACKAGES := slurmctld slurmd slurm-client munge
-# Xvfb (for the GUI test, which is skipped without it) is a system package: installed here with
-# apt-get when it is missing and we are root; anywhere else, or if that fails, set-up goes on.
+# $(call apt_install,COMMAND,PACKAGES,APT OPTIONS,WHAT FOR)
+define apt_install
+	@if ! command -v $(1) >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "apt-get install $(2) (for $(4))"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $(3) $(2) >/dev/null 2>&1 || \
+			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $(3) $(2) >/dev/null 2>&1; } || \
+			echo "could not install $(2): $(4) will be skipped"; \
+	fi
+endef
+
 $(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@if ! command -v Xvfb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		echo "apt-get install xvfb (for the GUI test)"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -q xvfb >/dev/null 2>&1 || \
-			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q xvfb >/dev/null 2>&1; } || \
-			echo "could not install xvfb: the GUI test will be skipped"; \
-	fi
-	@if ! command -v sbatch >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		echo "apt-get install $(SLURM_PACKAGES) (for the Scipion queue test)"; \
-		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null 2>&1 || \
-			{ apt-get update -q >/dev/null 2>&1 && \
-			  apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null 2>&1; } || \
-			echo "could not install slurm: the queue test will be skipped"; \
-	fi
+	$(call apt_install,Xvfb,xvfb,,the GUI test)
+	$(call apt_install,sbatch,$(SLURM_PACKAGES),--no-install-recommends,the Scipion queue test)
+	$(call apt_install,relion_project,relion,,the RELION pipeline test)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,9 +1,11 @@
 """Estimate the local resolution of a cryo-EM map with DeepRes.
 
 The map (and mask) are resampled to the network's voxel size (wide: 1.0 A/px, 2.5-13 Å;
-high: 0.5 A/px, 1.5-6 Å), every masked voxel gets the network's answer for the 13^3 box
-centred on it (one exact convolutional pass over the map), and the result is brought back
-onto the map's grid. Without --mask an automatic molecular mask is made and written.
+high: 0.5 A/px, 1.5-6 Å), every voxel of the mask where the map shows density gets the
+network's answer for the 13^3 box centred on it (one exact convolutional pass over the map),
+and the result is brought back onto the map's grid. Voxels of the mask outside the map's
+density envelope (solvent inside a loose mask) get no estimate (0); summary.json says how
+many (left_out). Without --mask an automatic molecular mask is made and written.
 
 Outputs in --out: resolution.mrc, summary.json, histogram.png, histogram.csv, slices.png,
 chimerax.cxc (open with ChimeraX), chimera.cmd (UCSF Chimera) [, mask.mrc].

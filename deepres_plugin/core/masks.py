@@ -108,12 +108,36 @@ def otsu_threshold(values: np.ndarray, bins: int = OTSU_BINS) -> float:
     return float(edges[1:][np.argmax(between)])
 
 
+def bounding_slices(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """The mask's bounding box grown by ``margin`` voxels (within the array), or None if empty."""
+    slices = []
+    for axis, n in enumerate(mask.shape):
+        occupied = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if len(occupied) == 0:
+            return None
+        slices.append(slice(max(int(occupied[0]) - margin, 0), min(int(occupied[-1]) + margin + 1, n)))
+    return tuple(slices)
+
+
 def dilate(mask: np.ndarray, voxel_size: float, distance: float) -> np.ndarray:
-    """Grow a mask by ``distance`` A (Euclidean, exact, through a distance transform)."""
-    if distance <= 0:
+    """Grow a mask by ``distance`` A (Euclidean, exact, through a distance transform of the
+    mask's bounding box grown by the distance: every voxel within reach lies in it)."""
+    crop = bounding_slices(mask, int(np.ceil(distance / voxel_size)) + 1)
+    if distance <= 0 or crop is None:
         return mask.copy()
-    outside_distance = scipy.ndimage.distance_transform_edt(~mask) * voxel_size
-    return outside_distance <= distance
+    grown = np.zeros_like(mask, dtype=bool)
+    grown[crop] = scipy.ndimage.distance_transform_edt(~mask[crop]) * voxel_size <= distance
+    return grown
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """The mask with its enclosed cavities filled, computed on its bounding box grown by one
+    voxel (the ring of background around it joins every cavity that reaches the outside)."""
+    crop = bounding_slices(mask, 1)
+    filled = mask.copy()
+    if crop is not None:
+        filled[crop] = scipy.ndimage.binary_fill_holes(mask[crop])
+    return filled
 
 
 def automatic_mask(volume: np.ndarray, voxel_size: float,
@@ -151,8 +175,7 @@ def automatic_mask(volume: np.ndarray, voxel_size: float,
         sizes = np.bincount(labels.ravel())[1:]
         keep = np.flatnonzero(sizes >= min_component_fraction * sizes.max()) + 1
         envelope = np.isin(labels, keep)
-    envelope = scipy.ndimage.binary_fill_holes(envelope)
-    mask = dilate(envelope, voxel_size, dilation)
+    mask = dilate(fill_holes(envelope), voxel_size, dilation)
     logger.debug("automatic mask: %d voxels (%.1f%% of the box)", mask.sum(), 100.0 * mask.mean())
     return mask
 

@@ -1,12 +1,15 @@
 """Masks: reading against the map's grid, automatic molecular masks, atom masks."""
 import numpy as np
 import pytest
+import scipy.ndimage
 
 from deepres_plugin.core.errors import MaskError
 from deepres_plugin.core.masks import (
     AUTO_MASK_DILATION_A,
     automatic_mask,
+    bounding_slices,
     dilate,
+    fill_holes,
     mask_from_points,
     otsu_threshold,
     read_mask,
@@ -87,3 +90,20 @@ def test_mask_from_points_is_a_ball_around_each_point():
     ball = 4 / 3 * np.pi * radius ** 3
     assert mask.sum() * voxel ** 3 == pytest.approx(ball, rel=0.05)
     assert mask[20, 20, 20] and not mask[20, 20, 29]
+
+
+def test_dilation_and_hole_filling_on_the_bounding_box_equal_the_whole_box(rng):
+    """The automatic mask's dilation and hole filling run on the mask's bounding box; they
+    must give what the same operations give on the whole box."""
+    mask = np.zeros((40, 36, 30), bool)
+    mask[10:30, 8:20, 5:25] = rng.random((20, 12, 20)) < 0.6
+    mask[0, 0, 0] = True                                 # a piece at the corner: no margin there
+    for voxel, distance in ((1.0, 3.0), (1.7, 4.0), (0.5, 1.2)):
+        whole = scipy.ndimage.distance_transform_edt(~mask) * voxel <= distance
+        assert np.array_equal(dilate(mask, voxel, distance), whole)
+    shell = np.zeros((20, 20, 20), bool)
+    shell[4:16, 4:16, 4:16] = True
+    shell[6:14, 6:14, 6:14] = False                      # a closed cavity
+    assert np.array_equal(fill_holes(shell), scipy.ndimage.binary_fill_holes(shell))
+    assert fill_holes(shell)[10, 10, 10] and not dilate(np.zeros((3, 3, 3), bool), 1.0, 2.0).any()
+    assert bounding_slices(np.zeros((2, 2, 2), bool)) is None
