@@ -124,6 +124,12 @@ def region_signal(model: gemmi.Model, voxel_size: float, resolutions,
     return total, regions
 
 
+def rotated_resolutions(resolutions, k: int) -> list[float]:
+    """The resolutions (A) of the chains of set ``k``: rotated by ``k`` between chains, so that
+    every chain is seen at several resolutions over the sets."""
+    return [resolutions[(i + k) % len(resolutions)] for i in range(len(resolutions))]
+
+
 def predict(volume, voxel_size, mask, model):
     network, info = model
     return predict_map(volume, voxel_size, mask, network, info).resolution
@@ -135,7 +141,7 @@ def region_test(paths, model, voxel_size, resolutions, sets, rng) -> dict:
     errors = {r: [] for r in resolutions}
     for k in range(sets):
         group = paths[4 * k:4 * k + 4]
-        order = [resolutions[(i + k) % 4] for i in range(4)]      # rotate resolutions between chains
+        order = rotated_resolutions(resolutions, k)
         volume, regions = region_map(side_by_side(group), voxel_size, order, rng)
         result = predict(volume, voxel_size, np.any(regions, axis=0), model)
         for resolution, region in zip(order, regions):

@@ -48,6 +48,7 @@ from accuracy import (  # noqa: E402
     bfactor_response,
     chain_files,
     predict,
+    rotated_resolutions,
     side_by_side,
 )
 from deepres_plugin.core.conditions import MapCondition, atom_distance, condition_map, filtered_signals  # noqa: E402
@@ -161,7 +162,7 @@ def region_test(scenes, model, voxel_size, resolutions, variant, rng) -> dict:
     medians = {r: [] for r in resolutions}
     errors = []
     for k, scene in enumerate(scenes):
-        order = [resolutions[(i + k) % 4] for i in range(4)]
+        order = rotated_resolutions(resolutions, k)
         volume = make_map(scene, voxel_size, order, variant, rng)
         result = predict(volume, voxel_size, np.any(scene.regions, axis=0), model)
         for resolution, region in zip(order, scene.regions):

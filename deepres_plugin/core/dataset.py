@@ -47,12 +47,16 @@ scheme; the noise is what a reconstruction leaves after post-processing: white (
 the maps), or low-passed at a *global* resolution drawn between the label and Nyquist
 (uniform in 1/d: post-processing low-passes the whole map at its best resolution, so a
 poorer region carries noise finer than its own detail), half of those also sharpened (a
-B-factor that multiplies the noise by up to e at the global resolution), at levels up to
+B-factor that multiplies the noise by up to e at the global resolution); half of the
+signals get a B-factor envelope before their low-pass, from oversharpened (e^2 at the
+label) to mildly blurred (e^-0.5), so that sharpened detail is not taken for noise; noise at
+levels up to
 and beyond the point where the box holds no signal (SD relative to the map's maximum,
 ``noise_sd_max * u ** exponent``). The label is the low-pass resolution where the box's
 signal stands above that noise, and coarser where it does not
-(:func:`noise_limited_labels`): the resolution where the box's signal power falls under
-its noise power, up to the range's maximum for a box with no signal left. Added noise can
+(:func:`noise_limited_labels`): the resolution where the box's signal power falls under a
+third of its noise power (the FSC 0.143 criterion), up to the range's maximum for a box
+with no signal left. Added noise can
 only make a label coarser.
 
 *Split by structure*: each model belongs to a group (the complex it comes from:
@@ -344,6 +348,14 @@ SHARPENED_NOISE_FRACTION = 0.5
 #: Post-processed noise: the sharpening B-factor multiplies the noise by up to e ** this at
 #: the global resolution (B = 4 d^2 t, t uniform in [0, this]).
 MAX_NOISE_SHARPENING = 1.0
+#: Post-processed maps: share of the maps whose signal gets a B-factor envelope before the
+#: low-pass, B = 4 d^2 t with t uniform in :data:`SIGNAL_ENVELOPE_T` (t = -2: the amplitude at
+#: the label multiplied by e^2, an oversharpened map; t = 0.5: divided by e^0.5).
+SIGNAL_ENVELOPE_FRACTION = 0.5
+SIGNAL_ENVELOPE_T = (-2.0, 0.5)
+#: A shell of a box holds signal where its signal-to-noise power ratio is at least this: 1/3
+#: is what the FSC threshold 0.143 means for a full map (SNR = 2 FSC / (1 - FSC) of the halves).
+NOISE_LIMIT_SNR = 1.0 / 3.0
 
 
 def postprocessed_noise_boxes(rng: np.random.Generator, voxel_size: float, global_resolution: float | None,
@@ -392,18 +404,18 @@ def box_shell_power(boxes: np.ndarray) -> np.ndarray:
 def noise_limited_labels(signal_boxes: np.ndarray, noise_boxes: np.ndarray, labels: np.ndarray,
                          voxel_size: float, max_resolution: float) -> np.ndarray:
     """Each box's label (A) made no finer than the resolution where its signal power falls
-    under its noise power, capped at ``max_resolution``.
+    under :data:`NOISE_LIMIT_SNR` of its noise power, capped at ``max_resolution``.
 
     The shells of the box (:func:`box_shell_power`) are scanned from coarse to fine; the
-    crossing lies between the last shell whose signal-to-noise power ratio is at least 1 and
-    the first below 1, interpolated linearly in frequency and in the log of the ratio. A box
-    whose first shell is already below its noise has no signal: ``max_resolution``. A box
-    with signal above the noise in every shell keeps its label.
+    crossing lies between the last shell whose signal-to-noise power ratio is at least
+    :data:`NOISE_LIMIT_SNR` and the first below it, interpolated linearly in frequency and in
+    the log of the ratio. A box whose first shell is already below has no signal:
+    ``max_resolution``. A box with signal above the noise in every shell keeps its label.
     """
     size = signal_boxes.shape[-1]
     tiny = float(np.finfo(np.float32).tiny)
     ratio = np.log(np.maximum(box_shell_power(signal_boxes)[:, 1:], tiny)
-                   / np.maximum(box_shell_power(noise_boxes)[:, 1:], tiny))    # shells 1 .. Nyquist
+                   / np.maximum(box_shell_power(noise_boxes)[:, 1:], tiny) / NOISE_LIMIT_SNR)  # shells 1 .. Nyquist
     below = ratio < 0
     first = np.where(below.any(axis=1), np.argmax(below, axis=1), -1)          # first shell under the noise
     frequency = np.zeros(len(labels))                                          # cycles per voxel; 0: none
@@ -525,11 +537,17 @@ def _postprocessed_examples(simulated: SimulatedDensity, candidates: np.ndarray,
     global_resolution = 1.0 / (1.0 / labels + rng.random(count) * (1.0 / nyquist - 1.0 / labels))
     sharpening = np.where(rng.random(count) < SHARPENED_NOISE_FRACTION,
                           -4.0 * global_resolution ** 2 * rng.random(count) * MAX_NOISE_SHARPENING, 0.0)
+    low, high = SIGNAL_ENVELOPE_T
+    signal_bfactor = np.where(rng.random(count) < SIGNAL_ENVELOPE_FRACTION,
+                              4.0 * labels ** 2 * (low + rng.random(count) * (high - low)), 0.0)
     centres = deal_centres(candidates, count, per_label, rng)
 
     shape = simulated.density.shape
-    signals = lowpass_bank(rfft_map(simulated.density, workers=fft_workers), shape, voxel, labels,
-                           workers=fft_workers)
+    spectrum = rfft_map(simulated.density, workers=fft_workers)
+    frequency = frequency_magnitude(shape, voxel)
+    signals = (next(lowpass_bank(spectrum * bfactor_response(np.minimum(frequency, lowpass_zero_frequency(d, voxel)), b)
+                                 if b else spectrum, shape, voxel, [d], workers=fft_workers))
+               for d, b in zip(labels, signal_bfactor))
     window = SNR_WINDOW_BOXES * size + 1
     margin = (window - size) // 2
     inner = (slice(None),) + (slice(margin, margin + size),) * 3
@@ -552,6 +570,7 @@ def _postprocessed_examples(simulated: SimulatedDensity, candidates: np.ndarray,
         "filtered_noise": np.repeat(~white, per_label),
         "global_resolution": np.repeat(np.where(white, nyquist, global_resolution), per_label).astype(np.float32),
         "noise_bfactor": np.repeat(sharpening, per_label).astype(np.float32),
+        "bfactor": np.repeat(signal_bfactor, per_label).astype(np.float32),
         "centres": centres.reshape(-1, 3).astype(np.int32),
     }
 

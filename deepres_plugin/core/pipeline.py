@@ -91,9 +91,11 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         loading = pool.submit(model_loader or load_model, model_path, options.range_name)
         try:
-            scaled, mask, mask_source, condition, selection = _prepare_map(volume, geometry, map_path, options)
+            scaled, mask, mask_source, condition, envelope = _prepare_map(volume, geometry, map_path, options)
         finally:
             network, info = loading.result()
+    # after the load: numpy and scipy sharing the interpreter with TensorFlow's import took twice as long
+    selection = select_signal(scaled, geometry.voxel_size, mask, envelope)
     if not info.trained:
         logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
     logger.info("map condition: %s", condition.describe())
@@ -134,23 +136,22 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
 
 
 def _prepare_map(volume: np.ndarray, geometry, map_path, options: PredictOptions):
-    """The map at unit scale, its mask (given or automatic), its condition and the voxels of
-    the mask that get an estimate (:mod:`.signal`): what a prediction needs from the map
-    before the network runs."""
+    """The map at unit scale, its mask (given or automatic), its condition and, when the mask
+    is the automatic one, the map's density envelope (else None: :func:`.signal.select_signal`
+    makes it around the given mask): what a prediction needs from the map before the network
+    runs."""
     scaled = unit_scale(volume, str(map_path))
-    envelope = automatic_mask(scaled, geometry.voxel_size)
     if options.mask:
         mask = read_mask(options.mask, volume.shape, geometry, voxel_size=options.sampling)
-        mask_source = str(Path(options.mask).resolve())
+        mask_source, envelope = str(Path(options.mask).resolve()), None
     else:
-        mask, mask_source = envelope, "automatic"
+        mask, mask_source = automatic_mask(scaled, geometry.voxel_size), "automatic"
+        envelope = mask
         log_automatic_mask(mask)
         if mask.all():
             raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
     check_not_flat(scaled, mask, str(map_path))
-    selection = select_signal(scaled, geometry.voxel_size, mask, envelope)
-    return (scaled, mask, mask_source, measure_map(scaled, geometry.voxel_size, selection.estimated),
-            selection)
+    return scaled, mask, mask_source, measure_map(scaled, geometry.voxel_size, mask), envelope
 
 
 #: About the size of the figures and scripts of a report (bytes).

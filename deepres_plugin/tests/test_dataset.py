@@ -239,7 +239,7 @@ def test_noise_limited_labels_keep_the_label_where_the_signal_stands_above_the_n
         assert np.all(noisy >= previous - 1e-6) and np.all(noisy <= 13.0)
         previous = noisy
     assert np.all(previous == 13.0)                       # SD 3 of the peak: no signal left
-    between = np.median(ds.noise_limited_labels(windows, 0.5 * white, labels, voxel, 13.0))
+    between = np.median(ds.noise_limited_labels(windows, 1.0 * white, labels, voxel, 13.0))
     assert label < between < 13.0
 
 
