@@ -51,6 +51,22 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
+#: The repository's benchmarks folder (some tests check a benchmark's own helpers).
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def import_benchmark(name: str):
+    """A module of the benchmarks folder (benchmarks import their siblings, so the folder is
+    on the path while it is imported)."""
+    import importlib
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
 @pytest.fixture
 def rng():
     import numpy as np

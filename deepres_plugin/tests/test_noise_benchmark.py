@@ -2,10 +2,6 @@
 (small synthetic arrays; no network, no data files)."""
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.fft
@@ -13,8 +9,8 @@ import scipy.fft
 from deepres_plugin.core.filters import lowpass_zero_frequency
 from deepres_plugin.core.fourier import frequency_magnitude
 from deepres_plugin.core.mrc import MapGeometry
+from deepres_plugin.tests.conftest import import_benchmark
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "noise.py"
 EDGE = 48
 VOXEL_SIZE_A = 1.0
 #: The map's resolution (A): coloured noise is cut at 0.8 x this.
@@ -25,12 +21,7 @@ SD_TOLERANCE = 1e-3
 
 @pytest.fixture(scope="module")
 def noise():
-    """The benchmark module (it imports its siblings, so its folder goes on the path)."""
-    sys.path.insert(0, str(BENCHMARK.parent))
-    try:
-        return importlib.import_module(BENCHMARK.stem)
-    finally:
-        sys.path.remove(str(BENCHMARK.parent))
+    return import_benchmark("noise")
 
 
 @pytest.fixture()

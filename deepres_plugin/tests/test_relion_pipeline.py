@@ -4,9 +4,7 @@
 ``relion_reconstruct --ctf``. Skipped where RELION is not installed."""
 from __future__ import annotations
 
-import importlib
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +13,8 @@ import pytest
 
 from deepres_plugin.core.filters import lowpass_filter, scale_to_unit_peak
 from deepres_plugin.core.simulate import model_density
+from deepres_plugin.tests.conftest import import_benchmark
 
-BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "relion_pipeline.py"
 RELION_PROGRAMS = ("relion_project", "relion_reconstruct")
 MISSING = [p for p in RELION_PROGRAMS if shutil.which(p) is None]
 #: The tiny case: 40^3 voxels, a few hundred particles, content up to 3 A.
@@ -30,12 +28,7 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"RELION is not installed 
 
 @pytest.fixture(scope="module")
 def pipeline():
-    """The benchmark module (it imports its sibling ``accuracy``, so its folder goes on the path)."""
-    sys.path.insert(0, str(BENCHMARK.parent))
-    try:
-        return importlib.import_module(BENCHMARK.stem)
-    finally:
-        sys.path.remove(str(BENCHMARK.parent))
+    return import_benchmark("relion_pipeline")
 
 
 def tiny_map(pipeline, data_dir: Path) -> np.ndarray:
