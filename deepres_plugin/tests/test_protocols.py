@@ -80,6 +80,10 @@ class TestDeepResLocalResolution(BaseTest):
         for label, truth in EXAMPLE_RESOLUTIONS.items():
             self.assertLess(abs(medians[label] - truth), 1.0, medians)
         self.assertAlmostEqual(prot.medianResolution.get(), float(np.median(resolution[estimated])), 4)
+        mask = read_map(self.maskFile)[0] > 0.5              # the mask's voxels without an estimate, in words
+        leftOut = int(np.count_nonzero(mask & ~estimated))
+        self.assertGreater(leftOut, 0)
+        self.assertIn(f"{leftOut} of {int(mask.sum())} mask voxels", " ".join(prot.summary()))
         summary = prot.summary()[0]
         self.assertIn("Median local resolution", summary)
         for text in (f"{prot.medianResolution.get():.2f} Å", f"{prot.percentile20.get():.2f}", "deepres-wide", " s."):
