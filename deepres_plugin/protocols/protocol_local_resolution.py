@@ -65,8 +65,8 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
     """Local resolution of a cryo-EM map with DeepRes (Ramirez-Aportela et al., IUCrJ 2019).
 
     A 3D convolutional network trained on maps simulated from atomic models estimates at
-    every voxel of the mask the resolution at which the map looks as it does in a 13^3
-    box around it. Unlike FSC/SNR methods it needs no half maps and no noise estimate,
+    every voxel of the mask where the map shows density the resolution at which the map
+    looks as it does in a 13^3 box around it. Unlike FSC/SNR methods it needs no half maps and no noise estimate,
     and it follows B-factor sharpening, denoising and masking.
     """
 
@@ -92,7 +92,9 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                            "are used); with a set, the mask is used for every map. Leave empty for an "
                            "automatic mask, made from each map: the map is low-passed at 8 Å "
                            "(Gaussian), thresholded at Otsu's level, small blobs are dropped, cavities "
-                           "filled and the envelope dilated by 3 Å.")
+                           "filled and the envelope dilated by 3 Å. With a mask, its voxels outside that "
+                           "envelope (solvent inside a loose mask) get no estimate, and the summary says "
+                           "how many.")
         form.addParam("resolutionRange", params.EnumParam, choices=constants.RANGE_LABELS,
                       default=constants.RANGE_WIDE, display=params.EnumParam.DISPLAY_HLIST,
                       label="Resolution range",
