@@ -211,7 +211,7 @@ def predict_task(task: BatchTask) -> dict[str, Any]:
         row.update({key: getattr(figures, key) for key in ReportSummary.STATISTICS})
         row.update(zip(("percentile_5", "percentile_95"), _whiskers(task.folder / summary["files"]["resolution"])))
         row.update(status=status, voxel_size=figures.input_voxel_size, seconds=summary.get("run_seconds"),
-                   left_out_voxels=sum(summary.get("left_out", {}).get("voxels", {}).values()))
+                   left_out_voxels=figures.left_out_voxels)
     except Exception as exc:                           # noqa: BLE001 - one map's failure is its row's
         row.update(status=STATUS_FAILED, error=error_message(exc), seconds=round(time.perf_counter() - start, 3))
     return row

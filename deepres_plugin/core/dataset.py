@@ -109,7 +109,7 @@ from .conditions import (
 )
 from .errors import DeepResError, ParameterError
 from .fileio import atomic_outputs, check_output_dir
-from .filters import LowpassShape, bfactor_response, lowpass_bank, lowpass_zero_frequency
+from .filters import LowpassShape, lowpass_bank
 from .fourier import frequency_magnitude, rfft_map
 from .masks import ATOM_MASK_RADIUS_A
 from .ranges import BOX_SIZE, ResolutionRange, get_range
@@ -319,26 +319,32 @@ def coloured_noise_boxes(rng: np.random.Generator, colour: str, cutoff_digital: 
     random positions of one periodic field of ``field_size``^3 voxels."""
     if colour == "white":
         return rng.standard_normal((count,) + (box_size,) * 3, dtype=np.float32)
-    field = coloured_noise(rng, (field_size,) * 3, colour, cutoff_digital, lowpass)
-    wrapped = np.pad(field, [(0, box_size - 1)] * 3, mode="wrap")
-    corners = rng.integers(0, field_size, size=(count, 3))
-    return extract_boxes(wrapped, corners + box_size // 2, box_size)
+    return periodic_field_boxes(rng, coloured_noise(rng, (field_size,) * 3, colour, cutoff_digital, lowpass),
+                                count, box_size)
 
 
 def filtered_noise_boxes(rng: np.random.Generator, voxel_size: float, resolution: float, count: int,
-                         box_size: int = BOX_SIZE, field_size: int = NOISE_FIELD_SIZE) -> np.ndarray:
+                         box_size: int = BOX_SIZE, field_size: int = NOISE_FIELD_SIZE,
+                         bfactor: float = 0.0) -> np.ndarray:
     """``count`` boxes of unit-SD Gaussian noise low-passed at ``resolution`` A.
 
     A periodic white-noise field of ``field_size``^3 voxels is filtered with the same
-    raised cosine as the signal, scaled to unit SD, and boxes are cut at random positions
-    (wrapping around, the field being periodic).
+    raised cosine as the signal (after a B-factor envelope of ``bfactor`` A^2 when given, as
+    :func:`.filters.lowpass_bank` applies it: post-processing sharpens its noise too), scaled
+    to unit SD, and boxes are cut at random positions (:func:`periodic_field_boxes`).
     """
     field_shape = (field_size,) * 3
     field = next(lowpass_bank(rfft_map(rng.standard_normal(field_shape, dtype=np.float32)), field_shape,
-                              voxel_size, [resolution], workers=1))
+                              voxel_size, [resolution], workers=1, bfactors=[bfactor] if bfactor else None))
     field /= max(float(field.std()), MIN_BOX_NORM)
+    return periodic_field_boxes(rng, field, count, box_size)
+
+
+def periodic_field_boxes(rng: np.random.Generator, field: np.ndarray, count: int,
+                         box_size: int = BOX_SIZE) -> np.ndarray:
+    """``count`` boxes cut at random positions of a periodic cubic ``field`` (wrapping around)."""
     wrapped = np.pad(field, [(0, box_size - 1)] * 3, mode="wrap")
-    corners = rng.integers(0, field_size, size=(count, 3))
+    corners = rng.integers(0, field.shape[0], size=(count, 3))
     return extract_boxes(wrapped, corners + box_size // 2, box_size)
 
 
@@ -356,27 +362,6 @@ SIGNAL_ENVELOPE_T = (-2.0, 0.5)
 #: A shell of a box holds signal where its signal-to-noise power ratio is at least this: 1/3
 #: is what the FSC threshold 0.143 means for a full map (SNR = 2 FSC / (1 - FSC) of the halves).
 NOISE_LIMIT_SNR = 1.0 / 3.0
-
-
-def postprocessed_noise_boxes(rng: np.random.Generator, voxel_size: float, global_resolution: float | None,
-                              bfactor: float, count: int, box_size: int = BOX_SIZE,
-                              field_size: int = NOISE_FIELD_SIZE) -> np.ndarray:
-    """``count`` boxes of unit-SD noise as post-processing leaves it: white, or sharpened with
-    ``bfactor`` (A^2, negative sharpens) and low-passed at ``global_resolution`` A (None:
-    white), cut at random positions of one periodic field of ``field_size``^3 voxels."""
-    if global_resolution is None:
-        return rng.standard_normal((count,) + (box_size,) * 3, dtype=np.float32)
-    shape = (field_size,) * 3
-    spectrum = rfft_map(rng.standard_normal(shape, dtype=np.float32))
-    if bfactor:
-        frequency = np.minimum(frequency_magnitude(shape, voxel_size),
-                               lowpass_zero_frequency(global_resolution, voxel_size))
-        spectrum = spectrum * bfactor_response(frequency, bfactor)
-    field = next(lowpass_bank(spectrum, shape, voxel_size, [global_resolution], workers=1))
-    field /= max(float(field.std()), MIN_BOX_NORM)
-    wrapped = np.pad(field, [(0, box_size - 1)] * 3, mode="wrap")
-    corners = rng.integers(0, field_size, size=(count, 3))
-    return extract_boxes(wrapped, corners + box_size // 2, box_size)
 
 
 #: The signal-to-noise of a box is measured in a window this many boxes wide around it
@@ -542,12 +527,8 @@ def _postprocessed_examples(simulated: SimulatedDensity, candidates: np.ndarray,
                               4.0 * labels ** 2 * (low + rng.random(count) * (high - low)), 0.0)
     centres = deal_centres(candidates, count, per_label, rng)
 
-    shape = simulated.density.shape
-    spectrum = rfft_map(simulated.density, workers=fft_workers)
-    frequency = frequency_magnitude(shape, voxel)
-    signals = (next(lowpass_bank(spectrum * bfactor_response(np.minimum(frequency, lowpass_zero_frequency(d, voxel)), b)
-                                 if b else spectrum, shape, voxel, [d], workers=fft_workers))
-               for d, b in zip(labels, signal_bfactor))
+    signals = lowpass_bank(rfft_map(simulated.density, workers=fft_workers), simulated.density.shape, voxel,
+                           labels, workers=fft_workers, bfactors=signal_bfactor)
     window = SNR_WINDOW_BOXES * size + 1
     margin = (window - size) // 2
     inner = (slice(None),) + (slice(margin, margin + size),) * 3
@@ -555,8 +536,9 @@ def _postprocessed_examples(simulated: SimulatedDensity, candidates: np.ndarray,
     box_labels = np.empty((count, per_label), np.float32)
     for i, signal in enumerate(signals):
         signal_windows = extract_boxes(np.pad(signal, margin), centres[i] + margin, window) / np.float32(signal.max())
-        noise_windows = postprocessed_noise_boxes(rng, voxel, None if white[i] else float(global_resolution[i]),
-                                                  float(sharpening[i]), per_label, window) * np.float32(noise_sd[i])
+        noise_windows = (rng.standard_normal((per_label,) + (window,) * 3, dtype=np.float32) if white[i] else
+                         filtered_noise_boxes(rng, voxel, float(global_resolution[i]), per_label, window,
+                                              bfactor=float(sharpening[i]))) * np.float32(noise_sd[i])
         box_labels[i] = noise_limited_labels(signal_windows, noise_windows, np.full(per_label, labels[i]), voxel,
                                              resolution_range.max_resolution)
         boxes[i] = normalise_boxes(signal_windows[inner] + noise_windows[inner])

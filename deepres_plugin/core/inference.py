@@ -493,8 +493,8 @@ def edge_padding(mask: np.ndarray, voxel_size: float, box_angstrom: float,
     boxes (``box_angstrom`` A wide) where a masked voxel lies within half a box of that edge,
     else 0 (a map whose mask keeps away from its edges is not enlarged).
 
-    Mirroring (``numpy.pad`` mode ``reflect``) needs a pad shorter than the axis, so it is
-    capped at the axis length minus one.
+    The pad is capped at the axis length minus one, so that a thin map is mirrored once
+    rather than repeated.
     """
     reach = int(np.ceil(0.5 * box_angstrom / voxel_size))
     width = int(np.ceil(boxes * box_angstrom / voxel_size))
@@ -509,8 +509,7 @@ def edge_padding(mask: np.ndarray, voxel_size: float, box_angstrom: float,
 
 def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network, info: ModelInfo,
                 device: str = "auto", path: str = "auto", progress: bool = False,
-                slab_bytes: int = DEFAULT_SLAB_BYTES, precision: str = "float32",
-                background: float | None = None) -> Prediction:
+                slab_bytes: int = DEFAULT_SLAB_BYTES, precision: str = "float32") -> Prediction:
     """DeepRes local resolution of a map at any voxel size, on the map's own grid.
 
     Where the boxes of masked voxels reach beyond the map's edges, the map is mirrored there
@@ -526,7 +525,6 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
         device: ``auto``, ``cpu`` or ``gpu``.
         path: ``auto``, ``whole`` or ``box`` (see :class:`Predictor`).
         precision: ``float32`` (default), ``bfloat16`` or ``float16`` (see :class:`Predictor`).
-        background: level to subtract (default: :func:`background_level`).
 
     Raises:
         MaskError: mask and map shapes differ, or the mask is empty (also after resampling).
@@ -536,27 +534,20 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
         raise MaskError(f"mask shape {mask.shape} differs from map shape {volume.shape}")
     if not mask.any():
         raise MaskError("the mask is empty")
-    background = background_level(volume, mask) if background is None else background
+    background = background_level(volume, mask)
     centred = volume.astype(np.float32) - np.float32(background)
     pads = edge_padding(mask, voxel_size, info.box_size * info.voxel_size)
-    if any(before or after for before, after in pads):
-        # the map mirrored beyond the box edges its masked voxels' boxes reach, then cropped back
-        inner = tuple(slice(before, n + before) for (before, _), n in zip(pads, volume.shape))
-        padded = predict_map(np.pad(centred, pads, mode=EDGE_PADDING_MODE), voxel_size, np.pad(mask, pads), network, info,
-                             device, path, progress, slab_bytes, precision, background=0.0)
-        return dataclasses.replace(padded, resolution=np.ascontiguousarray(padded.resolution[inner]),
-                                   background=background, model_shape=resampled_shape(volume.shape, voxel_size,
-                                                                                      info.voxel_size),
-                                   seconds=time.perf_counter() - start)
+    mirrored = any(before or after for before, after in pads)
+    if mirrored:     # the map mirrored beyond the edges its masked voxels' boxes reach, cropped back below
+        centred, mask = np.pad(centred, pads, mode=EDGE_PADDING_MODE), np.pad(mask, pads)
     target = info.voxel_size
     predictor = Predictor(network, info, path=path, slab_bytes=slab_bytes, precision=precision)
     bounds = clamp_bounds(info, voxel_size)
-    resolution = np.zeros(volume.shape, np.float32)
+    resolution = np.zeros(centred.shape, np.float32)
     if np.isclose(voxel_size, target, rtol=1e-6, atol=0):
         with tensorflow_device(device):
             raw = predictor.predict(centred, mask, progress)
         resolution[mask] = np.clip(raw[mask], *bounds)
-        model_shape = volume.shape
     else:
         index = np.argwhere(mask)
         with tensorflow_device(device):
@@ -565,6 +556,9 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
             values = readback(predictor, resampler, index, voxel_size / target, output_stride(voxel_size, target),
                               bounds, progress)
         resolution[tuple(index.T)] = values
-        model_shape = resampler.shape
+    if mirrored:
+        resolution = np.ascontiguousarray(resolution[tuple(slice(before, before + n)
+                                                           for (before, _), n in zip(pads, volume.shape))])
+    model_shape = resampled_shape(volume.shape, voxel_size, target)
     return Prediction(resolution, bounds, background, model_shape, dict(predictor.voxels_by_path),
                       time.perf_counter() - start)

@@ -81,13 +81,19 @@ def protocol_volume_dir(volume_id: int) -> str:
     return PROTOCOL_VOLUME_DIR.format(volume_id)
 
 
+def left_out_count(entry: dict[str, Any] | None) -> int:
+    """The voxels of the mask without an estimate, from the ``left_out`` entry of a summary
+    (:meth:`.signal.SignalSelection.as_dict`; 0 for a summary without one)."""
+    return int(sum((entry or {}).get("voxels", {}).values()))
+
+
 def left_out_line(entry: dict[str, Any] | None) -> str | None:
-    """The ``left_out`` entry of a summary (:meth:`.signal.SignalSelection.as_dict`) as one
-    line: how many voxels of the mask got no estimate and why; None when none was left out."""
-    voxels = (entry or {}).get("voxels", {})
-    total = sum(voxels.values())
+    """The ``left_out`` entry of a summary as one line: how many voxels of the mask got no
+    estimate and why; None when none was left out."""
+    total = left_out_count(entry)
     if not total:
         return None
+    voxels = entry["voxels"]
     share = 100.0 * total / max(entry.get("mask_voxels", 0), 1)
     reasons = "; ".join(f"{count} {entry['reasons'][key]}" for key, count in voxels.items() if count)
     return f"{total} of {entry['mask_voxels']} mask voxels ({share:.1f} %) have no estimate: {reasons}"
@@ -111,6 +117,11 @@ class _SummaryFields:
     def left_out(self) -> str | None:
         """How many voxels of the mask got no estimate and why (one line), or None."""
         return left_out_line(self.fields.get("left_out"))
+
+    @property
+    def left_out_voxels(self) -> int:
+        """How many voxels of the mask got no estimate."""
+        return left_out_count(self.fields.get("left_out"))
 
     @property
     def method_description(self) -> str | None:
