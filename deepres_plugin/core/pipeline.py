@@ -39,6 +39,7 @@ from .outputs import (
 )
 from .ranges import get_range
 from .report import DEFAULT_PALETTE, report_contents, resolution_values
+from .resolution_maps import check_density_map, check_resolution_values
 from .signal import select_signal
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     start = time.perf_counter()
     check_output_dir(out_dir)
     volume, geometry = read_map(map_path, voxel_size=options.sampling)
+    check_density_map(volume, str(map_path))
     check_output_dir(out_dir, expected_bytes=2 * volume.size * 4 + REPORT_BYTES)     # resolution map, mask
     check_map_for_range(geometry.voxel_size, volume.shape, get_range(options.range_name), str(map_path))
     model_path = chosen_model_path(options.model, options.range_name)
@@ -206,7 +208,9 @@ def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, 
     """
     check_output_dir(out_dir)
     resolution, geometry = read_map(resolution_path)
+    check_resolution_values(resolution, str(resolution_path))
     volume, map_geometry = read_map(map_path)
+    check_density_map(volume, str(map_path))
     if volume.shape != resolution.shape:
         raise MaskError(f"map shape {volume.shape} differs from resolution map shape {resolution.shape}")
     mask = read_mask(mask_path, resolution.shape, geometry) if mask_path else resolution > 0

@@ -18,6 +18,12 @@ from .mrc import ISOTROPY_TOLERANCE, MapGeometry, read_map
 from .outputs import ReportSummary
 from .report import DEFAULT_PALETTE
 
+#: Resolutions (A) a local-resolution map may hold besides 0 (no estimate): from a quarter
+#: of the finest voxel any program uses to beyond the coarsest any reports. A map whose
+#: voxels are all 0 or inside this span is a resolution map, not density: density maps
+#: take values near and below their solvent level.
+RESOLUTION_VALUES_A = (0.25, 200.0)
+
 
 @dataclasses.dataclass(frozen=True)
 class ResolutionMap:
@@ -43,11 +49,54 @@ def read_resolution_map(resolution_path: str | os.PathLike,
         MapFormatError: unreadable files, or maps on different grids (:func:`check_same_grid`).
     """
     resolution, geometry = read_map(resolution_path)
+    check_resolution_values(resolution, str(resolution_path))
     if map_path is None:
         return ResolutionMap(resolution, geometry)
     volume, map_geometry = read_map(map_path)
+    check_density_map(volume, str(map_path))
     check_same_grid(resolution.shape, geometry, volume.shape, map_geometry, str(resolution_path), str(map_path))
     return ResolutionMap(resolution, map_geometry, volume)
+
+
+def looks_like_resolution_map(values: np.ndarray) -> bool:
+    """Whether every voxel is 0 or a resolution within :data:`RESOLUTION_VALUES_A`, with
+    some voxels holding one (a constant map is flat, not a resolution map)."""
+    nonzero = values[values != 0]
+    if not nonzero.size or (nonzero.size == values.size and float(np.ptp(nonzero)) == 0):
+        return False
+    low, high = RESOLUTION_VALUES_A
+    return float(nonzero.min()) >= low and float(nonzero.max()) <= high
+
+
+def check_density_map(volume: np.ndarray, name: str) -> None:
+    """Refuse a local-resolution map given where a density map is expected.
+
+    Raises:
+        MapFormatError: every voxel is 0 or a plausible resolution (:func:`looks_like_resolution_map`).
+    """
+    if looks_like_resolution_map(volume):
+        nonzero = volume[volume != 0]
+        raise MapFormatError(f"{name} looks like a local-resolution map, not a density map (every voxel is 0 or "
+                             f"between {float(nonzero.min()):.2f} and {float(nonzero.max()):.2f} Å); give the "
+                             "density map the resolution map was computed for")
+
+
+def check_resolution_values(resolution: np.ndarray, name: str) -> None:
+    """Refuse a map given as a local-resolution map whose values cannot be resolutions in
+    A: negative (a density map) or beyond :data:`RESOLUTION_VALUES_A` (another unit or a
+    flag value).
+
+    Raises:
+        MapFormatError: naming the file and the offending values.
+    """
+    low, high = float(resolution.min()), float(resolution.max())
+    if low < 0:
+        raise MapFormatError(f"{name} holds negative values (down to {low:.3g}): it is not a local-resolution map "
+                             "in Å (0 = no estimate); is it the density map?")
+    if high > RESOLUTION_VALUES_A[1]:
+        raise MapFormatError(f"{name} holds values up to {high:.3g}: a local-resolution map holds resolutions in Å "
+                             f"up to {RESOLUTION_VALUES_A[1]:g} (0 = no estimate); is it the density map, or "
+                             "another unit?")
 
 
 def check_same_grid(resolution_shape: tuple[int, ...], resolution_geometry: MapGeometry, map_shape: tuple[int, ...],

@@ -15,8 +15,10 @@ import os
 import numpy as np
 from pyworkflow.protocol import params
 
-from ..core.mrc import ISOTROPY_TOLERANCE
+from ..core.errors import DeepResError, MapFormatError
+from ..core.mrc import ISOTROPY_TOLERANCE, read_map
 from ..core.outputs import INPUT_MAP, INPUT_RESOLUTION, ReportSummary
+from ..core.resolution_maps import check_density_map
 from .base import ProtDeepResBase, sourceFile
 
 #: Largest difference between the origins of two grids that are one grid, in voxels (the
@@ -120,6 +122,20 @@ class ProtDeepResResolutionMapBase(ProtDeepResBase):
         return f"analysed by the run of {self.getObjectTag('inputResolution')}"
 
     # --------------------------- INFO functions ------------------------------------------
+    def _densityMapErrors(self):
+        """An error when the chosen map is a local-resolution map (the core's
+        :func:`~deepres_plugin.core.resolution_maps.check_density_map`); a file that cannot
+        be read is left to the run, which names what is wrong with it."""
+        try:
+            volume, _ = read_map(self._projectFile(sourceFile(self.inputVolume.get())))
+        except DeepResError:
+            return []
+        try:
+            check_density_map(volume, f"The map {self.getObjectTag('inputVolume')}")
+        except MapFormatError as exc:
+            return [f"{exc}, or leave Map empty to use the map of the resolution map's DeepRes run."]
+        return []
+
     def _validateResolutionMap(self, requireMap):
         """Errors of the resolution map and its map: missing, or not on one grid; without a
         chosen map (and ``requireMap``), a resolution map that is not a DeepRes run's output."""
@@ -127,7 +143,8 @@ class ProtDeepResResolutionMapBase(ProtDeepResBase):
         if resolution is None:
             return ["Choose a local resolution map."]
         if self.inputVolume.hasValue():
-            return gridErrors(resolution, self.inputVolume.get(), "the local resolution map")
+            return self._densityMapErrors() or gridErrors(resolution, self.inputVolume.get(),
+                                                          "the local resolution map")
         mapPath = self.getMapPath()
         if mapPath is None:
             return (["Choose the map: the local resolution map is not the output of a DeepRes protocol, so its "

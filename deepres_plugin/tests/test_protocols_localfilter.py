@@ -166,7 +166,10 @@ class TestDeepResLocalFilter(BaseTest):
                  (self._newFilter(resolution=coarse), "voxels of 2 Å) and the map"),
                  (self._newFilter(resolution=moved), "different origins in Scipion (shifts -60, -30, -36 and "
                                                      f"{', '.join(f'{v:g}' for v in shifts)} Å)"),
-                 (self._newFilter(volume=False), "Choose the map: the local resolution map is not the output")]
+                 (self._newFilter(volume=False), "Choose the map: the local resolution map is not the output"),
+                 (self._newFilter(volume=self.importResolution),
+                  "looks like a local-resolution map, not a density map (every voxel is 0 or between 4.00 and "
+                  "8.00 Å); give the density map the resolution map was computed for, or leave Map empty")]
         masked = self._newFilter()
         point(masked.inputMask, importSmallMask, "outputMask")
         cases.append((masked, "The mask (40 x 40 x 40 voxels of 1 Å) and the map"))
