@@ -1,4 +1,4 @@
-"""Validation of the B-factor sweep (issue 6) on simulated half maps with a known envelope.
+"""Validation of the B-factor sweep on simulated half maps with a known envelope.
 
 For each validation complex (../shared/data/structures/val, never used in training):
 the model's density at 1 A/px is blurred with a global B-factor of +80 A^2 (an unsharpened

@@ -44,7 +44,7 @@ RESIDUES = 10_000
 CHAINS = 4
 ATOMS_PER_RESIDUE = 8
 CPUS = 2
-#: Targets of the issue: seconds for the 224^3 filter and the 10 000-residue model.
+#: Time goals: seconds for the 224^3 filter and the 10 000-residue model.
 TARGETS = {"localfilter": 10.0, "residues": 5.0}
 
 

@@ -1,7 +1,7 @@
 """Accuracy of the half-map local resolution (``deepres localfsc``) on simulated half maps
 with known answers, on validation structures only (../shared/data/structures/val).
 
-Tests (issue 11):
+Tests:
 
 1. two regions: two validation chains side by side (as in ``accuracy.py``), low-passed at
    4 and 8 A (Xmipp's raised cosine, zero beyond 3.70 and 6.90 A at 1 A/px), the sum shared
@@ -14,15 +14,15 @@ Tests (issue 11):
 
 Regions are the voxels within 3 A of one chain's atoms and not of another's; the mask is
 their union. For each region: the median and the interquartile range of the estimate over
-the region, against the filter's resolution (targets: within 10 % at k <= 2, 15 % at
+the region, against the filter's resolution (tolerance: within 10 % at k <= 2, 15 % at
 k = 4, never finer than the filter's zero in median). Both estimators run on every map:
 ``bands`` (the default) and ``window`` (the moving-window FSC, default window, the
-estimator before issue 11). Choices (band width, window, sustain) were made with noise
+earlier default estimator). Choices (band width, window, sustain) were made with noise
 seed 1 on the first six chains; the benchmark reports seed 2019 on other chains.
 
 Usage:
     .venv/bin/python benchmarks/localfsc_accuracy.py [--sets 2] [--complexes 3] [--json out.json]
-        [--readme README.md]
+        [--doc docs/benchmarks.md | --no-doc]
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from deepres_plugin.core.simulate import (  # noqa: E402
     model_density,
     read_model,
 )
-from robustness import replace_section  # noqa: E402
+from robustness import add_doc_arguments, replace_section  # noqa: E402
 
 TWO_REGIONS = (4.0, 8.0)
 THREE_REGIONS = (3.0, 5.0, 8.0)
@@ -54,12 +54,12 @@ TWO_REGION_NOISE = (0.5, 1.0, 2.0, 4.0)
 THREE_REGION_NOISE = (1.0, 2.0)
 #: Chains used for the choices (seed 1): the first six; the benchmark uses the ones after.
 CHOICE_CHAINS = 6
-#: Targets: relative error of a region median at k <= 2 and at k = 4.
+#: Tolerances: relative error of a region median at k <= 2 and at k = 4.
 TOLERANCE, TOLERANCE_NOISY, NOISY_K = 0.10, 0.15, 4.0
-#: The issue's figures for the same two-region test (the moving-window FSC before issue 11
+#: Earlier figures for the same two-region test (the moving-window FSC, the former default,
 #: and torch-local-resolution), k -> (4 A region, 8 A region).
-ISSUE_WINDOW = {0.5: (3.06, 4.96), 1.0: (3.13, 5.19), 2.0: (3.42, 5.71), 4.0: (3.70, 6.77)}
-ISSUE_OTHER = {0.5: (3.50, 7.00), 1.0: (4.00, 7.00), 2.0: (4.00, 7.56), 4.0: (4.50, 9.56)}
+EARLIER_WINDOW = {0.5: (3.06, 4.96), 1.0: (3.13, 5.19), 2.0: (3.42, 5.71), 4.0: (3.70, 6.77)}
+EARLIER_OTHER = {0.5: (3.50, 7.00), 1.0: (4.00, 7.00), 2.0: (4.00, 7.56), 4.0: (4.50, 9.56)}
 
 
 def filter_zero(resolution: float, voxel_size: float = 1.0) -> float:
@@ -118,8 +118,8 @@ def complex_rows(paths, rng) -> list[dict]:
 
 
 def judge(row: dict) -> dict:
-    """Relative error against the truth; for the region tests, whether the target is met (the
-    complex test has no filter resolution, so no target: its reference is the masked FSC)."""
+    """Relative error against the truth; for the region tests, whether it lies within the tolerance
+    (the complex test has no filter resolution, so no tolerance: its reference is the masked FSC)."""
     error = row["median"] / row["truth"] - 1.0
     if row["test"] == "complex":
         return {"error": error, "met": True, "judged": False}
@@ -162,9 +162,9 @@ def markdown_table(rows: list[dict]) -> str:
                    "correlation into the outer shells, so that FSC reads finer than the same band correlation "
                    "taken over the whole mask.")
     lines.append("")
-    lines.append("The issue's figures for the two-region test on its own maps (k: 4 Å / 8 Å region): window "
-                 + ", ".join(f"{k:g}: {a:.2f} / {b:.2f}" for k, (a, b) in ISSUE_WINDOW.items())
-                 + "; torch-local-resolution " + ", ".join(f"{k:g}: {a:.2f} / {b:.2f}" for k, (a, b) in ISSUE_OTHER.items())
+    lines.append("Earlier figures for the two-region test on their own maps (k: 4 Å / 8 Å region): window "
+                 + ", ".join(f"{k:g}: {a:.2f} / {b:.2f}" for k, (a, b) in EARLIER_WINDOW.items())
+                 + "; torch-local-resolution " + ", ".join(f"{k:g}: {a:.2f} / {b:.2f}" for k, (a, b) in EARLIER_OTHER.items())
                  + ".")
     return "\n".join(lines)
 
@@ -188,8 +188,8 @@ def main() -> int:
     parser.add_argument("--complexes", type=int, default=3, help="validation complexes (default 3)")
     parser.add_argument("--seed", type=int, default=2019, help="noise seed (default 2019)")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--readme", type=Path, help="replace the table between the localfsc markers of this file")
-    parser.add_argument("--from-json", type=Path, help="print (and --readme) the figures of an earlier --json run")
+    add_doc_arguments(parser, "localfsc")
+    parser.add_argument("--from-json", type=Path, help="print (and write to --doc) the figures of an earlier --json run")
     args = parser.parse_args()
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
@@ -217,8 +217,8 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "seconds": total, "seed": args.seed, "sets": args.sets,
                                          "complexes": args.complexes}, indent=2))
-    if args.readme:
-        replace_section(args.readme, "localfsc", text)
+    if not args.no_doc:
+        replace_section(args.doc, "localfsc", text)
     return 0
 
 

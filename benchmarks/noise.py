@@ -34,7 +34,7 @@ the mask and ``resolution.mrc``; ``summary.json``'s ``left_out`` is printed wher
 writes one), and for the region maps each region's median and the per-voxel MAE against
 the region's filter resolution (estimated voxels only). A median that gets finer by more than
 :data:`FINER_TOLERANCE_A` than at any lower level of the same map and colour is flagged;
-the target is that none is.
+none should be.
 
 Usage:
     .venv/bin/python benchmarks/noise.py [--seed 2019] [--sets 2] [--levels 0 0.25 0.5 1]

@@ -14,12 +14,13 @@ Where the panel has a placed atomic model, the FSC between the map and the model
 gives an independent resolution of that region at the 0.5 threshold (map-model FSC).
 Maps that must be refused are run too, and their one-line message is reported.
 
-Writes a markdown table (printed, and into the README between the ``real-maps`` markers
-with ``--readme``) and one figure with every map's histogram (``--figure``).
+Writes a markdown table (printed, and into docs/benchmarks.md between the ``real-maps``
+markers; ``--doc`` names another file, ``--no-doc`` writes none) and one figure with every
+map's histogram (``--figure``).
 
 Usage:
     .venv/bin/python benchmarks/real_maps.py [--wide MODEL] [--figure docs/real_maps.png]
-        [--json out.json] [--readme README.md]
+        [--json out.json] [--doc docs/benchmarks.md | --no-doc]
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.core.pipeline import PredictOptions, run_predict  # noqa: E402
 from deepres_plugin.core.simulate import atom_positions, density_on_grid, prepare_atoms, read_model  # noqa: E402
 from deepres_plugin.tests.real_maps import PANEL  # noqa: E402
-from robustness import replace_section  # noqa: E402
+from robustness import add_doc_arguments, replace_section  # noqa: E402
 
 #: B-factor (A^2) a map is brought to when sharpened here: what maps simulated from atoms
 #: with B = 0 and low-passed at 3.5 A measure with the same Guinier fit (diagnostics module).
@@ -57,7 +58,7 @@ SHARPENED_TARGET_BFACTOR = 35.0
 #: Map-model FSC: mask radius around the atoms (A) and threshold.
 MODEL_MASK_RADIUS_A = 4.0
 MODEL_FSC_THRESHOLD = 0.5
-#: A median within this fraction of the reported resolution meets the target.
+#: A median within this fraction of the reported resolution agrees with it (larger deviations in bold).
 TARGET_FRACTION = 0.2
 
 
@@ -180,7 +181,7 @@ def main() -> int:
     parser.add_argument("--wide", type=Path, help="wide model (default: shipped)")
     parser.add_argument("--figure", type=Path, help="histograms of every map (PNG)")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--readme", type=Path, help="replace the table between the real-maps markers of this file")
+    add_doc_arguments(parser, "real-maps")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="deepres-real-") as work:
         rows = run(args.wide, Path(work))
@@ -191,8 +192,8 @@ def main() -> int:
     if args.json:
         clean = [{k: v for k, v in r.items() if not k.endswith("values")} for r in rows]
         args.json.write_text(json.dumps(clean, indent=2))
-    if args.readme:
-        replace_section(args.readme, "real-maps", table)
+    if not args.no_doc:
+        replace_section(args.doc, "real-maps", table)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Robustness of the DeepRes networks to how a map was made (issue 10): the region tests of
+"""Robustness of the DeepRes networks to how a map was made: the region tests of
 ``benchmarks/accuracy.py`` repeated under each map condition of
 :mod:`deepres_plugin.core.conditions`, one at a time and a few combined, on validation
 structures only (../shared/data/structures/val), plus the phase-randomisation and B-factor
@@ -19,7 +19,7 @@ where Xmipp's raised cosine at d has it (voxel / d + 0.01 cycles per voxel).
 
 Usage:
     .venv/bin/python benchmarks/robustness.py [--wide MODEL] [--high MODEL] [--sets 3]
-        [--seed 2019] [--variants NAME ...] [--json out.json] [--readme README.md]
+        [--seed 2019] [--variants NAME ...] [--json out.json] [--doc docs/benchmarks.md | --no-doc]
 """
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ import gemmi
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: The page whose marked sections (``<!-- key:start -->`` ... ``<!-- key:end -->``) the benchmarks rewrite.
+BENCHMARKS_DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 from accuracy import (  # noqa: E402
     BFACTOR_RESOLUTION,
@@ -206,7 +209,7 @@ def bfactor_test(scene, model, variant, rng) -> dict:
 def main() -> int:
     parser = benchmark_arguments(__doc__, sets=3)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="NAME", help="a subset of variants")
-    parser.add_argument("--readme", type=Path, help="replace the table between the robustness markers of this file")
+    add_doc_arguments(parser, "robustness")
     args = parser.parse_args()
     start = time.perf_counter()
     chains = chain_files(args.structures)
@@ -234,8 +237,8 @@ def main() -> int:
     print("\n" + table)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
-    if args.readme:
-        replace_section(args.readme, "robustness", table)
+    if not args.no_doc:
+        replace_section(args.doc, "robustness", table)
     return 0
 
 
@@ -279,6 +282,13 @@ def markdown_table(summary: dict) -> str:
                  f"{summary['sets']} sets of four validation chains per region test, noise seed {summary['seed']}, "
                  f"{summary['seconds']:.0f} s.")
     return "\n".join(lines)
+
+
+def add_doc_arguments(parser, key: str) -> None:
+    """``--doc FILE`` (default :data:`BENCHMARKS_DOC`) and ``--no-doc``: where the ``key`` table is written."""
+    parser.add_argument("--doc", type=Path, default=BENCHMARKS_DOC,
+                        help=f"replace the table between the {key} markers of this file (default %(default)s)")
+    parser.add_argument("--no-doc", action="store_true", help="do not write --doc")
 
 
 def replace_section(path: Path, key: str, text: str) -> None:

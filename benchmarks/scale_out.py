@@ -1,4 +1,4 @@
-"""Scale-out throughput (issue 16): dataset generation on 1 and 2 Dask workers, and batch
+"""Scale-out throughput: dataset generation on 1 and 2 Dask workers, and batch
 prediction against one `deepres predict` process per map.
 
 (a) Dataset generation, for each range: the first ``--structures`` files (name order) of
