@@ -32,7 +32,7 @@ endef
 $(STAMP): setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[compute,test]'
 	$(call apt_install,Xvfb,xvfb,,the GUI test)
 	$(call apt_install,sbatch,$(SLURM_PACKAGES),--no-install-recommends,the Scipion queue test)
 	$(call apt_install,relion_project,relion,,the RELION pipeline test)

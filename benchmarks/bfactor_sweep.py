@@ -69,14 +69,14 @@ def run_case(path: Path, noise_sd: float, folder: Path, rng: np.random.Generator
     summary = run_bfactor_sweep(folder / "half1.mrc", folder / "half2.mrc", folder / "out",
                                 SweepOptions(mask=folder / "mask.mrc", bfactors=SWEEP))
     rows = summary["sweep"]
-    flagged = all(r["verdict"] == "oversharpened" for r in rows if r["bfactor"] <= OVERSHARPENED_FROM)
-    recommended = summary["recommended_bfactor"]
+    flagged = all(r["verdict"] == "oversharpened" for r in rows if r["bfactor_A2"] <= OVERSHARPENED_FROM)
+    recommended = summary["recommended_bfactor_A2"]
     return {"structure": path.name.split(".")[0], "noise_sd": noise_sd, "shape": list(envelope.shape),
-            "global_fsc": summary["global_fsc_resolution"], "localfsc_p20": summary["localfsc_p20"],
-            "localfsc_median": summary["localfsc_median"], "sweep": rows,
+            "global_fsc": summary["global_fsc_resolution_A"], "localfsc_p20": summary["localfsc_p20_A"],
+            "localfsc_median": summary["localfsc_median_A"], "sweep": rows,
             "recommended_b": recommended, "within_target": abs(recommended - TARGET_B) <= TARGET_TOLERANCE,
             "oversharpened_flagged": flagged,
-            "good_range": [r["bfactor"] for r in rows if r["verdict"] == "good"],
+            "good_range": [r["bfactor_A2"] for r in rows if r["verdict"] == "good"],
             "seconds": round(time.perf_counter() - start, 1)}
 
 

@@ -105,17 +105,17 @@ def run(model: Path | None, work: Path) -> list[dict]:
             print(f"{real_map.entry}: refused: {exc}", flush=True)
             continue
         condition = summary["map_condition"]
-        row.update(median=summary["median"], p20=summary["percentile_20"], p80=summary["percentile_80"],
+        row.update(median=summary["median_A"], p20=summary["percentile_20_A"], p80=summary["percentile_80_A"],
                    seconds=round(seconds, 1), condition=condition, warnings=summary["warnings"],
-                   voxel_size=summary["input_voxel_size"], values=values)
+                   voxel_size=summary["input_voxel_size_A"], values=values)
         if real_map.model_path is not None:
             row["map_model_fsc"] = map_model_fsc(real_map.path, real_map.model_path)
         if condition["sharpened"] is False and condition["bfactor_A2"] is not None:
             target = work / f"{real_map.entry}_sharpened.mrc"
             row["sharpening_bfactor"] = sharpened_copy(real_map.path, condition["bfactor_A2"], real_map.reported, target)
             sharp, sharp_values, _ = predict(target, work / f"{real_map.entry}_sharpened", model)
-            row.update(sharpened_median=sharp["median"], sharpened_p20=sharp["percentile_20"],
-                       sharpened_p80=sharp["percentile_80"], sharpened_values=sharp_values)
+            row.update(sharpened_median=sharp["median_A"], sharpened_p20=sharp["percentile_20_A"],
+                       sharpened_p80=sharp["percentile_80_A"], sharpened_values=sharp_values)
         rows.append(row)
         print(f"{real_map.entry}: median {row['median']:.2f} A (reported {real_map.reported}), "
               f"B {condition['bfactor_A2']}, {seconds:.1f} s", flush=True)

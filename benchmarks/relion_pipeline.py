@@ -460,7 +460,7 @@ def mask_figures(resolution: np.ndarray, weights: np.ndarray, masks: Masks, summ
     p20 = float(np.percentile(molecule, 20))
     solvent = inside & masks.solvent
     finer = np.count_nonzero(estimated & solvent & (resolution < p20))
-    return {"summary_median": float(summary["median"]), "molecule_median": float(np.median(molecule)),
+    return {"summary_median": float(summary["median_A"]), "molecule_median": float(np.median(molecule)),
             "molecule_p20": p20, "mask_voxels": int(inside.sum()), "solvent_voxels": int(solvent.sum()),
             "solvent_finer": finer / solvent.sum() if solvent.any() else None,
             "no_estimate": float(np.count_nonzero(inside & ~estimated) / inside.sum())}
@@ -520,8 +520,8 @@ def run_case(case: Case, folder: Path, particles: int, snr: float, seed: int) ->
     for name, option in (("tight", tight), ("loose", loose)):
         _, sweep, times[f"deepres bfactor-sweep ({name})"] = deepres(
             ["bfactor-sweep", *halves, *option, "--bfactors", SWEEP_BFACTORS], folder / f"sweep_{name}", logs)
-        sweeps[name] = {"recommended_b": sweep["recommended_bfactor"],
-                        "verdicts": {str(r["bfactor"]): r["verdict"] for r in sweep["sweep"]}}
+        sweeps[name] = {"recommended_b": sweep["recommended_bfactor_A2"],
+                        "verdicts": {str(r["bfactor_A2"]): r["verdict"] for r in sweep["sweep"]}}
 
     estimators = {"predict_postprocessed": postprocessed, "predict_restored": restored_tight, "localfsc": local_fsc,
                   **{f"relion_locres_{s:g}": locres[s] for s in LOCRES_SAMPLINGS}}
@@ -529,7 +529,7 @@ def run_case(case: Case, folder: Path, particles: int, snr: float, seed: int) ->
             "truths": case.truths,
             "box": case.volume.shape[0], "particles": particles, "snr": snr, "noise_sd": noise_sd,
             "validation": validation, "relion_resolution_A": relion_resolution, "relion_bfactor_A2": relion_b,
-            "localfsc_global_A": local_summary.get("global_fsc_resolution"),
+            "localfsc_global_A": local_summary.get("global_fsc_resolution_A"),
             "regions": {name: region_figures(result, case) for name, result in estimators.items()},
             "masks": {"tight": mask_figures(restored_tight, masks.tight, masks, summary_tight),
                       "loose": mask_figures(restored_loose, masks.loose, masks, summary_loose)},

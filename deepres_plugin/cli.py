@@ -43,8 +43,16 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def command_summary(doc: str | None) -> str | None:
+    """A subcommand's one-line help: the first paragraph of its module docstring (a short
+    sentence that may wrap over lines), on one line; None without a docstring."""
+    paragraph = (doc or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split()) or None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Parser with one subparser per command, its help taken from the module docstring."""
+    """Parser with one subparser per command, its help taken from the module docstring (the
+    first paragraph in the list of commands, all of it in the command's own --help)."""
     parser = OneLineErrorParser(prog="deepres", description="DeepRes: deep-learning local resolution "
                                      "of cryo-EM maps (Ramirez-Aportela et al., IUCrJ 2019).")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -54,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f".commands.{module_name}", __package__)
         doc = (module.__doc__ or "").strip()
-        sub = subparsers.add_parser(name, help=doc.splitlines()[0] if doc else None, description=doc,
+        summary = command_summary(doc)
+        # argparse expands %-formats in help texts: a literal % is written %%
+        sub = subparsers.add_parser(name, help=summary.replace("%", "%%") if summary else None, description=doc,
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_args(sub)
         sub.set_defaults(run=module.main)

@@ -22,6 +22,7 @@ import logging
 from pathlib import Path
 
 from ..core.inference import DEVICES
+from ..core.outputs import SweepSummary
 from ..core.pipeline import SweepOptions, run_bfactor_sweep
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS
@@ -48,9 +49,10 @@ def main(args: argparse.Namespace) -> int:
     options = SweepOptions(mask=args.mask, method=args.method, window=args.window, stride=args.stride, threshold=args.threshold,
                            sampling=args.sampling, palette=args.palette, progress=not args.no_progress,
                            bfactors=args.bfactors, range_name=args.range_name, model=args.model, device=args.device)
-    summary = run_bfactor_sweep(args.half1, args.half2, args.out, options)
-    for row in summary["sweep"]:
-        print(f"B {row['bfactor']:8g}  DeepRes median {row['deepres_median']:6.2f}  p20 {row['deepres_p20']:6.2f}  "
-              f"local FSC p20 {row['localfsc_p20']:6.2f}  {row['verdict']}")
-    print(f"recommended B-factor: {summary['recommended_bfactor']:g} A^2 ({args.out / 'sharpened_map.mrc'})")
+    run_bfactor_sweep(args.half1, args.half2, args.out, options)
+    summary = SweepSummary.read(args.out)
+    for row in summary.rows:
+        print(f"B {row.bfactor:8g}  DeepRes median {row.deepres_median:6.2f}  p20 {row.deepres_p20:6.2f}  "
+              f"local FSC p20 {row.localfsc_p20:6.2f}  {row.verdict}")
+    print(f"recommended B-factor: {summary.recommended_bfactor:g} A^2 ({args.out / summary.sharpened_map})")
     return 0

@@ -1,7 +1,7 @@
-"""Global Fourier shell correlation between two half maps, and the resolution where it
-falls below the threshold (0.143 by default).
+"""Compute the global FSC of two half maps and the resolution where it crosses a threshold.
 
-Writes fsc.csv (frequency, resolution, FSC per shell) and fsc.png (the curve) into --out.
+The Fourier shell correlation of the halves (inside --mask, when given) and the resolution
+where it falls below the threshold (0.143 by default). Writes fsc.csv (frequency, resolution, FSC per shell) and fsc.png (the curve) into --out.
 
 Example usage:
     deepres fsc half1.mrc half2.mrc --mask mask.mrc --out fsc

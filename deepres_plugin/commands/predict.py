@@ -1,7 +1,8 @@
 """Estimate the local resolution of a cryo-EM map with DeepRes.
 
-The map (and mask) are resampled to the network's voxel size (wide: 1.0 A/px, 2.5-13 Å;
-high: 0.5 A/px, 1.5-6 Å), every voxel of the mask where the map shows density gets the
+The map (and mask) are resampled to the network's voxel size (wide: 1.0 Å/px, 2.5-13 Å;
+high: 0.5 Å/px, 1.5-6 Å; by default the map chooses: wide, or high when the wide network's
+first reading puts most of the map finer than 4.5 Å; the log says which and why), every voxel of the mask where the map shows density gets the
 network's answer for the 13^3 box centred on it (one exact convolutional pass over the map),
 and the result is brought back onto the map's grid. Voxels of the mask outside the map's
 density envelope (solvent inside a loose mask) get no estimate (0); summary.json says how
@@ -18,7 +19,7 @@ batch.png (the maps' distributions). A failing map is reported in its row and th
 go on (exit status 1 if any failed); a rerun skips the maps already done.
 
 Example usage:
-    deepres predict map.mrc --mask mask.mrc --range wide --out deepres_out
+    deepres predict map.mrc --mask mask.mrc --out deepres_out
     deepres predict emd_*.map --out project_maps --workers 2
     deepres predict --batch maps.csv --out project_maps --scheduler tcp://head:8786
 """
@@ -31,9 +32,9 @@ from pathlib import Path
 from ..core.batch import STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, BatchMap, read_batch_csv, run_batch
 from ..core.errors import ParameterError
 from ..core.inference import DEVICES, PRECISIONS
-from ..core.outputs import BATCH_FILES
+from ..core.outputs import BATCH_FILES, ReportSummary
 from ..core.pipeline import PredictOptions, run_predict
-from ..core.ranges import RANGES
+from ..core.ranges import AUTO_HIGH_BELOW_A, AUTO_HIGH_SHARE, AUTO_RANGE, RANGE_CHOICES
 from ..core.report import DEFAULT_PALETTE
 from ..core.tfquiet import quiet_tensorflow
 from .cluster_options import add_cluster_args, cluster_options
@@ -54,8 +55,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="a batch of maps: CSV with a map column and optional mask, range, sampling columns "
                              "(paths relative to the file)")
     parser.add_argument("--mask", type=Path, help="binary or soft mask on the map's grid (default: automatic)")
-    parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), default="wide",
-                        help="wide: 2.5-13 Å at 1.0 A/px (default); high: 1.5-6 Å at 0.5 A/px")
+    parser.add_argument("--range", dest="range_name", choices=RANGE_CHOICES, default=AUTO_RANGE,
+                        help=f"wide: 2.5-13 Å at 1.0 Å/px; high: 1.5-6 Å at 0.5 Å/px; auto (default): wide, or "
+                             f"high when the wide network reads {100 * AUTO_HIGH_SHARE:.0f} %% of the map finer "
+                             f"than {AUTO_HIGH_BELOW_A:g} Å (with --model: the network's range)")
     parser.add_argument("--model", type=Path, help="a .keras model from `deepres train` (default: shipped network)")
     parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in A/px, overriding the header")
     parser.add_argument("--out", type=Path, help="output folder (default: MAPNAME_deepres; for a batch "
@@ -97,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
 def predict_one(map_path: Path, out: Path | None, options: PredictOptions) -> int:
     """One map, as `deepres predict MAP` always did."""
     out = out or Path(f"{map_path.name.split('.')[0]}_deepres")
-    summary = run_predict(map_path, out, options)
+    summary = ReportSummary.from_dict(run_predict(map_path, out, options))
     logger.info("median %.2f Å (20-80 %%: %.2f-%.2f Å) over %d voxels; outputs in %s",
-                summary["median"], summary["percentile_20"], summary["percentile_80"], summary["voxels"], out)
+                summary.median, summary.percentile_20, summary.percentile_80, summary.voxels, out)
     return 0

@@ -1,4 +1,4 @@
-"""Local resolution per residue of an atomic model placed on the map.
+"""Measure the local resolution of every residue of an atomic model placed on the map.
 
 The resolution map is sampled at every atom (trilinear interpolation over the voxels with
 an estimate; hydrogens and waters left out); each residue gets the median and the

@@ -48,7 +48,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--filters", type=POSITIVE_INT, default=_DEFAULTS.filters,
                         help=f"first-layer filters (default {_DEFAULTS.filters})")
     parser.add_argument("--dropout", type=number(minimum=0.0, below=1.0), default=_DEFAULTS.dropout,
-                        help="dropout after the first layer (default 0: it made inference worse, see README)")
+                        help="dropout after the first layer (default 0: it made inference worse, see docs/methods.md)")
     parser.add_argument("--name", help="model name shown in summaries (default: the file name)")
     parser.add_argument("--model-version", default="1", help="version string stored with the weights")
     parser.add_argument("--no-progress", action="store_true", help="one line per epoch instead of a progress bar")

@@ -40,7 +40,7 @@ from .fileio import check_output_dir, output_directory, write_files
 from .models import chosen_model_path
 from .outputs import BATCH_FILES, SUMMARY_FILE, ReportSummary
 from .pipeline import PredictOptions, run_predict
-from .ranges import RANGES
+from .ranges import AUTO_RANGE, RANGE_CHOICES
 from .report import RESOLUTION_AXIS_LABEL, histogram
 
 logger = logging.getLogger(__name__)
@@ -112,8 +112,9 @@ def read_batch_csv(path: str | Path) -> list[BatchMap]:
         if not row.get("map"):
             raise ParameterError(f"{path}, line {line}: no map")
         range_name = row.get("range") or None
-        if range_name is not None and range_name not in RANGES:
-            raise ParameterError(f"{path}, line {line}: unknown range {range_name!r} (choose {', '.join(RANGES)})")
+        if range_name is not None and range_name not in RANGE_CHOICES:
+            raise ParameterError(f"{path}, line {line}: unknown range {range_name!r} "
+                                 f"(choose {', '.join(RANGE_CHOICES)})")
         maps.append(BatchMap(base / row["map"], base / row["mask"] if row.get("mask") else None, range_name,
                              _sampling(row.get("sampling"), path, line)))
     if not maps:
@@ -183,9 +184,12 @@ def previous_summary(task: BatchTask) -> dict[str, Any] | None:
     the task's folder, or None."""
     try:
         summary = json.loads((task.folder / SUMMARY_FILE).read_text())
-        model = chosen_model_path(task.options.model, task.options.range_name)
-        same = (summary["map"] == str(task.map_path) and summary["range"]["name"] == task.options.range_name
-                and summary["model"]["file"] == str(model.resolve()))
+        asked = task.options.range_name
+        same = (summary["map"] == str(task.map_path)
+                and summary["range"].get("requested", summary["range"]["name"]) == asked
+                and (asked == AUTO_RANGE and not task.options.model
+                     or summary["model"]["file"] == str(chosen_model_path(task.options.model,
+                                                                          summary["range"]["name"]).resolve())))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return summary if same else None
@@ -210,7 +214,8 @@ def predict_task(task: BatchTask) -> dict[str, Any]:
         figures = ReportSummary.from_dict(summary)
         row.update({key: getattr(figures, key) for key in ReportSummary.STATISTICS})
         row.update(zip(("percentile_5", "percentile_95"), _whiskers(task.folder / summary["files"]["resolution"])))
-        row.update(status=status, voxel_size=figures.input_voxel_size, seconds=summary.get("run_seconds"),
+        row.update(status=status, range=summary["range"]["name"], voxel_size=figures.input_voxel_size,
+                   seconds=summary.get("run_seconds"),
                    left_out_voxels=figures.left_out_voxels)
     except Exception as exc:                           # noqa: BLE001 - one map's failure is its row's
         row.update(status=STATUS_FAILED, error=error_message(exc), seconds=round(time.perf_counter() - start, 3))

@@ -31,10 +31,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from .errors import ParameterError
+from .progress import logging_above, progress_bar
 
 logger = logging.getLogger(__name__)
 #: The logger the command line gives a handler (the package's).
@@ -263,10 +261,8 @@ def map_tasks(function: Callable[[Any], Any], tasks: Sequence[Any], keys: Sequen
     """
     options = options.sized(len(tasks))
     total = done_before + len(tasks)
-    # log lines printed above the bar rather than through it
-    with logging_redirect_tqdm([logging.getLogger(PACKAGE_LOGGER)]), \
-            tqdm(total=total, initial=done_before, unit=unit, desc=description, disable=not progress,
-                 smoothing=0.1) as bar:
+    with progress_bar(total=total, initial=done_before, unit=unit, desc=description, enabled=progress,
+                      smoothing=0.1) as bar, logging_above(bar, [logging.getLogger(PACKAGE_LOGGER)]):
         # a local cluster for one task would only add its start-up
         if client is None and (options.in_process or len(tasks) == 0 or (options.local and len(tasks) == 1)):
             for task in tasks:

@@ -89,7 +89,7 @@ class MapCondition:
         if not np.isfinite(self.noise_level) or self.noise_level < 0:
             raise ParameterError(f"noise level must be finite and >= 0, got {self.noise_level:g}")
         if self.mask_radius < 0 or self.mask_edge < 0:
-            raise ParameterError("mask radius and edge must be >= 0 A")
+            raise ParameterError("mask radius and edge must be >= 0 Å")
 
     def bfactor(self, resolution: float) -> float:
         """The envelope's B-factor (A^2) for a map at ``resolution`` A."""

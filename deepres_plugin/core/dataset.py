@@ -22,7 +22,7 @@ For every atomic model (paper section 2.1, with the changes listed here):
    whole map (the same distribution in every box, much cheaper): white noise directly in
    the box, filtered noise as boxes cut at random from a periodic field of
    :data:`NOISE_FIELD_SIZE`^3 voxels filtered at the label resolution. What was measured
-   on the wide range (README, "Accuracy"): SD up to 0.15 read the 9 A region of the
+   on the wide range (docs/benchmarks.md, "Accuracy"): SD up to 0.15 read the 9 A region of the
    paper's four-region test as 8.4 A; up to 0.35, 9.0 A; scaling all maps of a structure
    by its best-resolution peak with SD up to 0.15 gave no better results.
 5. *Box centres*: every voxel within 3 A of an atom whose 13^3 box fits the grid is a
@@ -186,10 +186,10 @@ class DatasetConfig:
             raise ParameterError(f"noise shape must be one of {', '.join(NOISE_SHAPES)}")
         if self.label_min is not None and not (2 * resolution_range.voxel_size <= self.label_min
                                                < resolution_range.max_resolution):
-            raise ParameterError(f"the lowest label must lie between Nyquist ({2 * resolution_range.voxel_size:g} A) "
+            raise ParameterError(f"the lowest label must lie between Nyquist ({2 * resolution_range.voxel_size:g} Å) "
                                  f"and the range maximum")
         if self.padding is not None and self.padding < 0:
-            raise ParameterError("padding must be >= 0 A")
+            raise ParameterError("padding must be >= 0 Å")
         return resolution_range
 
     def padding_angstrom(self) -> float:
@@ -728,7 +728,7 @@ def build_manifest(structure_dir: str | os.PathLike, out: Path, config: DatasetC
                    paths: list[Path], errors: dict[str, str], seconds: Mapping[str, float] | None = None) -> dict:
     """Manifest of the shards present: structures, seeds, splits, counts, label histogram and
     each structure's generation time (``seconds``, from this run or an earlier one; shards
-    of format-2 datasets made before issue 16 carry their own)."""
+    of older format-2 datasets carry their own)."""
     resolution_range = config.validate()
     edges = np.arange(resolution_range.min_resolution,
                       resolution_range.max_resolution + LABEL_HISTOGRAM_BIN_A / 2, LABEL_HISTOGRAM_BIN_A)

@@ -7,9 +7,17 @@ Every prediction measures, besides the local resolution:
   :data:`GUINIER_LOW_A` (10 A) and the finest resolution the map supports, where the
   molecule's power stops exceeding the solvent's by :data:`SUPPORT_SNR` (for a map whose
   solvent carries no noise, the molecule's own power floor near Nyquist stands in for the
-  solvent's). The fit includes the fall-off that the protein's structure and the atoms'
-  form factors give any map: maps simulated from atoms with B = 0 and low-passed at 3.5 A
-  measure about 35 A^2, so a map is taken as unsharpened above :data:`UNSHARPENED_BFACTOR`
+  solvent's). The noise's power is subtracted from each shell and the fit is weighted
+  (:func:`guinier_fit`): each shell by its Fourier voxels and by a factor that falls to 0
+  at the support threshold, so the shell where the support ends, which one voxel more of
+  mask or a little more noise can move by one, weighs almost nothing; the start is fixed
+  at 10 A whatever the box (the shell across it counts in part). A prediction measures on
+  its estimated voxels, which a local filter of its resolution map reads as its region, so
+  both report the same B. The fit includes the fall-off that the protein's structure, the
+  atoms' form factors and a final low-pass give any map: maps simulated from atoms with
+  B = 0 and low-passed at 3.5 A measure about 35 A^2 (the low-pass edge, in the last
+  shells of the support, weighs in it: a B measured one shell short of it is smaller), so
+  a map is taken as unsharpened above :data:`UNSHARPENED_BFACTOR`
   (100 A^2, about +60 A^2 of blur on top of that). DeepRes reads unsharpened maps worse
   (paper 3.3);
 - the **noise** outside the mask: its SD in map units and relative to the molecule's SD;
@@ -18,7 +26,8 @@ Every prediction measures, besides the local resolution:
 
 :func:`check_map_for_range` refuses maps that no range can read (the voxel too coarse);
 :func:`map_warnings` gives every warning a prediction logs and writes, for the command
-line and the Scipion protocols alike.
+line and the Scipion protocols alike; where a warning advises another tool, it names the
+command or the protocol, as its audience runs them (:func:`bfactor_sweep_advice`).
 """
 from __future__ import annotations
 
@@ -30,7 +39,7 @@ import scipy.ndimage
 
 from .errors import ParameterError
 from .fourier import frequency_magnitude, rfft_map
-from .ranges import BOX_SIZE, ResolutionRange
+from .ranges import BOX_SIZE, RANGES, ResolutionRange
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,10 @@ FLAT_SOLVENT_FRACTION = 1e-3
 MASKED_ZERO_FRACTION = 0.5
 #: Fewest solvent voxels to measure the noise.
 MIN_SOLVENT_VOXELS = 1000
+#: Who reads a warning's advice: the command line names commands, Scipion names protocols.
+AUDIENCE_CLI = "cli"
+AUDIENCE_SCIPION = "scipion"
+AUDIENCES = (AUDIENCE_CLI, AUDIENCE_SCIPION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,14 +130,94 @@ def classify_solvent(solvent_values: np.ndarray, molecule_sd: float) -> str:
     return "noisy"
 
 
+@dataclasses.dataclass(frozen=True)
+class MapSpectrum:
+    """What :func:`map_spectrum` measures: per Fourier shell of width ``step`` (1/A, from 0 to
+    Nyquist), the molecule's power per unit of its weight (``power``), the noise power
+    (``noise``: the solvent's per voxel, or the molecule's own floor near Nyquist), its share
+    in ``power`` relative to ``noise`` (``noise_scale``, the mean square of the molecule's
+    weight over its mean), the Fourier voxels (``counts``); and the noise and solvent as
+    :class:`MapCondition` reports them."""
+
+    frequency: np.ndarray
+    power: np.ndarray
+    noise: np.ndarray
+    counts: np.ndarray
+    noise_scale: float
+    step: float
+    noise_sd: float | None
+    noise_to_signal: float | None
+    solvent: str
+
+    @property
+    def first_shell(self) -> int:
+        """The shell holding :data:`GUINIER_LOW_A`, where the fit starts."""
+        return int(np.floor((1.0 / GUINIER_LOW_A) / self.step + 0.5))
+
+    def support_end(self) -> int:
+        """The last shell of the fit's support: from the first shell on, the shells where the
+        molecule's power exceeds :data:`SUPPORT_SNR` x the noise's, up to the first that does not."""
+        first = self.first_shell
+        unsupported = np.flatnonzero(self.power[first + 1:] <= SUPPORT_SNR * self.noise[first + 1:])
+        return first + (int(unsupported[0]) if len(unsupported) else len(self.power) - 1 - first)
+
+    def guinier_weights(self, end: int) -> np.ndarray:
+        """Each shell's weight in the Guinier fit up to shell ``end``: its Fourier voxels (the
+        precision of its mean, as an inverse variance), times its share beyond 10 Å (the
+        shell straddling :data:`GUINIER_LOW_A` counts in part, so the start is fixed in Å,
+        not in shells), times ``(1 - SUPPORT_SNR / (power / noise))^2``, which falls to 0 at
+        the support threshold: a shell about to leave (or join) the support weighs almost
+        nothing, and no single shell decides the fit."""
+        s = self.frequency
+        beyond = np.clip((s + self.step / 2 - 1.0 / GUINIER_LOW_A) / self.step, 0.0, 1.0)
+        ratio = self.power / np.maximum(self.noise, np.finfo(float).tiny)
+        weights = self.counts * beyond * np.clip(1.0 - SUPPORT_SNR / ratio, 0.0, None) ** 2
+        weights[end + 1:] = 0.0
+        return weights
+
+
+def guinier_fit(spectrum: MapSpectrum, end: int | None = None) -> float | None:
+    """The Guinier B-factor (A^2) of a map's spectrum: the weighted least-squares slope of
+    ``ln |F|`` (the noise's power subtracted) against ``s^2`` from :data:`GUINIER_LOW_A` to
+    shell ``end`` (default :meth:`MapSpectrum.support_end`), each shell weighted by
+    :meth:`MapSpectrum.guinier_weights`; None with fewer than :data:`GUINIER_MIN_SHELLS`
+    shells to fit."""
+    end = spectrum.support_end() if end is None else end
+    signal = spectrum.power - spectrum.noise_scale * spectrum.noise
+    weights = spectrum.guinier_weights(end)
+    used = (weights > 0) & (signal > 0)
+    if np.count_nonzero(used) < GUINIER_MIN_SHELLS:
+        return None
+    slope = np.polyfit(spectrum.frequency[used] ** 2, 0.5 * np.log(signal[used]), 1, w=np.sqrt(weights[used]))[0]
+    return float(-4.0 * slope)
+
+
 def measure_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray) -> MapCondition:
     """B-factor, support, noise and solvent of a map (module docstring).
 
     Args:
         volume: map [z, y, x].
         voxel_size: A/px.
-        mask: boolean mask of the molecule.
+        mask: boolean mask of the molecule (a prediction measures on its estimated voxels,
+            the region a local filter of its resolution map measures on: the same B).
     """
+    spectrum = map_spectrum(volume, voxel_size, mask)
+    noise = (spectrum.noise_sd, spectrum.noise_to_signal, spectrum.solvent)
+    if spectrum.first_shell >= len(spectrum.frequency) - GUINIER_MIN_SHELLS:   # Nyquist about 10 A or coarser
+        return MapCondition(None, None, None, *noise)
+    end = spectrum.support_end()
+    support = float(1.0 / spectrum.frequency[end])
+    bfactor = guinier_fit(spectrum, end)
+    if bfactor is None:
+        return MapCondition(None, None, support, *noise)
+    return MapCondition(bfactor, (GUINIER_LOW_A, support), support, *noise)
+
+
+def map_spectrum(volume: np.ndarray, voxel_size: float, mask: np.ndarray) -> MapSpectrum:
+    """The shell powers of a map's molecule and noise, and its noise and solvent (see
+    :class:`MapSpectrum`): measured on the mask's bounding box grown by
+    :data:`SOLVENT_SHELL_A`, the molecule weighted by the mask with a linear edge of
+    :data:`MOLECULE_EDGE_A`, the solvent beyond :data:`SOLVENT_MARGIN_A` from the mask."""
     mask = np.asarray(mask, bool)
     if mask.any():
         grow = int(np.ceil(SOLVENT_SHELL_A / voxel_size))
@@ -154,26 +247,20 @@ def measure_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray) -> MapC
     step = 1.0 / (max(shape) * voxel_size)
     shells = np.rint(freq / step).astype(np.int64)
     count = int(np.floor(0.5 / voxel_size / step)) + 1                # up to Nyquist
-    power_mol = shell_average(np.abs(rfft_map((volume - level) * weight)) ** 2, shells, count) / max(weight.sum(), 1)
-    s = np.arange(count) * step
-    low = int(np.ceil((1.0 / GUINIER_LOW_A) / step))
+    weight_sum = max(float(weight.sum(dtype=np.float64)), 1.0)
+    power_mol = shell_average(np.abs(rfft_map((volume - level) * weight)) ** 2, shells, count) / weight_sum
     if has_noise:
         noise_weight = solvent.astype(np.float32)
         power_noise = (shell_average(np.abs(rfft_map((volume - level) * noise_weight)) ** 2, shells, count)
                        / max(noise_weight.sum(), 1))
-    else:
-        power_noise = np.median(power_mol[int(FLOOR_SHELLS_FROM * (count - 1)):])
-    supported = power_mol > SUPPORT_SNR * power_noise
-    if low >= count - GUINIER_MIN_SHELLS:                            # Nyquist is about 10 A or coarser
-        return MapCondition(None, None, None, noise_sd, ratio, state)
-    unsupported = np.flatnonzero(~supported[low + 1:])
-    high = low + (int(unsupported[0]) if len(unsupported) else count - 1 - low)
-    if high - low + 1 < GUINIER_MIN_SHELLS:
-        return MapCondition(None, None, float(1.0 / s[high]), noise_sd, ratio, state)
-    fit = slice(low, high + 1)
-    slope = np.polyfit(s[fit] ** 2, 0.5 * np.log(np.maximum(power_mol[fit], np.finfo(float).tiny)), 1)[0]
-    return MapCondition(float(-4.0 * slope), (float(1.0 / s[low]), float(1.0 / s[high])), float(1.0 / s[high]),
-                        noise_sd, ratio, state)
+        # white noise of variance v adds v x sum(w^2) / sum(w) to the molecule's power per weight
+        noise_scale = float(np.sum(weight.astype(np.float64) ** 2)) / weight_sum
+    else:                                    # the molecule's own floor: already at the molecule's scale
+        power_noise = np.full(count, np.median(power_mol[int(FLOOR_SHELLS_FROM * (count - 1)):]))
+        noise_scale = 1.0
+    counts = np.bincount(shells.ravel(), minlength=count)[:count]
+    return MapSpectrum(np.arange(count) * step, power_mol, power_noise, counts, noise_scale, step, noise_sd, ratio,
+                       state)
 
 
 def check_map_for_range(voxel_size: float, shape: tuple[int, ...], resolution_range: ResolutionRange,
@@ -193,27 +280,76 @@ def check_map_for_range(voxel_size: float, shape: tuple[int, ...], resolution_ra
 
 
 def geometry_warnings(voxel_size: float, shape: tuple[int, ...], resolution_range: ResolutionRange) -> list[str]:
-    """Warnings that need only the grid: voxel too coarse for the range, map smaller than the box."""
-    warnings = []
-    nyquist = 2.0 * voxel_size
-    if nyquist > resolution_range.min_resolution:
-        warnings.append(f"the voxel size ({voxel_size:g} Å/px) is too coarse for the {resolution_range.name} range: "
-                        f"resolutions finer than Nyquist ({nyquist:g} Å) cannot be reported "
-                        f"(range {resolution_range.min_resolution:g}–{resolution_range.max_resolution:g} Å)")
+    """Warnings that need only the grid: the map smaller than the network's box. (A voxel
+    too coarse for the range's finest resolution is no fault of the map: :func:`nyquist_note`.)"""
     box_a = BOX_SIZE * resolution_range.voxel_size
     smallest_a = min(shape) * voxel_size
     if smallest_a < box_a:
-        warnings.append(f"the map ({min(shape)} voxels = {smallest_a:.1f} Å along its shortest edge) is smaller "
-                        f"than the network's box ({box_a:g} Å): every estimate sees the map's edge")
+        return [f"the map ({min(shape)} voxels = {smallest_a:.1f} Å along its shortest edge) is smaller "
+                f"than the network's box ({box_a:g} Å): every estimate sees the map's edge"]
+    return []
+
+
+def nyquist_note(voxel_size: float, resolution_range: ResolutionRange) -> str | None:
+    """A line for the log when the map's Nyquist limit is coarser than the range's finest
+    resolution (the reported values then start at Nyquist), else None."""
+    nyquist = 2.0 * voxel_size
+    if nyquist <= resolution_range.min_resolution:
+        return None
+    return (f"the finest value reported is the map's Nyquist limit, {nyquist:g} Å ({voxel_size:g} Å/px; the "
+            f"{resolution_range.name} range reaches {resolution_range.min_resolution:g} Å)")
+
+
+#: A voxel within this fraction of a range's finest or coarsest resolution reads at its limit.
+LIMIT_FRACTION = 0.1
+#: Share of the estimated voxels at a limit above which a prediction warns (another range
+#: reads them).
+LIMIT_WARNING_SHARE = 0.25
+
+
+def limit_warnings(values: np.ndarray, clamp: tuple[float, float], resolution_range: ResolutionRange) -> list[str]:
+    """A warning when many estimated voxels (``values``, A) read at the range's coarsest or
+    finest resolution and another range reaches beyond it. The finest counts only when it
+    is the range's own (``clamp[0]``, A; a floor at the map's Nyquist limit no range can
+    pass)."""
+    if not values.size:
+        return []
+    warnings = []
+    coarser = [r for r in RANGES.values() if r.max_resolution > resolution_range.max_resolution]
+    share = float(np.mean(values >= (1 - LIMIT_FRACTION) * resolution_range.max_resolution))
+    if coarser and share >= LIMIT_WARNING_SHARE:
+        other = coarser[0]
+        warnings.append(f"{100 * share:.0f} % of the estimated voxels read within {100 * LIMIT_FRACTION:.0f} % of the "
+                        f"{resolution_range.name} range's coarsest resolution ({resolution_range.max_resolution:g} Å): "
+                        f"the map is coarser than this range reads; use the {other.name} range "
+                        f"({other.min_resolution:g}-{other.max_resolution:g} Å)")
+    finer = [r for r in RANGES.values() if r.min_resolution < resolution_range.min_resolution]
+    share = float(np.mean(values <= (1 + LIMIT_FRACTION) * resolution_range.min_resolution))
+    if finer and clamp[0] <= resolution_range.min_resolution and share >= LIMIT_WARNING_SHARE:
+        other = finer[0]
+        warnings.append(f"{100 * share:.0f} % of the estimated voxels read within {100 * LIMIT_FRACTION:.0f} % of the "
+                        f"{resolution_range.name} range's finest resolution ({resolution_range.min_resolution:g} Å): "
+                        f"the map is finer than this range reads; use the {other.name} range "
+                        f"({other.min_resolution:g}-{other.max_resolution:g} Å)")
     return warnings
 
 
+def bfactor_sweep_advice(audience: str = AUDIENCE_CLI) -> str:
+    """Where to check a map's sharpening against its half maps, in the words of ``audience``
+    (:data:`AUDIENCES`): the command for the command line, the protocol for Scipion."""
+    if audience not in AUDIENCES:
+        raise ValueError(f"unknown audience {audience!r}: one of {', '.join(AUDIENCES)}")
+    where = "deepres bfactor-sweep" if audience == AUDIENCE_CLI else "the 'deepres - B-factor sweep' protocol"
+    return f"check with {where} (it needs the map's two half maps)"
+
+
 def map_warnings(condition: MapCondition, voxel_size: float, shape: tuple[int, ...],
-                 resolution_range: ResolutionRange) -> list[str]:
-    """Every warning of a prediction: the grid's (:func:`geometry_warnings`) and an unsharpened map."""
+                 resolution_range: ResolutionRange, audience: str = AUDIENCE_CLI) -> list[str]:
+    """Every warning of a prediction: the grid's (:func:`geometry_warnings`) and an unsharpened
+    map, whose advice names what ``audience`` runs (:func:`bfactor_sweep_advice`)."""
     warnings = geometry_warnings(voxel_size, shape, resolution_range)
     if condition.sharpened is False:
         warnings.append(f"the map looks unsharpened (B-factor {condition.bfactor:.0f} Å² > {UNSHARPENED_BFACTOR:g} Å²): "
                         "DeepRes reads unsharpened maps worse than their FSC resolution (paper 3.3); sharpen it "
-                        "first, or check with deepres bfactor-sweep")
+                        f"first, or {bfactor_sweep_advice(audience)}")
     return warnings

@@ -94,11 +94,11 @@ def check_resolution(resolution: float, voxel_size: float) -> float:
     """
     resolution = float(resolution)
     if not np.isfinite(resolution) or resolution <= 0:
-        raise ParameterError(f"resolution must be positive, got {resolution:g} A")
+        raise ParameterError(f"resolution must be positive, got {resolution:g} Å")
     nyquist = 2.0 * voxel_size
     if resolution < nyquist * (1 - 1e-9):
         raise ParameterError(
-            f"resolution {resolution:g} A is finer than Nyquist ({nyquist:g} A at {voxel_size:g} A/px)")
+            f"resolution {resolution:g} Å is finer than Nyquist ({nyquist:g} Å at {voxel_size:g} Å/px)")
     return resolution
 
 

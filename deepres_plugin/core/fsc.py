@@ -1,4 +1,4 @@
-"""Global Fourier shell correlation between two half maps (the first piece of issue 6).
+"""Global Fourier shell correlation between two half maps.
 
 Shells are one Fourier pixel of the largest box edge wide (``1 / (n_max * voxel_size)`` in
 1/A), so non-cubic boxes work too; the sums per shell are done with ``np.bincount`` (no
@@ -35,7 +35,7 @@ def check_half_maps(half1: np.ndarray, half2: np.ndarray, voxel1: float, voxel2:
     if half1.shape != half2.shape:
         raise MapFormatError(f"half maps differ in shape: {half1.shape} and {half2.shape}")
     if abs(voxel1 - voxel2) > ISOTROPY_TOLERANCE * voxel1:
-        raise MapFormatError(f"half maps differ in voxel size: {voxel1:g} and {voxel2:g} A/px")
+        raise MapFormatError(f"half maps differ in voxel size: {voxel1:g} and {voxel2:g} Å/px")
     if np.array_equal(half1, half2):
         raise ParameterError("the two half maps are identical: they must come from independent halves of the data")
 
@@ -124,7 +124,7 @@ def draw_fsc(axes, frequency: np.ndarray, fsc: np.ndarray, threshold: float, res
     (used by :func:`fsc_png` and by the Scipion viewers)."""
     axes.plot(frequency, fsc, color="#4477aa", label="FSC")
     axes.axhline(threshold, color="#cc3311", linestyle="--", label=f"threshold {threshold:g}")
-    axes.axvline(1.0 / resolution, color="#228833", linestyle=":", label=f"{resolution:.2f} A")
+    axes.axvline(1.0 / resolution, color="#228833", linestyle=":", label=f"{resolution:.2f} Å")
     axes.set_ylim(-0.1, 1.05)
     axes.legend()
 
@@ -138,8 +138,8 @@ def fsc_png(frequency: np.ndarray, fsc: np.ndarray, threshold: float, resolution
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
     draw_fsc(axes, frequency, fsc, threshold, resolution)
-    axes.set_xlabel("Spatial frequency (1/A)")
+    axes.set_xlabel("Spatial frequency (1/Å)")
     axes.set_ylabel("FSC")
-    axes.set_title(f"Fourier shell correlation: {resolution:.2f} A at {threshold:g}")
+    axes.set_title(f"Fourier shell correlation: {resolution:.2f} Å at {threshold:g}")
     figure.tight_layout()
     return _render(figure)

@@ -46,10 +46,10 @@ from typing import Iterator
 
 import numpy as np
 import scipy.ndimage
-from tqdm import tqdm
 
 from .errors import MaskError, ParameterError
 from .networks import ModelInfo
+from .progress import progress_bar
 from .resample import SlabResampler, resampled_shape
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ MIN_BACKGROUND_VOXELS = 1000
 DEVICES = ("auto", "cpu", "gpu")
 #: Arithmetic of the whole-map convolution and the per-voxel layers. float32 is the default
 #: everywhere: bfloat16 (oneDNN on AVX-512 BF16 CPUs) and float16 (GPUs) are available for
-#: measurement; see the README's performance section for their speed and accuracy here.
+#: measurement; see docs/benchmarks.md, "Performance", for their speed and accuracy here.
 PRECISIONS = ("float32", "bfloat16", "float16")
 
 
@@ -153,6 +153,15 @@ def tensorflow_device(device: str) -> Iterator[str]:
         yield name
 
 
+def device_label(name: str) -> str:
+    """A TensorFlow device name as people write it: ``CPU``, or ``GPU:<index>`` (the index
+    among the GPUs TensorFlow sees): ``/job:localhost/replica:0/task:0/device:GPU:0`` ->
+    ``GPU:0``."""
+    kind, _, index = name.rsplit("/", 1)[-1].removeprefix("device:").partition(":")
+    kind = kind.upper()
+    return kind if kind == "CPU" else f"{kind}:{index or 0}"
+
+
 class Predictor:
     """Local resolution at every masked voxel of a map already at the network's voxel size.
 
@@ -212,8 +221,8 @@ class Predictor:
         half = self.box // 2
         result = np.zeros(volume.shape, np.float32)
         slabs = list(self._slabs(mask, stride))
-        with tqdm(total=int(mask.sum()), unit="voxel", unit_scale=True, desc="deepres predict",
-                  disable=not progress) as bar:
+        with progress_bar(total=int(mask.sum()), unit="voxel", unit_scale=True, desc="deepres predict",
+                          enabled=progress) as bar:
             for z0, z1 in slabs:
                 local = mask[z0:z1]
                 (y0, y1), (x0, x1) = _extent(local.any(axis=(0, 2))), _extent(local.any(axis=(0, 1)))
@@ -368,6 +377,7 @@ class Prediction:
         model_shape: shape of the map at the network's voxel size.
         voxels_by_path: masked voxels evaluated by each path (at the network's voxel size).
         seconds: wall time of the prediction.
+        device: the device TensorFlow ran on (:func:`device_label`: ``CPU``, ``GPU:0``).
     """
 
     resolution: np.ndarray
@@ -376,6 +386,7 @@ class Prediction:
     model_shape: tuple[int, int, int]
     voxels_by_path: dict[str, int]
     seconds: float
+    device: str = "CPU"
 
 
 def clamp_bounds(info: ModelInfo, input_voxel_size: float) -> tuple[float, float]:
@@ -414,7 +425,7 @@ def output_stride(voxel_size: float, network_voxel_size: float) -> int:
     Non-integer ratios are evaluated on every network voxel the read-back touches: reading
     them from a lattice of stride round(ratio) with trilinear interpolation was measured
     0.059 A off in median on the bundled example and 0.104-0.106 A on the accuracy
-    benchmark's four-region maps (0.834 A/px, high network; README), beyond the 0.02 A
+    benchmark's four-region maps (0.834 A/px, high network; docs/benchmarks.md), beyond the 0.02 A
     allowed."""
     ratio = voxel_size / network_voxel_size
     whole = round(ratio)
@@ -461,7 +472,8 @@ def readback(predictor: "Predictor", resampler: SlabResampler, index: np.ndarray
     lattice_planes = max(1, planes // stride)            # lattice planes read per block
     cell = np.floor(coordinates[:, 0]).astype(np.int64)  # lattice plane below each point
     values = np.empty(len(index), np.float32)
-    with tqdm(total=len(index), unit="voxel", unit_scale=True, desc="deepres predict", disable=not progress) as bar:
+    with progress_bar(total=len(index), unit="voxel", unit_scale=True, desc="deepres predict",
+                      enabled=progress) as bar:
         for first in range(int(cell[0]), int(cell[-1]) + 1, lattice_planes):
             rows = slice(*np.searchsorted(cell, [first, first + lattice_planes]))
             if rows.start == rows.stop:
@@ -545,12 +557,12 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
     bounds = clamp_bounds(info, voxel_size)
     resolution = np.zeros(centred.shape, np.float32)
     if np.isclose(voxel_size, target, rtol=1e-6, atol=0):
-        with tensorflow_device(device):
+        with tensorflow_device(device) as used:
             raw = predictor.predict(centred, mask, progress)
         resolution[mask] = np.clip(raw[mask], *bounds)
     else:
         index = np.argwhere(mask)
-        with tensorflow_device(device):
+        with tensorflow_device(device) as used:
             resampler = SlabResampler(centred, voxel_size, target, backend="tensorflow")
             del centred
             values = readback(predictor, resampler, index, voxel_size / target, output_stride(voxel_size, target),
@@ -561,4 +573,4 @@ def predict_map(volume: np.ndarray, voxel_size: float, mask: np.ndarray, network
                                                            for (before, _), n in zip(pads, volume.shape))])
     model_shape = resampled_shape(volume.shape, voxel_size, target)
     return Prediction(resolution, bounds, background, model_shape, dict(predictor.voxels_by_path),
-                      time.perf_counter() - start)
+                      time.perf_counter() - start, device_label(used))

@@ -72,6 +72,7 @@ from .report import (
     chimerax_script,
     draw_colorbar,
     draw_slice,
+    slice_grid,
     surface_level,
 )
 from .resolution_maps import colour_range, read_resolution_map
@@ -116,7 +117,7 @@ def bank_resolutions(finest: float, coarsest: float, voxel_size: float, step: fl
         ParameterError: non-positive or reversed resolutions, or a non-positive step.
     """
     if not 0 < finest <= coarsest or not np.isfinite(coarsest):
-        raise ParameterError(f"a filter bank needs 0 < finest <= coarsest, got {finest:g}-{coarsest:g} A")
+        raise ParameterError(f"a filter bank needs 0 < finest <= coarsest, got {finest:g}-{coarsest:g} Å")
     if not step > 0:
         raise ParameterError(f"the bank step must be positive, got {step:g} cycles/voxel")
     high, low = voxel_size / finest, voxel_size / coarsest            # cycles per voxel
@@ -287,21 +288,21 @@ def slices_png(volume: np.ndarray, filtered: np.ndarray, resolution: np.ndarray,
     # each row on its own grey scale (the slices' 1st-99.9th percentiles): a sharpened map keeps its contrast
     scales = [np.percentile(np.concatenate([data[cut].ravel() for _, cut in cuts]), GREY_PERCENTILES)
               for _, data in rows]
-    figure = Figure(figsize=(13, 12.5))
-    image, bottom = None, []
+    figure = Figure(figsize=(13, 12.5), layout="tight")
+    panels, colorbar_axes = slice_grid(figure, len(rows) + 1, len(cuts))     # the bar beside the bottom row
+    image = None
     for column, (label, cut) in enumerate(cuts):
         for row, ((title, data), (vmin, vmax)) in enumerate(zip(rows, scales)):
-            axes = figure.add_subplot(3, 3, 3 * row + column + 1)
+            axes = panels[len(cuts) * row + column]
             axes.imshow(data[cut], cmap="gray", origin="lower", interpolation="nearest", vmin=vmin, vmax=vmax)
             axes.set_title(f"{label}, {title}")
-        axes = figure.add_subplot(3, 3, 7 + column)
+        axes = panels[len(cuts) * len(rows) + column]
         image = draw_slice(axes, filtered[cut], resolution[cut], region[cut], low, high, palette)
         axes.set_title(f"{label}, local resolution")
-        bottom.append(axes)
-    for axes in figure.axes:
+    for axes in panels:
         axes.set_xticks([])
         axes.set_yticks([])
-    draw_colorbar(figure, image, bottom)
+    draw_colorbar(figure, image, colorbar_axes)
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=FIGURE_DPI)
@@ -401,8 +402,8 @@ def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathL
             "bank_step_per_voxel": BANK_STEP, "finest_A": result.bank[0], "coarsest_A": result.bank[-1],
             "bfactor_A2": bfactor, "bfactor_source": source, "map_bfactor_A2": map_bfactor,
             "outside": OUTSIDE_NOTE, "mask": mask_source, "voxels": int(np.count_nonzero(region)),
-            "voxels_clamped_to_nyquist": result.clamped_voxels, "input_voxel_size": geometry.voxel_size,
-            "input_shape_zyx": list(volume.shape), "colour_range": [low, high], "palette": palette,
+            "voxels_clamped_to_nyquist": result.clamped_voxels, "input_voxel_size_A": geometry.voxel_size,
+            "input_shape_zyx": list(volume.shape), "colour_range_A": [low, high], "palette": palette,
             "map": str(Path(map_path).resolve()), "resolution_map": str(Path(resolution_path).resolve()),
             "filter_seconds": round(result.seconds, 3), "deepres_version": __version__,
             "files": {**names, "input_map": relative["map"], "resolution": relative["resolution"]},

@@ -22,7 +22,7 @@ a box of that edge; the boxes are Fourier transformed and the correlation in eac
 the box (width ``1 / window``) is compared with the threshold. The window multiplies the
 map, so it convolves the spectrum: where the signal drops steeply, correlated power leaks
 about two shells beyond the drop and the crossing comes out finer than the signal's limit
-(by 10-40 %, the more the larger the resolution compared with the window; issue 11 and
+(by 10-40 %, the more the larger the resolution compared with the window;
 ``benchmarks/localfsc_accuracy.py``). The default window is
 :data:`WINDOW_RESOLUTION_FACTOR` (6) x the global FSC resolution (Bsoft advises 5-7 x),
 at least :data:`MIN_WINDOW_VOXELS` voxels; a window larger than the map is refused.
@@ -138,14 +138,14 @@ def window_box(window: float, voxel_size: float, shape: tuple[int, ...] | None =
             or one larger than the map's smallest edge (when ``shape`` is given).
     """
     if not np.isfinite(window) or window <= 0:
-        raise ParameterError(f"window must be positive, got {window:g} A")
+        raise ParameterError(f"window must be positive, got {window:g} Å")
     box = 2 * int(np.ceil(window / voxel_size / 2 - 1e-9))
     if box < MIN_WINDOW_VOXELS:
-        raise ParameterError(f"window {window:g} A is {box} voxels at {voxel_size:g} A/px; "
+        raise ParameterError(f"window {window:g} Å is {box} voxels at {voxel_size:g} Å/px; "
                              f"at least {MIN_WINDOW_VOXELS} voxels are needed")
     if shape is not None and box > min(shape):
-        raise ParameterError(f"window {window:g} A ({box} voxels) is larger than the map "
-                             f"({min(shape)} voxels, {min(shape) * voxel_size:g} A, on its smallest edge)")
+        raise ParameterError(f"window {window:g} Å ({box} voxels) is larger than the map "
+                             f"({min(shape)} voxels, {min(shape) * voxel_size:g} Å, on its smallest edge)")
     return box
 
 
@@ -254,8 +254,8 @@ def windowed_fsc(half1: np.ndarray, half2: np.ndarray, centres: np.ndarray, box:
     fsc = np.empty((len(centres), box // 2), dtype=np.float32)
     chunks = range(0, len(centres), batch)
     if progress:
-        from tqdm import tqdm
-        chunks = tqdm(chunks, desc="local FSC", unit="batch")
+        from .progress import progress_bar
+        chunks = progress_bar(chunks, desc="local FSC", unit="batch")
     for begin in chunks:
         index = tuple(centres[begin:begin + batch].T)
         f1, f2 = (scipy.fft.rfftn(view[index] * window, axes=(1, 2, 3), workers=-1) for view in views)
@@ -346,7 +346,7 @@ def local_fsc_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask:
     stride = _check_stride(stride, box // 2)
     white1, white2 = whiten(half1, half2)
     positions = _Positions.of(mask, stride)
-    logger.info("local FSC: %d positions, window %d voxels (%.1f A), stride %d", len(positions.centres), box,
+    logger.info("local FSC: %d positions, window %d voxels (%.1f Å), stride %d", len(positions.centres), box,
                 box * voxel_size, stride)
     fsc = windowed_fsc(white1, white2, positions.centres, box, batch_bytes, progress)
     values = crossing_resolution(fsc, box, voxel_size, threshold)
@@ -369,8 +369,8 @@ def band_edges(voxel_size: float, shape: tuple[int, ...], finest: float | None =
     if finest is not None:
         highest = min(highest, 1.0 / finest)
     if highest <= lowest:
-        raise ParameterError(f"the map ({min(shape)} voxels, {edge:g} A on its smallest edge) is too small "
-                             f"for a local resolution coarser than {1.0 / highest:.2f} A")
+        raise ParameterError(f"the map ({min(shape)} voxels, {edge:g} Å on its smallest edge) is too small "
+                             f"for a local resolution coarser than {1.0 / highest:.2f} Å")
     count = int(np.floor(np.log(highest / lowest) / BAND_STEP_LN)) + 1
     return lowest * np.exp(BAND_STEP_LN * np.arange(count))
 
@@ -504,19 +504,21 @@ def band_correlation_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float
     spectra = whitened_spectra(half1, half2)
     weights = scipy.fft.rfftn(fsc_mask_weights(mask, voxel_size), workers=-1)
     positions = _Positions.of(mask, stride)
-    logger.info("local resolution by band correlation: %d positions, %d bands from %.1f to %.2f A, stride %d",
+    logger.info("local resolution by band correlation: %d positions, %d bands from %.1f to %.2f Å, stride %d",
                 len(positions.centres), len(edges), 1 / edges[0], 1 / edges[-1], stride)
     finest_edge = float(edges[-1])
     correlations = np.ones((len(edges), len(positions.centres)), dtype=np.float32)
     bands = range(len(edges))
     if progress:
-        from tqdm import tqdm
-        bands = tqdm(bands, desc="local FSC", unit="band")
+        from .progress import progress_bar
+        bands = progress_bar(bands, desc="local FSC", unit="band")
     for b in bands:
         correlations[b] = band_correlations(*spectra, half1.shape, voxel_size, positions.centres, edges[b], weights)
         if _all_crossed(correlations[:b + 1], threshold):          # the finer bands cannot change anything
             correlations, edges = correlations[:b + 1], edges[:b + 1]
             break
+    if progress:
+        bands.close()                        # a loop left early leaves its bar open
     labels = edges * np.exp(BAND_LABEL_LN)
     values = sustained_crossing(correlations, labels, threshold)
     return LocalFsc(positions.spread(values), "bands", stride, len(positions.centres), time.perf_counter() - start,

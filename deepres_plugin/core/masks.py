@@ -68,8 +68,8 @@ def check_mask_placement(mask_geometry: MapGeometry, map_geometry: MapGeometry, 
     if shift <= 0.5 * map_geometry.voxel_size:
         return
     placed = [bool(np.any(xyz)) for xyz in (mask_xyz, map_xyz)]
-    text = (f"{name}: the mask starts at ({', '.join(f'{v:g}' for v in mask_xyz)}) A, the map at "
-            f"({', '.join(f'{v:g}' for v in map_xyz)}) A")
+    text = (f"{name}: the mask starts at ({', '.join(f'{v:g}' for v in mask_xyz)}) Å, the map at "
+            f"({', '.join(f'{v:g}' for v in map_xyz)}) Å")
     if all(placed):
         raise MaskError(f"{text}: they lie on different grids; make the mask on the map's grid")
     logger.warning("%s; one of them has no origin, so the mask is used voxel for voxel", text)
@@ -81,8 +81,8 @@ def check_mask_grid(mask_shape: tuple[int, ...], mask_voxel_size: float,
     if tuple(mask_shape) != tuple(map_shape):
         raise MaskError(f"{name}: mask shape {tuple(mask_shape)} differs from map shape {tuple(map_shape)}")
     if abs(mask_voxel_size - map_voxel_size) > ISOTROPY_TOLERANCE * map_voxel_size:
-        raise MaskError(f"{name}: mask voxel size {mask_voxel_size:g} A/px differs from "
-                        f"map voxel size {map_voxel_size:g} A/px")
+        raise MaskError(f"{name}: mask voxel size {mask_voxel_size:g} Å/px differs from "
+                        f"map voxel size {map_voxel_size:g} Å/px")
 
 
 def gaussian_lowpass(volume: np.ndarray, voxel_size: float, resolution: float) -> np.ndarray:
@@ -188,6 +188,13 @@ def automatic_mask(volume: np.ndarray, voxel_size: float,
     mask = dilate(fill_holes(envelope), voxel_size, dilation)
     logger.debug("automatic mask: %d voxels (%.1f%% of the box)", mask.sum(), 100.0 * mask.mean())
     return mask
+
+
+def automatic_mask_description() -> str:
+    """How :func:`automatic_mask` makes a mask from a map, in a few words for people (Methods),
+    after "made from the map": "low-passed at 8 Å (Gaussian) and thresholded ..."."""
+    return (f"low-passed at {AUTO_MASK_LOWPASS_A:g} Å (Gaussian) and thresholded at Otsu's level, with small "
+            f"pieces dropped, cavities filled and the envelope dilated by {AUTO_MASK_DILATION_A:g} Å")
 
 
 def log_automatic_mask(mask: np.ndarray) -> None:

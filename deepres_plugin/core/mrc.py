@@ -80,8 +80,25 @@ def check_voxel_size(voxel_size: float, source: str = "map") -> float:
     value = float(voxel_size)
     if not np.isfinite(value) or value <= 0:
         raise MapFormatError(
-            f"{source} has voxel size {value:g} A/px; give the real pixel size", option="--sampling")
+            f"{source} has voxel size {value:g} Å/px; give the real pixel size", option="--sampling")
     return value
+
+
+#: A voxel size given for a map is questioned when it differs from the header's by more than
+#: this fraction (a mistyped pixel size gives a wrong answer silently).
+VOXEL_SIZE_DISAGREEMENT = 0.02
+#: Header voxel sizes that mean "not set" (0, and 1 written by programs that do not know it).
+UNSET_HEADER_VOXEL_SIZES = (0.0, 1.0)
+
+
+def voxel_size_warning(given: float, header: float, name: str) -> str | None:
+    """A warning when the voxel size ``given`` for the map ``name`` (A/px) differs from its
+    header's ``header`` by more than :data:`VOXEL_SIZE_DISAGREEMENT`, unless the header's is
+    unset (:data:`UNSET_HEADER_VOXEL_SIZES`); else None."""
+    if header in UNSET_HEADER_VOXEL_SIZES or abs(given - header) <= VOXEL_SIZE_DISAGREEMENT * header:
+        return None
+    return (f"the voxel size used for {name}, {given:g} Å/px, differs from its header's, {header:g} Å/px, by "
+            f"{100 * abs(given - header) / header:.0f} %: resolutions scale with it; check the pixel size")
 
 
 def is_stack_file(path: str | os.PathLike) -> bool:
@@ -101,7 +118,7 @@ def _anisotropy_error(path: Path, file_voxel: np.ndarray) -> MapFormatError | No
     """The error for a header whose (valid) voxel sizes differ along x, y and z, else None."""
     if np.all(file_voxel > 0) and np.all(np.isfinite(file_voxel)) \
             and np.ptp(file_voxel) > ISOTROPY_TOLERANCE * file_voxel.max():
-        return MapFormatError(f"{path} has anisotropic voxels {tuple(np.round(file_voxel, 4))} A/px; "
+        return MapFormatError(f"{path} has anisotropic voxels {tuple(np.round(file_voxel, 4))} Å/px; "
                               "resample it to cubic voxels first")
     return None
 
@@ -200,6 +217,26 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
 
     zyx = np.transpose(data, _file_to_zyx_axes(axis_order)).astype(np.float32, copy=True)
     return zyx, MapGeometry(voxel_size, origin, nstart, axis_order)
+
+
+def read_header_geometry(path: str | os.PathLike) -> MapGeometry:
+    """Where a map file's header places its voxels (voxel size from x), without reading the
+    data: what a program that keeps the header (ChimeraX, the command line) would use.
+
+    Raises:
+        MapFormatError: not a readable MRC/CCP4 map.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
+                header = mrc.header
+                return MapGeometry(float(mrc.voxel_size.x),
+                                   (float(header.origin.x), float(header.origin.y), float(header.origin.z)),
+                                   (int(header.nxstart), int(header.nystart), int(header.nzstart)),
+                                   (int(header.mapc), int(header.mapr), int(header.maps)))
+    except (ValueError, OSError, EOFError) as exc:
+        raise MapFormatError(f"{path} is not a readable MRC/CCP4 map ({exc})") from None
 
 
 #: Data types an MRC file can hold, besides the default float32 (mode 2).

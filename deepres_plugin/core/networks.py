@@ -169,8 +169,8 @@ def read_model_info(path: str | os.PathLike) -> ModelInfo:
     if info.architecture not in ARCHITECTURES:
         raise ParameterError(f"{meta}: unknown architecture {info.architecture!r}")
     if info.range_name not in RANGES or info.resolution_range != RANGES[info.range_name]:
-        raise ParameterError(f"{meta}: range {info.range_name!r} at {info.voxel_size} A/px, "
-                             f"{info.min_resolution}-{info.max_resolution} A is not a DeepRes range")
+        raise ParameterError(f"{meta}: range {info.range_name!r} at {info.voxel_size} Å/px, "
+                             f"{info.min_resolution}-{info.max_resolution} Å is not a DeepRes range")
     return info
 
 
@@ -183,8 +183,8 @@ def check_model_file(path: str | os.PathLike, range_name: str | None = None) -> 
     """
     info = read_model_info(path)
     if range_name is not None and info.range_name != get_range(range_name).name:
-        raise ParameterError(f"{path} is a {info.range_name!r} model ({info.min_resolution}-{info.max_resolution} A "
-                             f"at {info.voxel_size} A/px), not a {range_name!r} one")
+        raise ParameterError(f"{path} is a {info.range_name!r} model ({info.min_resolution}-{info.max_resolution} Å "
+                             f"at {info.voxel_size} Å/px), not a {range_name!r} one")
     return info
 
 

@@ -24,8 +24,10 @@ from typing import Any
 RESOLUTION_FILE = "resolution.mrc"
 #: The run's summary (JSON); renamed last: a folder with one holds that run's complete outputs.
 SUMMARY_FILE = "summary.json"
-#: The automatic mask, written when no mask was given.
+#: The automatic mask, written when no mask was given (listed in the summary's ``files`` as
+#: :data:`MASK_ROLE`).
 MASK_FILE = "mask.mrc"
+MASK_ROLE = "mask"
 #: The report files, by role (the summary lists them under ``files``).
 REPORT_FILES = {
     "summary": SUMMARY_FILE, "histogram_png": "histogram.png", "histogram_csv": "histogram.csv",
@@ -103,6 +105,59 @@ def left_out_line(entry: dict[str, Any] | None) -> str | None:
 # The summaries, typed: what the pipeline writes into summary.json and every reader reads.
 # ---------------------------------------------------------------------------------------
 
+# A key whose value has a physical unit ends in it: ``_A`` (Å, voxel sizes Å/px), ``_A2``
+# (Å^2), ``_seconds``. Counts, ratios, thresholds and map values (in the map's own units)
+# carry none.
+
+#: The keys of a report's figures in summary.json (resolutions in Å; ``voxels``, a count), by
+#: :class:`ReportSummary` field.
+STATISTIC_KEYS = {"median": "median_A", "mean": "mean_A", "std": "std_A", "min": "min_A", "max": "max_A",
+                  "percentile_20": "percentile_20_A", "percentile_80": "percentile_80_A", "voxels": "voxels"}
+#: The keys of a B-factor sweep's rows (summary.json ``sweep``, and the columns of its CSV), by
+#: :class:`SweepRow` field.
+SWEEP_ROW_KEYS = {"bfactor": "bfactor_A2", "deepres_median": "deepres_median_A", "deepres_p20": "deepres_p20_A",
+                  "deepres_p80": "deepres_p80_A", "localfsc_p20": "localfsc_p20_A", "difference": "difference_A",
+                  "verdict": "verdict"}
+#: Keys of summary.json files written before the units were part of the names (run folders of
+#: DeepRes 0.1.0): the old key -> the present one, at the top level of a summary ...
+OLD_SUMMARY_KEYS = {
+    **{old: new for old, new in STATISTIC_KEYS.items() if old != new},
+    "colour_range": "colour_range_A", "input_voxel_size": "input_voxel_size_A",
+    "model_voxel_size": "model_voxel_size_A", "global_fsc_resolution": "global_fsc_resolution_A",
+    "recommended_bfactor": "recommended_bfactor_A2", "localfsc_p20": "localfsc_p20_A",
+    "localfsc_median": "localfsc_median_A", "bfactor": "bfactor_A2",
+}
+#: ... and inside these entries (a dict, or a list of dicts).
+OLD_NESTED_KEYS = {
+    "range": {"min_resolution": "min_resolution_A", "max_resolution": "max_resolution_A"},
+    "clamp": {"low": "low_A", "high": "high_A"},
+    "sweep": {old: new for old, new in SWEEP_ROW_KEYS.items() if old != new},
+}
+
+
+def _renamed(entry: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    return {renames[key] if key in renames and renames[key] not in entry else key: value
+            for key, value in entry.items()}
+
+
+def current_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary.json's contents with the keys of an older version renamed to the present ones
+    (:data:`OLD_SUMMARY_KEYS`, :data:`OLD_NESTED_KEYS`), so that every reader reads the run
+    folders of earlier versions too; a present summary comes back unchanged (a copy)."""
+    current = _renamed(summary, OLD_SUMMARY_KEYS)
+    for key, renames in OLD_NESTED_KEYS.items():
+        entry = current.get(key)
+        if isinstance(entry, dict):
+            current[key] = _renamed(entry, renames)
+        elif isinstance(entry, list):
+            current[key] = [_renamed(item, renames) if isinstance(item, dict) else item for item in entry]
+    return current
+
+
+def read_summary(folder: str | os.PathLike) -> dict[str, Any]:
+    """The ``summary.json`` of a run folder, with the present key names (:func:`current_summary`)."""
+    return current_summary(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
+
 
 class _SummaryFields:
     """What every summary may carry, read from its ``fields`` (the whole summary.json)."""
@@ -148,19 +203,21 @@ class ReportSummary(_SummaryFields):
     map_file: str                      # relative to the folder
     fields: dict[str, Any]
 
-    #: The keys of summary.json that the fields above are read from.
-    STATISTICS = ("median", "mean", "std", "min", "max", "percentile_20", "percentile_80", "voxels")
+    #: The figures above read from summary.json (their keys there: :data:`STATISTIC_KEYS`).
+    STATISTICS = tuple(STATISTIC_KEYS)
 
     @classmethod
     def from_dict(cls, summary: dict[str, Any]) -> "ReportSummary":
-        return cls(**{key: summary[key] for key in cls.STATISTICS},
-                   colour_range=tuple(summary["colour_range"]), palette=summary["palette"],
+        """From a summary.json's contents, of this version or an earlier one (:func:`current_summary`)."""
+        summary = current_summary(summary)
+        return cls(**{field: summary[STATISTIC_KEYS[field]] for field in cls.STATISTICS},
+                   colour_range=tuple(summary["colour_range_A"]), palette=summary["palette"],
                    map_file=summary["files"]["map"], fields=summary)
 
     @classmethod
     def read(cls, folder: str | os.PathLike) -> "ReportSummary":
         """The summary of a report folder."""
-        return cls.from_dict(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
+        return cls.from_dict(read_summary(folder))
 
     def map_path(self, folder: str | os.PathLike) -> str:
         """The density map the report was made for."""
@@ -193,11 +250,21 @@ class ReportSummary(_SummaryFields):
 
     @property
     def input_voxel_size(self) -> float | None:
-        return self.fields.get("input_voxel_size")
+        return self.fields.get("input_voxel_size_A")
 
     @property
     def model_voxel_size(self) -> float | None:
-        return self.fields.get("model_voxel_size")
+        return self.fields.get("model_voxel_size_A")
+
+    @property
+    def device(self) -> str | None:
+        """The device the network ran on (``CPU``, ``GPU:0``; predictions)."""
+        return self.fields.get("device")
+
+    @property
+    def mask_file(self) -> str | None:
+        """The automatic mask written with the run (relative to the folder), or None."""
+        return self.fields.get("files", {}).get("mask")
 
     @property
     def mask(self) -> str | None:
@@ -225,7 +292,7 @@ class ReportSummary(_SummaryFields):
 
     @property
     def global_fsc_resolution(self) -> float | None:
-        return self.fields.get("global_fsc_resolution")
+        return self.fields.get("global_fsc_resolution_A")
 
     @property
     def threshold(self) -> float | None:
@@ -261,12 +328,14 @@ class SweepSummary(_SummaryFields):
 
     @classmethod
     def read(cls, folder: str | os.PathLike) -> "SweepSummary":
-        summary = json.loads((Path(folder) / SUMMARY_FILE).read_text())
-        names = [f.name for f in dataclasses.fields(SweepRow)]
-        return cls(recommended_bfactor=summary["recommended_bfactor"], recommended_verdict=summary["recommended_verdict"],
-                   global_fsc_resolution=summary["global_fsc_resolution"], localfsc_p20=summary["localfsc_p20"],
-                   localfsc_median=summary["localfsc_median"], threshold=summary["threshold"],
-                   rows=tuple(SweepRow(**{name: row[name] for name in names}) for row in summary["sweep"]),
+        """The summary of a sweep folder (of this version or an earlier one)."""
+        summary = read_summary(folder)
+        return cls(recommended_bfactor=summary["recommended_bfactor_A2"],
+                   recommended_verdict=summary["recommended_verdict"],
+                   global_fsc_resolution=summary["global_fsc_resolution_A"], localfsc_p20=summary["localfsc_p20_A"],
+                   localfsc_median=summary["localfsc_median_A"], threshold=summary["threshold"],
+                   rows=tuple(SweepRow(**{field: row[key] for field, key in SWEEP_ROW_KEYS.items()})
+                              for row in summary["sweep"]),
                    fields=summary)
 
     @property
@@ -299,14 +368,15 @@ class LocalFilterSummary(_SummaryFields):
 
     @classmethod
     def from_dict(cls, summary: dict[str, Any]) -> "LocalFilterSummary":
+        summary = current_summary(summary)
         return cls(bank_resolutions=tuple(summary["bank_resolutions_A"]), bfactor=summary["bfactor_A2"],
                    bfactor_source=summary["bfactor_source"], map_bfactor=summary["map_bfactor_A2"],
-                   voxels=summary["voxels"], colour_range=tuple(summary["colour_range"]),
+                   voxels=summary["voxels"], colour_range=tuple(summary["colour_range_A"]),
                    palette=summary["palette"], fields=summary)
 
     @classmethod
     def read(cls, folder: str | os.PathLike) -> "LocalFilterSummary":
-        return cls.from_dict(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
+        return cls.from_dict(read_summary(folder))
 
     def filtered_map_path(self, folder: str | os.PathLike) -> str:
         """The filtered map (:data:`LOCALFILTER_FILES` ``map``)."""

@@ -16,7 +16,14 @@ from typing import Any, Callable
 import numpy as np
 
 from ..version import __version__
-from .diagnostics import check_map_for_range, map_warnings, measure_map
+from .diagnostics import (
+    AUDIENCE_CLI,
+    check_map_for_range,
+    limit_warnings,
+    map_warnings,
+    measure_map,
+    nyquist_note,
+)
 from .errors import MapFormatError, MaskError
 from .fileio import check_output_dir, output_directory, write_files
 from .fsc import FSC_THRESHOLD
@@ -24,7 +31,7 @@ from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
 from .masks import automatic_mask, log_automatic_mask, read_mask
 from .models import chosen_model_path
-from .mrc import read_map, write_map
+from .mrc import check_map_file, read_map, voxel_size_warning, write_map
 from .networks import check_model_file, load_model
 from .outputs import (
     AVERAGE_FILE,
@@ -32,12 +39,13 @@ from .outputs import (
     FSC_FILES,
     LOCALFSC_DIR,
     MASK_FILE,
+    MASK_ROLE,
     RESOLUTION_FILE,
     SHARPENED_FILE,
     SUMMARY_FILE,
     SWEEP_FILES,
 )
-from .ranges import get_range
+from .ranges import AUTO_RANGE, choose_range, first_range_name, get_range
 from .report import DEFAULT_PALETTE, report_contents, resolution_values
 from .resolution_maps import check_density_map, check_resolution_values
 from .signal import select_signal
@@ -53,7 +61,7 @@ class PredictOptions:
     """Options of :func:`run_predict` (the ``deepres predict`` flags)."""
 
     mask: str | os.PathLike | None = None
-    range_name: str = "wide"
+    range_name: str = AUTO_RANGE
     model: str | os.PathLike | None = None
     sampling: float | None = None
     device: str = "auto"
@@ -62,6 +70,8 @@ class PredictOptions:
     progress: bool = False
     slab_bytes: int = DEFAULT_SLAB_BYTES
     precision: str = "float32"
+    #: Whose words the warnings' advice uses (:data:`.diagnostics.AUDIENCES`; Scipion: protocols).
+    audience: str = AUDIENCE_CLI
 
 
 def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -86,41 +96,69 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     volume, geometry = read_map(map_path, voxel_size=options.sampling)
     check_density_map(volume, str(map_path))
     check_output_dir(out_dir, expected_bytes=2 * volume.size * 4 + REPORT_BYTES)     # resolution map, mask
-    check_map_for_range(geometry.voxel_size, volume.shape, get_range(options.range_name), str(map_path))
-    model_path = chosen_model_path(options.model, options.range_name)
-    check_model_file(model_path, options.range_name)     # a bad network fails now, not after the map work
-    # TensorFlow's import and the model load (2-3 s) overlap the mask and the map condition
+    range_name = first_range_name(options.range_name, check_model_file(options.model).range_name
+                                  if options.model and options.range_name == AUTO_RANGE else None)
+    check_map_for_range(geometry.voxel_size, volume.shape, get_range(range_name), str(map_path))
+    model_path = chosen_model_path(options.model, range_name)
+    check_model_file(model_path, range_name)     # a bad network fails now, not after the map work
+    loader = model_loader or load_model
+    # TensorFlow's import and the model load (2-3 s) overlap the mask
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(model_loader or load_model, model_path, options.range_name)
+        loading = pool.submit(loader, model_path, range_name)
         try:
-            scaled, mask, mask_source, condition, envelope = _prepare_map(volume, geometry, map_path, options)
+            scaled, mask, mask_source, envelope = _prepare_map(volume, geometry, map_path, options)
         finally:
             network, info = loading.result()
     # after the load: numpy and scipy sharing the interpreter with TensorFlow's import took twice as long
     selection = select_signal(scaled, geometry.voxel_size, mask, envelope)
+    # on the estimated voxels: the region that a local filter of this run's map measures its B on
+    condition = measure_map(scaled, geometry.voxel_size, selection.estimated)
     if not info.trained:
         logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
     logger.info("map condition: %s", condition.describe())
     selection.log()
-    warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name))
+
+    def predict(network, info):
+        return predict_map(scaled, geometry.voxel_size, selection.estimated, network, info, device=options.device,
+                           path=options.path, progress=options.progress, slab_bytes=options.slab_bytes,
+                           precision=options.precision)
+
+    prediction, choice = predict(network, info), None
+    if options.range_name == AUTO_RANGE and not options.model:
+        choice = choose_range(prediction.resolution[selection.estimated])
+        logger.info(choice.why)
+        if choice.name != info.range_name:
+            check_map_for_range(geometry.voxel_size, volume.shape, get_range(choice.name), str(map_path))
+            model_path = chosen_model_path(None, choice.name)
+            network, info = loader(model_path, choice.name)
+            prediction = predict(network, info)
+    note = nyquist_note(geometry.voxel_size, get_range(info.range_name))
+    if note:
+        logger.info(note)
+    warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name),
+                            options.audience)
+    warnings += limit_warnings(prediction.resolution[selection.estimated], prediction.clamp,
+                               get_range(info.range_name))
     warnings += selection.warnings()
+    if options.sampling:
+        header = check_map_file(map_path)[1][0]
+        warnings += [w for w in [voxel_size_warning(geometry.voxel_size, header, Path(map_path).name)] if w]
     for warning in warnings:
         logger.warning(warning)
-    prediction = predict_map(scaled, geometry.voxel_size, selection.estimated, network, info, device=options.device,
-                             path=options.path, progress=options.progress, slab_bytes=options.slab_bytes,
-                             precision=options.precision)
     low, high = prediction.clamp
     extra = {
-        "range": {"name": info.range_name, "min_resolution": info.min_resolution,
-                  "max_resolution": info.max_resolution},
+        "range": {"name": info.range_name, "min_resolution_A": info.min_resolution,
+                  "max_resolution_A": info.max_resolution, "requested": options.range_name,
+                  **({"choice": choice.why} if choice else {})},
         "model": {"name": info.name, "version": info.version, "architecture": info.architecture,
                   "trained": info.trained, "file": str(model_path.resolve())},
-        "input_voxel_size": geometry.voxel_size, "model_voxel_size": info.voxel_size,
+        "input_voxel_size_A": geometry.voxel_size, "model_voxel_size_A": info.voxel_size,
         "input_shape_zyx": list(volume.shape), "model_grid_shape_zyx": list(prediction.model_shape),
-        "clamp": {"low": low, "high": high, "note": CLAMP_NOTE},
+        "clamp": {"low_A": low, "high_A": high, "note": CLAMP_NOTE},
         "background_level": prediction.background, "mask": mask_source, "left_out": selection.as_dict(),
         "map_condition": condition.as_dict(), "warnings": warnings,
-        "voxels_by_path": prediction.voxels_by_path, "device": options.device, "precision": options.precision,
+        "voxels_by_path": prediction.voxels_by_path, "device": prediction.device,
+        "device_requested": options.device, "precision": options.precision,
         "prediction_seconds": round(prediction.seconds, 3),
         "deepres_version": __version__, "python": platform.python_version(),
         "map": str(Path(map_path).resolve()),
@@ -128,18 +166,20 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     with output_directory(out_dir) as folder:
         resolution_path = folder / RESOLUTION_FILE
         extra["run_seconds"] = round(time.perf_counter() - start, 3)
+        automatic = {} if options.mask else {MASK_ROLE: MASK_FILE}
         summary, contents = report_contents(folder, map_path, volume, resolution_path, prediction.resolution,
-                                            geometry, selection.estimated, (low, high), options.palette, extra)
+                                            geometry, selection.estimated, (low, high), options.palette, extra,
+                                            other_files=automatic)
         contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, prediction.resolution, geometry)
-        if not options.mask:
+        if automatic:
             contents[MASK_FILE] = lambda tmp: write_map(tmp, mask.astype(np.float32), geometry)
         write_files(folder, contents, stale=(MASK_FILE,))
     return summary
 
 
 def _prepare_map(volume: np.ndarray, geometry, map_path, options: PredictOptions):
-    """The map at unit scale, its mask (given or automatic), its condition and, when the mask
-    is the automatic one, the map's density envelope (else None: :func:`.signal.select_signal`
+    """The map at unit scale, its mask (given or automatic) and, when the mask is the
+    automatic one, the map's density envelope (else None: :func:`.signal.select_signal`
     makes it around the given mask): what a prediction needs from the map before the network
     runs."""
     scaled = unit_scale(volume, str(map_path))
@@ -153,7 +193,7 @@ def _prepare_map(volume: np.ndarray, geometry, map_path, options: PredictOptions
         if mask.all():
             raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
     check_not_flat(scaled, mask, str(map_path))
-    return scaled, mask, mask_source, measure_map(scaled, geometry.voxel_size, mask), envelope
+    return scaled, mask, mask_source, envelope
 
 
 #: About the size of the figures and scripts of a report (bytes).
@@ -341,13 +381,14 @@ def _local_fsc(halves: HalfMaps, options) -> Any:
 
 def _report_files(folder: Path, map_path: Path, volume: np.ndarray, resolution: np.ndarray, halves: HalfMaps,
                   colour_range: tuple[float, float], palette: str, extra: dict,
-                  estimated: np.ndarray | None = None) -> tuple[dict, dict]:
+                  estimated: np.ndarray | None = None, other_files: dict[str, str] | None = None) -> tuple[dict, dict]:
     """Summary and report files of a resolution map to be written as ``resolution.mrc`` in
     ``folder``; the map is ``map_path`` (written there too when it lies in ``folder``); the
-    figures count the ``estimated`` voxels (default: the halves' mask)."""
+    figures count the ``estimated`` voxels (default: the halves' mask); ``other_files``, written
+    by the caller, are listed in the summary too."""
     mask = halves.mask if estimated is None else estimated
     summary, contents = report_contents(folder, map_path, volume, folder / RESOLUTION_FILE, resolution,
-                                        halves.geometry, mask, colour_range, palette, extra)
+                                        halves.geometry, mask, colour_range, palette, extra, other_files)
     contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, resolution, halves.geometry)
     if map_path.parent == folder:
         contents[map_path.name] = lambda tmp: write_map(tmp, volume, halves.geometry)
@@ -359,6 +400,11 @@ def _mask_file(halves: HalfMaps) -> dict:
     if halves.mask_source != "automatic":
         return {}
     return {MASK_FILE: lambda tmp: write_map(tmp, halves.mask.astype(np.float32), halves.geometry)}
+
+
+def _mask_role(halves: HalfMaps) -> dict[str, str]:
+    """The automatic mask's entry in a summary's ``files`` (nothing when the user gave one)."""
+    return {MASK_ROLE: MASK_FILE} if halves.mask_source == "automatic" else {}
 
 
 def _value_range(values: np.ndarray) -> tuple[float, float]:
@@ -380,15 +426,16 @@ def run_local_fsc(half1_path: str | os.PathLike, half2_path: str | os.PathLike, 
     local = _local_fsc(halves, options)
     values = resolution_values(local.resolution, halves.mask)
     extra = {"method": "local FSC", "threshold": options.threshold, **local.summary(),
-             "global_fsc_resolution": halves.global_resolution,
+             "global_fsc_resolution_A": halves.global_resolution,
              "information_limit_A": halves.information_limit, "mask": halves.mask_source,
-             "input_voxel_size": halves.geometry.voxel_size, "input_shape_zyx": list(halves.half1.shape),
+             "input_voxel_size_A": halves.geometry.voxel_size, "input_shape_zyx": list(halves.half1.shape),
              "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
              "localfsc_seconds": round(local.seconds, 3), "deepres_version": __version__}
     with output_directory(out_dir) as folder:
         extra["run_seconds"] = round(time.perf_counter() - start, 3)
         summary, contents = _report_files(folder, folder / AVERAGE_FILE, halves.average, local.resolution, halves,
-                                          _value_range(values), options.palette, extra)
+                                          _value_range(values), options.palette, extra,
+                                          other_files=_mask_role(halves))
         contents.update({**halves.fsc_files(options.threshold), **_mask_file(halves)})
         write_files(folder, contents, stale=(MASK_FILE,))
     return summary
@@ -447,25 +494,25 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         maps.append(sharpened)
         predictions.append(prediction)
         values.append(resolution_values(prediction.resolution, estimated))
-        logger.info("B = %g A^2: DeepRes median %.2f A, 20th percentile %.2f A (local FSC %.2f A)", bfactor,
+        logger.info("B = %g Å²: DeepRes median %.2f Å, 20th percentile %.2f Å (local FSC %.2f Å)", bfactor,
                     np.median(values[-1]), np.percentile(values[-1], 20), fsc_p20)
     rows = sweep_rows(bfactors, values, fsc_p20)
-    best = recommend(bfactors, [row["deepres_p20"] for row in rows], fsc_p20, [row["verdict"] for row in rows])
+    best = recommend(bfactors, [row["deepres_p20_A"] for row in rows], fsc_p20, [row["verdict"] for row in rows])
     low, high = predictions[best].clamp
     if fsc_p20 < low:
-        logger.warning("the local FSC 20th percentile (%.2f A) is finer than the %s range's minimum (%.2f A): "
+        logger.warning("the local FSC 20th percentile (%.2f Å) is finer than the %s range's minimum (%.2f Å): "
                        "DeepRes cannot match it; use the high range", fsc_p20, info.range_name, low)
     summary = {
-        "recommended_bfactor": bfactors[best], "recommended_verdict": rows[best]["verdict"],
-        "global_fsc_resolution": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
-        "localfsc_p20": fsc_p20, "localfsc_median": float(np.median(fsc_values)),
+        "recommended_bfactor_A2": bfactors[best], "recommended_verdict": rows[best]["verdict"],
+        "global_fsc_resolution_A": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
+        "localfsc_p20_A": fsc_p20, "localfsc_median_A": float(np.median(fsc_values)),
         **local.summary(), "information_limit_A": halves.information_limit, "mask": halves.mask_source,
         "left_out": selection.as_dict(), "range": info.range_name, "model": {"name": info.name, "version": info.version,
                                             "file": str(model_path.resolve()), "trained": info.trained},
-        "sweep": rows, "input_voxel_size": voxel,
+        "sweep": rows, "input_voxel_size_A": voxel,
         "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
         "files": {**SWEEP_FILES, "sharpened_map": SHARPENED_FILE,
-                  "localfsc": LOCALFSC_DIR, "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES)},
+                  "localfsc": LOCALFSC_DIR, "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES), **_mask_role(halves)},
         "deepres_version": __version__,
     }
     with output_directory(out_dir) as folder:
@@ -475,7 +522,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
             options.palette, {"method": "local FSC", **local.summary(), "threshold": options.threshold}, estimated)
         _, deepres_contents = _report_files(
             folder / DEEPRES_DIR, folder / SHARPENED_FILE, maps[best], predictions[best].resolution, halves, (low, high),
-            options.palette, {"method": "DeepRes", "bfactor": bfactors[best], "range": info.range_name,
+            options.palette, {"method": "DeepRes", "bfactor_A2": bfactors[best], "range": info.range_name,
                               "left_out": selection.as_dict()}, estimated)
         contents = {SWEEP_FILES["csv"]: sweep_csv(rows, best).encode(),
                     SWEEP_FILES["plot"]: sweep_png(bfactors, values, fsc_p20, best, halves.global_resolution),

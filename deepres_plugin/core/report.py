@@ -17,7 +17,7 @@ import numpy as np
 from .errors import ParameterError
 from .masks import otsu_threshold
 from .mrc import MapGeometry
-from .outputs import REPORT_FILES
+from .outputs import REPORT_FILES, STATISTIC_KEYS
 
 #: Histogram bin width in A (as Xmipp's DeepRes viewer).
 HISTOGRAM_BIN_A = 0.25
@@ -29,6 +29,8 @@ DEFAULT_PALETTE = "jet"
 PALETTE_STOPS = 5
 SUMMARY_PERCENTILES = (20, 80)
 FIGURE_DPI = 100
+#: Width of the colour bar's column in a figure of slices, relative to a panel's.
+COLORBAR_WIDTH = 0.05
 
 
 def resolution_values(resolution: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -40,7 +42,8 @@ def resolution_values(resolution: np.ndarray, mask: np.ndarray | None = None) ->
 
 
 def summary_statistics(values: np.ndarray) -> dict[str, float | int]:
-    """Median, mean, SD, min, max, 20th/80th percentiles (A) and voxel count."""
+    """Median, mean, SD, min, max, 20th/80th percentiles (A) and voxel count, by
+    :class:`.outputs.ReportSummary` field (summary.json's keys: :data:`.outputs.STATISTIC_KEYS`)."""
     low, high = np.percentile(values, SUMMARY_PERCENTILES)
     return {
         "median": float(np.median(values)), "mean": float(values.mean()), "std": float(values.std()),
@@ -117,10 +120,25 @@ def draw_slice(axes, volume_slice: np.ndarray, resolution_slice: np.ndarray, mas
                        interpolation="nearest", alpha=0.75)
 
 
-def draw_colorbar(figure, image, axes):
-    """The colour bar of a resolution overlay, labelled in Å, low (best) resolution at the
-    bottom (used by :func:`slices_png` and by the Scipion viewers, so both read the same way)."""
-    colorbar = figure.colorbar(image, ax=axes, fraction=0.025, pad=0.02)
+def slice_grid(figure, rows: int, columns: int, colorbar_row: int = -1) -> tuple[list, Any]:
+    """The panels of a figure of slices (``rows`` x ``columns``, row by row) and the colour
+    bar's own axes, in a narrow column beside the panels of row ``colorbar_row``.
+
+    Every axes is a cell of one grid: a layout pass (``tight_layout``, which Scipion's
+    plotter runs before it shows or saves a figure) keeps the bar beside the panels. A bar
+    that takes its room from the panels (``colorbar(ax=...)``) is no cell of the grid, and
+    such a pass spreads the panels over it.
+    """
+    grid = figure.add_gridspec(rows, columns + 1, width_ratios=[1] * columns + [COLORBAR_WIDTH])
+    panels = [figure.add_subplot(grid[row, column]) for row in range(rows) for column in range(columns)]
+    return panels, figure.add_subplot(grid[colorbar_row, columns])
+
+
+def draw_colorbar(figure, image, colorbar_axes):
+    """The colour bar of a resolution overlay in its own axes (:func:`slice_grid`), labelled
+    in Å, low (best) resolution at the bottom (used by :func:`slices_png` and by the Scipion
+    viewers, so both read the same way)."""
+    colorbar = figure.colorbar(image, cax=colorbar_axes)
     colorbar.set_label(RESOLUTION_AXIS_LABEL)
     return colorbar
 
@@ -151,15 +169,15 @@ def slices_png(volume: np.ndarray, resolution: np.ndarray, mask: np.ndarray, low
     cz, cy, cx = centre if centre is not None else tuple(n // 2 for n in volume.shape)
     cuts = [("XY (z = %d)" % cz, np.s_[cz, :, :]), ("XZ (y = %d)" % cy, np.s_[:, cy, :]),
             ("YZ (x = %d)" % cx, np.s_[:, :, cx])]
-    figure = Figure(figsize=(13, 4.6))
+    figure = Figure(figsize=(13, 4.6), layout="tight")
+    panels, colorbar_axes = slice_grid(figure, 1, len(cuts))
     image = None
-    for i, (label, cut) in enumerate(cuts):
-        axes = figure.add_subplot(1, 3, i + 1)
+    for axes, (label, cut) in zip(panels, cuts):
         image = draw_slice(axes, volume[cut], resolution[cut], mask[cut], low, high, palette)
         axes.set_title(label)
         axes.set_xticks([])
         axes.set_yticks([])
-    draw_colorbar(figure, image, figure.axes)
+    draw_colorbar(figure, image, colorbar_axes)
     return _render(figure)
 
 
@@ -232,7 +250,8 @@ def histogram_csv(edges: np.ndarray, counts: np.ndarray) -> str:
 def report_contents(out_dir: str | os.PathLike, map_path: str | os.PathLike, volume: np.ndarray,
                     resolution_path: str | os.PathLike, resolution: np.ndarray, geometry: MapGeometry,
                     mask: np.ndarray, colour_range: tuple[float, float], palette: str = DEFAULT_PALETTE,
-                    summary_extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+                    summary_extra: dict[str, Any] | None = None,
+                    other_files: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
     """The summary and every report file's bytes, keyed by file name (the caller writes them).
 
     Args:
@@ -242,6 +261,8 @@ def report_contents(out_dir: str | os.PathLike, map_path: str | os.PathLike, vol
         mask: voxels with a resolution estimate.
         colour_range: (low, high) A of the colour scale.
         summary_extra: more fields for ``summary.json``.
+        other_files: files the caller writes with the report (role -> name), listed in the
+            summary's ``files`` too (the automatic mask).
     """
     check_palette(palette)
     low, high = colour_range
@@ -252,8 +273,9 @@ def report_contents(out_dir: str | os.PathLike, map_path: str | os.PathLike, vol
     edges, counts = histogram(values)
     level = surface_level(volume, mask)
     map_name, resolution_name = _relative(map_path, out_dir), _relative(resolution_path, out_dir)
-    summary = {**stats, **(summary_extra or {}), "colour_range": [low, high], "palette": palette,
-               "files": {"map": map_name, "resolution": resolution_name, **REPORT_FILES}}
+    summary = {**{STATISTIC_KEYS[name]: value for name, value in stats.items()}, **(summary_extra or {}),
+               "colour_range_A": [low, high], "palette": palette,
+               "files": {"map": map_name, "resolution": resolution_name, **REPORT_FILES, **(other_files or {})}}
     return summary, {
         REPORT_FILES["summary"]: (json.dumps(summary, indent=2) + "\n").encode(),
         REPORT_FILES["histogram_csv"]: histogram_csv(edges, counts).encode(),

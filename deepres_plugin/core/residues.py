@@ -68,6 +68,10 @@ EVERY_ATOM = AtomSelection(keep_hydrogens=True, keep_waters=True, keep_ligands=T
 HYDROGENS = ("H", "D")
 #: B-factor column of residues without an estimate (a resolution map's "no estimate").
 NO_ESTIMATE = 0.0
+#: A model with fewer of its atoms on voxels with an estimate is questioned (a placed model
+#: has most of its atoms inside the map's density envelope; flexible termini and loops
+#: outside it are the exception).
+MIN_PLACED_ATOM_SHARE = 0.7
 #: Chains drawn in the plot (the table has them all).
 MAX_PLOT_CHAINS = 12
 #: Fewest residues for a rank correlation.
@@ -244,14 +248,42 @@ def chain_summaries(residues: ModelResidues, counts: np.ndarray, medians: np.nda
     return summaries
 
 
+#: The columns of residues.csv, in order, and their headers in a table for people (with units).
+RESIDUE_COLUMNS = {
+    "chain": "Chain", "number": "Number", "icode": "Ins. code", "name": "Residue", "atoms": "Atoms sampled",
+    "atoms_outside": "Atoms not sampled", "median_A": "Median (Å)", "p20_A": "Percentile 20 (Å)",
+    "p80_A": "Percentile 80 (Å)", "bfactor_mean": "Mean B-factor (Å²)",
+}
+#: The column written only when the model's B-factors are compared.
+BFACTOR_COLUMN = "bfactor_mean"
+#: A table's cell for a figure without an estimate (empty in the CSV).
+NO_ESTIMATE_CELL = "-"
+
+
+def residue_table(path: str | os.PathLike) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``residues.csv`` as a table for people: the headers with their units
+    (:data:`RESIDUE_COLUMNS`) and one row of cells per residue, resolutions to 0.01 Å and
+    B-factors to 0.1 Å², :data:`NO_ESTIMATE_CELL` where the residue has no estimate."""
+    decimals = {"median_A": 2, "p20_A": 2, "p80_A": 2, BFACTOR_COLUMN: 1}
+
+    def cell(column: str, text: str) -> str:
+        if column not in decimals:
+            return text
+        return f"{float(text):.{decimals[column]}f}" if text else NO_ESTIMATE_CELL
+
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = [tuple(cell(column, row[column]) for column in reader.fieldnames) for row in reader]
+        return [RESIDUE_COLUMNS[column] for column in reader.fieldnames], rows
+
+
 def residues_csv(residues: ModelResidues, counts: np.ndarray, outside: np.ndarray, table: np.ndarray,
                  mean_bfactors: np.ndarray | None = None) -> str:
     """One row per residue: chain, number, insertion code, name, atoms sampled and not, median
     and 20th/80th percentiles (A; empty without an estimate) [, mean refined B-factor]."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["chain", "number", "icode", "name", "atoms", "atoms_outside", "median_A", "p20_A", "p80_A"]
-    writer.writerow(header + (["bfactor_mean"] if mean_bfactors is not None else []))
+    writer.writerow([name for name in RESIDUE_COLUMNS if mean_bfactors is not None or name != BFACTOR_COLUMN])
     for i, name in enumerate(residues.names):
         row = [residues.chains[i], int(residues.numbers[i]), residues.icodes[i], name, int(counts[i]),
                int(outside[i])] + ["" if np.isnan(v) else f"{v:.3f}" for v in table[i]]
@@ -419,6 +451,9 @@ def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLi
     residues = model_residues(model)
     values, status = sample_at_atoms(maps.resolution, maps.geometry, residues.positions)
     _check_overlap(status, residues, maps, model_path, resolution_path)
+    warnings = placement_warnings(status, Path(model_path).name)
+    for warning in warnings:
+        logger.warning(warning)
     counts, table = residue_percentiles(values, residues.atom_residue, len(residues.names))
     outside = np.bincount(residues.atom_residue[status != INSIDE], minlength=len(residues.names))
     medians = table[:, 0]
@@ -455,7 +490,7 @@ def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLi
             **_figures(medians), "atoms": int((status == INSIDE).sum()),
             "atoms_outside_map": int((status == OUTSIDE_MAP).sum()),
             "atoms_outside_region": int((status == OUTSIDE_REGION).sum()),
-            "chains": chains, "bfactor_comparison": comparison, "attribute": ATTRIBUTE,
+            "chains": chains, "bfactor_comparison": comparison, "attribute": ATTRIBUTE, "warnings": warnings,
             "sampling": "trilinear at atom positions over voxels with an estimate; hydrogens and waters left out",
             "colour_range": [low, high], "palette": palette, "resolution_map": str(Path(resolution_path).resolve()),
             "model": str(Path(model_path).resolve()),
@@ -491,6 +526,18 @@ def _log_chain(chain: dict[str, Any]) -> None:
                 chain["residues"], chain["residues_estimated"], _angstrom(chain["median"]), spread,
                 f"; {chain['atoms_outside_map']} atoms outside the map, {chain['atoms_outside_region']} outside "
                 "the estimated region" if outside else "")
+
+
+def placement_warnings(status: np.ndarray, model_name: str) -> list[str]:
+    """A warning when fewer than :data:`MIN_PLACED_ATOM_SHARE` of the model's atoms lie where
+    the resolution map has an estimate: a model not fitted to the map (or a map that lost its
+    origin) still overlaps it by chance, and its figures describe the overlap."""
+    share = float(np.mean(status == INSIDE)) if status.size else 1.0
+    if share >= MIN_PLACED_ATOM_SHARE:
+        return []
+    return [f"only {100 * share:.0f} % of the atoms of {model_name} lie where the resolution map has an estimate "
+            f"({int(np.sum(status == OUTSIDE_MAP))} outside the map's box, {int(np.sum(status == OUTSIDE_REGION))} "
+            "on voxels without one): is the model fitted to this map, in the map's frame (origin)?"]
 
 
 def _check_overlap(status: np.ndarray, residues: ModelResidues, maps: ResolutionMap, model_path: str | os.PathLike,

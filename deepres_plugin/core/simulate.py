@@ -171,8 +171,8 @@ def padded_box(positions_xyz: np.ndarray, voxel_size: float, padding: float) -> 
     needed = np.ceil((high - low + 2 * padding) / voxel_size).astype(int) + 1
     shape_xyz = np.array([scipy.fft.next_fast_len(int(n), real=True) for n in needed])
     if int(np.prod(shape_xyz)) > MAX_GRID_VOXELS:
-        raise StructureError(f"model spans {np.round(high - low, 1)} A: the {tuple(shape_xyz)} grid at "
-                             f"{voxel_size:g} A/px is too large")
+        raise StructureError(f"model spans {np.round(high - low, 1)} Å: the {tuple(shape_xyz)} grid at "
+                             f"{voxel_size:g} Å/px is too large")
     return shape_xyz, (shape_xyz // 2) * voxel_size - (low + high) / 2
 
 
@@ -216,7 +216,7 @@ def model_density(model: gemmi.Model, voxel_size: float, padding: float = DEFAUL
     """
     voxel_size = check_voxel_size(voxel_size, "simulation")
     if padding < 0:
-        raise ParameterError(f"padding must be >= 0 A, got {padding:g}")
+        raise ParameterError(f"padding must be >= 0 Å, got {padding:g}")
     positions = atom_positions(model)
     shape_xyz, shift_xyz = padded_box(positions, voxel_size, padding)
     prepare_atoms(model, shift_xyz, use_atom_bfactors)
@@ -244,8 +244,8 @@ def simulate_map(model_path: str | os.PathLike, voxel_size: float, resolution: f
     kept = 0.5 / voxel_size if resolution is None else min(0.5 / voxel_size,
                                                            lowpass_zero_frequency(resolution, voxel_size))
     if -bfactor * kept ** 2 / 4.0 > MAX_GAIN_EXPONENT:
-        raise ParameterError(f"a B-factor of {bfactor:g} A^2 multiplies the map by exp({-bfactor * kept ** 2 / 4:.0f}) "
-                             f"at {1 / kept:.2f} A: beyond floating-point range (at most exp({MAX_GAIN_EXPONENT:g}))")
+        raise ParameterError(f"a B-factor of {bfactor:g} Å² multiplies the map by exp({-bfactor * kept ** 2 / 4:.0f}) "
+                             f"at {1 / kept:.2f} Å: beyond floating-point range (at most exp({MAX_GAIN_EXPONENT:g}))")
     simulated = model_density(read_model(model_path, selection), voxel_size, padding, use_atom_bfactors)
     volume = simulated.density
     if bfactor:
@@ -256,5 +256,5 @@ def simulate_map(model_path: str | os.PathLike, voxel_size: float, resolution: f
     if noise_sd:
         volume = add_white_noise(volume, noise_sd, np.random.default_rng(seed))
     if not np.all(np.isfinite(volume)):
-        raise ParameterError(f"the simulated map has non-finite values (B-factor {bfactor:g} A^2, noise {noise_sd:g})")
+        raise ParameterError(f"the simulated map has non-finite values (B-factor {bfactor:g} Å², noise {noise_sd:g})")
     return simulated, volume

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ParameterError
+from .outputs import SWEEP_ROW_KEYS
 
 #: Default sweep: -200 to 0 A^2 in steps of 20.
 DEFAULT_BFACTORS = "-200:0:20"
@@ -79,8 +80,8 @@ def check_sharpening(bfactors: Sequence[float], lowpass: float) -> None:
     exponent = -worst / (4.0 * lowpass ** 2)
     if exponent > MAX_SHARPENING_EXPONENT:
         limit = -MAX_SHARPENING_EXPONENT * 4.0 * lowpass ** 2
-        raise ParameterError(f"B = {worst:g} A^2 multiplies the map by exp({exponent:.0f}) at {lowpass:.2f} A: its "
-                             f"sharpened map is amplified noise; the most negative B allowed here is {limit:.0f} A^2")
+        raise ParameterError(f"B = {worst:g} Å² multiplies the map by exp({exponent:.0f}) at {lowpass:.2f} Å: its "
+                             f"sharpened map is amplified noise; the most negative B allowed here is {limit:.0f} Å²")
 
 
 def monotone_verdicts(bfactors: Sequence[float], verdicts: Sequence[str]) -> list[str]:
@@ -132,29 +133,29 @@ def recommend(bfactors: Sequence[float], deepres_percentiles: Sequence[float], f
 def sweep_rows(bfactors: Sequence[float], values: Sequence[np.ndarray], fsc_percentile: float,
                tolerance: float = VERDICT_TOLERANCE) -> list[dict]:
     """One row per B: DeepRes median, 20th and 80th percentiles (A), the local-FSC 20th
-    percentile, their difference and the verdict."""
+    percentile, their difference and the verdict, keyed as in summary.json and the CSV
+    (:data:`.outputs.SWEEP_ROW_KEYS`: ``bfactor_A2``, ``deepres_p20_A``, ...)."""
     rows = []
     for bfactor, v in zip(bfactors, values):
         p20, median, p80 = np.percentile(v, [PERCENTILE, 50, 80])
-        rows.append({"bfactor": float(bfactor), "deepres_median": float(median), "deepres_p20": float(p20),
-                     "deepres_p80": float(p80), "localfsc_p20": float(fsc_percentile),
-                     "difference": float(p20 - fsc_percentile),
-                     "verdict": verdict(float(p20), fsc_percentile, tolerance)})
+        row = {"bfactor": float(bfactor), "deepres_median": float(median), "deepres_p20": float(p20),
+               "deepres_p80": float(p80), "localfsc_p20": float(fsc_percentile),
+               "difference": float(p20 - fsc_percentile), "verdict": verdict(float(p20), fsc_percentile, tolerance)}
+        rows.append({SWEEP_ROW_KEYS[field]: value for field, value in row.items()})
     for row, monotone in zip(rows, monotone_verdicts(bfactors, [row["verdict"] for row in rows])):
         row["verdict"] = monotone
     return rows
 
 
 def sweep_csv(rows: list[dict], recommended: int) -> str:
-    """The sweep table as CSV, with a ``recommended`` column."""
+    """The sweep table as CSV (the rows' keys as columns), with a ``recommended`` column."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["bfactor_A2", "deepres_median_A", "deepres_p20_A", "deepres_p80_A", "localfsc_p20_A",
-                     "difference_A", "verdict", "recommended"])
+    writer.writerow([*SWEEP_ROW_KEYS.values(), "recommended"])
     for i, row in enumerate(rows):
-        writer.writerow([f"{row['bfactor']:g}", f"{row['deepres_median']:.3f}", f"{row['deepres_p20']:.3f}",
-                         f"{row['deepres_p80']:.3f}", f"{row['localfsc_p20']:.3f}", f"{row['difference']:.3f}",
-                         row["verdict"], int(i == recommended)])
+        cells = [row[key] if field == "verdict" else f"{row[key]:g}" if field == "bfactor" else f"{row[key]:.3f}"
+                 for field, key in SWEEP_ROW_KEYS.items()]
+        writer.writerow([*cells, int(i == recommended)])
     return buffer.getvalue()
 
 
@@ -173,13 +174,13 @@ def draw_sweep(axes, bfactors: Sequence[float], values: Sequence[np.ndarray], fs
     p20 = [np.percentile(v, PERCENTILE) for v in values]
     axes.plot(positions, p20, "o-", color="#222222", markersize=4, label="DeepRes 20th percentile")
     axes.axhline(fsc_percentile, color="#228833", linestyle="--",
-                 label=f"local FSC 20th percentile {fsc_percentile:.2f} A")
+                 label=f"local FSC 20th percentile {fsc_percentile:.2f} Å")
     axes.axvline(recommended, color="#cc3311", linestyle=":",
-                 label=f"recommended B = {bfactors[recommended]:g} A^2")
+                 label=f"recommended B = {bfactors[recommended]:g} Å²")
     axes.set_xticks(positions)
     axes.set_xticklabels([f"{b:g}" for b in bfactors], rotation=45 if len(bfactors) > 12 else 0)
-    axes.set_xlabel("B-factor (A^2)")
-    axes.set_ylabel("DeepRes local resolution (A)")
+    axes.set_xlabel("B-factor (Å²)")
+    axes.set_ylabel("DeepRes local resolution (Å)")
     axes.legend(fontsize=8)
 
 
@@ -194,6 +195,6 @@ def sweep_png(bfactors: Sequence[float], values: Sequence[np.ndarray], fsc_perce
     axes = figure.add_subplot()
     draw_sweep(axes, bfactors, values, fsc_percentile, recommended)
     axes.set_title(f"B-factor sweep (sharpened, then low-passed at the global FSC resolution "
-                   f"{global_resolution:.2f} A)", fontsize=10)
+                   f"{global_resolution:.2f} Å)", fontsize=10)
     figure.tight_layout()
     return _render(figure)

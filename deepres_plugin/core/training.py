@@ -32,6 +32,7 @@ import logging
 import os
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -44,11 +45,15 @@ from .dataset import MANIFEST_FILE, load_split, read_manifest
 from .errors import ParameterError
 from .fileio import atomic_outputs, check_writable_dir
 from .networks import ModelInfo, build_network, check_finite_weights, save_keras, save_model
+from .progress import is_terminal
 from .ranges import get_range
 from .train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
+#: Keras' ``verbose`` for a live bar per epoch (on a terminal: elsewhere Keras writes a new
+#: line at every refresh), and for one line per epoch (a log, or no progress asked for).
+KERAS_BAR, KERAS_EPOCH_LINES = 1, 2
 CHECKPOINT_SUFFIX = ".checkpoint"
 CURVE_SUFFIX = ".learning_curve.png"
 #: Boxes of the training split used to report the final training loss/MAE (a full pass
@@ -256,7 +261,8 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
 
     if state["epoch"] < config.epochs and state["wait"] < config.patience:
         network.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=state["epoch"],
-                    callbacks=[Checkpointer()], verbose=1 if progress else 2)
+                    callbacks=[Checkpointer()], verbose=KERAS_BAR if progress and is_terminal(sys.stdout)
+                    else KERAS_EPOCH_LINES)
     best = keras.saving.load_model(checkpoint / "best.keras")
     record = _training_record(config, digest, manifest, dataset_dir, state, best, train_boxes, train_labels,
                               val_boxes, val_labels)
@@ -316,7 +322,7 @@ def _save_curve(history: dict[str, list[float]], path: Path, config: TrainConfig
 
     figure = Figure(figsize=(9, 3.8))
     FigureCanvasAgg(figure)
-    for i, (metric, label) in enumerate([("loss", "MSE (A^2)"), ("mae", "MAE (A)")]):
+    for i, (metric, label) in enumerate([("loss", "MSE (Å²)"), ("mae", "MAE (Å)")]):
         axes = figure.add_subplot(1, 2, i + 1)
         for prefix, style in (("", "-"), ("val_", "--")):
             values = history.get(prefix + metric, [])

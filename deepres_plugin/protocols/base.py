@@ -16,9 +16,11 @@ from pyworkflow.protocol import params
 
 from .. import constants
 from ..core.errors import ParameterError
+from ..core.masks import automatic_mask_description
 from ..core.models import shipped_model_path
 from ..core.networks import read_model_info
 from ..core.outputs import PROTOCOL_DIRS, RESOLUTION_FILE, ReportSummary
+from ..core.ranges import AUTO_RANGE, RANGES
 
 #: Files copied as they are (Xmipp's converter misreads signed 8-bit MRC); others are converted.
 MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz", ".rec")
@@ -64,12 +66,14 @@ def defineGpuParams(form):
 def validateNetwork(protocol) -> list:
     """Errors about the network chosen on ``protocol`` (missing file, or made for another range)."""
     errors = []
+    auto = protocol.getRangeName() == AUTO_RANGE
     try:
         if protocol.modelChoice.get() == constants.MODEL_SHIPPED:
-            shipped_model_path(protocol.getRangeName())
+            for rangeName in (RANGES if auto else [protocol.getRangeName()]):
+                shipped_model_path(rangeName)
         else:
             info = read_model_info(protocol.getModelPath())
-            if info.range_name != protocol.getRangeName():
+            if not auto and info.range_name != protocol.getRangeName():
                 errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
     except ParameterError as exc:
         errors.append(f"Network: {exc}")
@@ -105,7 +109,12 @@ class ProtDeepResBase(ProtAnalysis3D):
 
     # --------------------------- UTILS functions -----------------------------------------
     def getRangeName(self):
+        """The range chosen in the form (``wide``, ``high`` or, where offered, ``auto``)."""
         return constants.RANGE_NAMES[self.resolutionRange.get()]
+
+    def getUsedRangeName(self):
+        """The range the run used (``auto`` resolved), or the form's before the run."""
+        return self.rangeUsed.get() if hasattr(self, "rangeUsed") else self.getRangeName()
 
     def getModelPath(self):
         """The chosen network's path, or None for the shipped one."""
@@ -138,6 +147,13 @@ class ProtDeepResBase(ProtAnalysis3D):
         """Write lines into the run log (Scipion's run.stdout)."""
         for line in lines:
             self.info(line)
+
+    def maskMethods(self, madeFrom="the map"):
+        """The Methods sentence that names the mask (``inputMask``): the user's, by its object
+        tag, or the automatic one, made from ``madeFrom``, and how it is made."""
+        if self.inputMask.hasValue():
+            return f"The mask was {self.getObjectTag('inputMask')}."
+        return f"The mask was made automatically from {madeFrom}, {automatic_mask_description()}."
 
     @staticmethod
     def _toMrc(image, target, reference=None):
@@ -176,7 +192,8 @@ class ProtDeepResBase(ProtAnalysis3D):
     @staticmethod
     def summaryLines(summary, what="Local resolution"):
         """The figures of a report summary (:class:`~deepres_plugin.core.outputs.ReportSummary`)
-        as run-log lines, in Å."""
+        as run-log lines, in Å. Not its warnings nor the mask's voxels left without an estimate:
+        the core logs those into the run log as they arise (once)."""
         lines = [f"{what}: median {summary.median:.2f} Å, 20th-80th percentile {summary.percentile_20:.2f}-"
                  f"{summary.percentile_80:.2f} Å, range {summary.min:.2f}-{summary.max:.2f} Å, "
                  f"{summary.voxels} voxels."]
@@ -185,8 +202,6 @@ class ProtDeepResBase(ProtAnalysis3D):
                          f"{summary.input_voxel_size:g} Å/px, network {summary.model_voxel_size:g} Å/px.")
         if summary.mask:
             lines.append(f"Mask: {summary.mask}.")
-        if summary.left_out:
-            lines.append(f"{summary.left_out}.")
         if summary.run_seconds is not None:
             lines.append(f"Time: {summary.run_seconds:.1f} s.")
         return lines

@@ -26,7 +26,8 @@ from .base import ProtDeepResBase, sourceFile
 ORIGIN_TOLERANCE_VOXELS = 0.5
 
 RESOLUTION_HELP = ("A local-resolution map in Å on the map's grid (0 = no estimate): the resolution_Volume of "
-                   "'deepres - local resolution', 'deepres - local FSC' or 'deepres - B-factor sweep', or an "
+                   "'deepres - estimate local resolution', 'deepres - half-map local FSC' or 'deepres - B-factor "
+                   "sweep', or an "
                    "imported one (ResMap, MonoRes, ...). The output of a DeepRes run is read in place: the figures "
                    "and ChimeraX scripts keep that run's colour scale.")
 MAP_HELP = ("The density map the resolution map was computed for, on its grid (same dimensions, sampling rate and "

@@ -12,6 +12,7 @@ from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
 from .base import defineGpuParams, defineNetworkParams, tensorflowDevice, validateNetwork
 from .protocol_local_fsc import (
+    AVERAGE_MAP,
     BLOCRES_CITATION,
     HALVES_FROM_VOLUME,
     INPUT_HALF1,
@@ -77,8 +78,8 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
                        f"{row.deepres_p20:.2f} Å against the local FSC's {row.localfsc_p20:.2f} Å: {row.verdict}"
                        for row in summary.rows]
                       + [f"Recommended B-factor {summary.recommended_bfactor:g} Å² "
-                         f"({summary.recommended_verdict}); time {summary.run_seconds:.1f} s."]
-                      + ([f"{summary.left_out}."] if summary.left_out else []))
+                         f"({summary.recommended_verdict}); time {summary.run_seconds:.1f} s."])
+        # the mask's voxels left without an estimate: the core has logged them (once)
 
     def createOutputStep(self):
         summary = self.getSweepSummary()
@@ -152,7 +153,7 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
                 f"compared with the local resolution of the half maps by {self.localMethod.get()}"
                 f"{self.blocresReference()}: a B-factor of {self.recommendedBfactor.get():g} Å² was chosen, whose DeepRes "
                 f"20th percentile ({self.deepresPercentile20.get():.2f} Å) was closest to the local FSC's "
-                f"({self.localFscPercentile20.get():.2f} Å)."]
+                f"({self.localFscPercentile20.get():.2f} Å). {self.maskMethods(AVERAGE_MAP)}"]
 
     def _citations(self):
         return [constants.DEEPRES_CITATION] + ([BLOCRES_CITATION] if self.method.get() == METHOD_WINDOW else [])

@@ -7,6 +7,7 @@ from pwem.objects import Volume
 from pyworkflow.protocol import params
 
 from .. import constants
+from ..core.cluster import available_cpus
 from ..core.errors import ParameterError
 from ..core.localfilter import BFACTOR_SOURCES, LocalFilterOptions
 from ..core.outputs import INPUT_MASK, LOCALFILTER_FILES, LocalFilterSummary
@@ -18,8 +19,14 @@ BFACTOR_NONE, BFACTOR_GIVEN, BFACTOR_AUTO = 0, 1, 2
 BFACTOR_LABELS = ["none", "given", "automatic"]
 #: The B-factor offered when 'given' is chosen (Å²; a mild sharpening).
 DEFAULT_SHARPENING_B = -50.0
-#: FFT threads offered (Scipion's threads).
-DEFAULT_THREADS = 4
+#: FFT threads offered (Scipion's threads) where the machine has that many CPUs.
+MAX_DEFAULT_THREADS = 4
+
+
+def defaultThreads():
+    """The threads the form offers: :data:`MAX_DEFAULT_THREADS`, or the CPUs this process may
+    use when fewer (the core's count, :func:`~deepres_plugin.core.cluster.available_cpus`)."""
+    return min(MAX_DEFAULT_THREADS, available_cpus())
 
 
 class outputs(Enum):
@@ -38,7 +45,7 @@ class ProtDeepResLocalFilter(ProtDeepResResolutionMapBase):
     given or estimated from the map (minus its Guinier B-factor).
     """
 
-    _label = "local filter"
+    _label = "filter to local resolution"
     _possibleOutputs = outputs
     _runFolder = "local_filter"
 
@@ -61,7 +68,7 @@ class ProtDeepResLocalFilter(ProtDeepResResolutionMapBase):
                       condition=f"bfactorChoice=={BFACTOR_GIVEN}", label="B-factor (Å²)",
                       help="Global B-factor applied before the local low-pass; negative sharpens. The gain at the "
                            f"finest local resolution must stay below exp({MAX_SHARPENING_EXPONENT:g}).")
-        form.addParallelSection(threads=DEFAULT_THREADS, mpi=0)
+        form.addParallelSection(threads=defaultThreads(), mpi=0)
 
     # --------------------------- INSERT steps functions ----------------------------------
     def _insertAllSteps(self):
@@ -167,7 +174,16 @@ class ProtDeepResLocalFilter(ProtDeepResResolutionMapBase):
                 f"{self.bankMembers.get()} resolutions from {self.finestResolution.get():.2f} to "
                 f"{self.coarsestResolution.get():.2f} Å, equally spaced in spatial frequency, and every voxel was "
                 f"interpolated linearly in 1/resolution between the two that bracket its local resolution, as "
-                f"implemented in the DeepRes plugin [{constants.DEEPRES_CITATION}]."]
+                f"implemented in the DeepRes plugin [{constants.DEEPRES_CITATION}]. {self.maskMethods()}"]
+
+    def maskMethods(self, madeFrom=None):
+        """Which voxels were filtered to their own resolution: the mask's (named by its tag), or,
+        without one, those with a local resolution (the resolution map's own mask; this
+        protocol makes no automatic mask, so ``madeFrom`` is not used)."""
+        region = (f"the voxels of the mask {self.getObjectTag('inputMask')} with a local resolution"
+                  if self.inputMask.hasValue() else "the voxels with a local resolution (no mask was given)")
+        return (f"The voxels filtered to their own local resolution were {region}; the others were low-passed "
+                f"at {self.coarsestResolution.get():.2f} Å.")
 
     def _citations(self):
         return [constants.DEEPRES_CITATION]

@@ -37,6 +37,8 @@ THRESHOLD_LABELS = ["0.143", "0.5"]
 THRESHOLD_VALUES = [0.143, 0.5]
 
 INPUT_HALF1, INPUT_HALF2 = INPUT_HALVES
+#: What the automatic mask of the half-map protocols is made from (Methods).
+AVERAGE_MAP = "the average of the half maps"
 
 
 class outputs(Enum):
@@ -248,7 +250,7 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
     compared with: it does not change with sharpening, DeepRes does.
     """
 
-    _label = "local FSC"
+    _label = "half-map local FSC"
     _possibleOutputs = outputs
     _runFolder = "local_fsc"
 
@@ -304,8 +306,8 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
         return [f"The local resolution of {source} was estimated from its half maps by {self.localMethod.get()}"
                 f"{self.blocresReference()}, at an FSC threshold of {self.getThreshold():g}, as implemented in the "
                 f"DeepRes plugin "
-                f"[{constants.DEEPRES_CITATION}]. The median local resolution was {self.medianResolution.get():.2f} Å "
-                f"(global FSC resolution {self.globalFscResolution.get():.2f} Å)."]
+                f"[{constants.DEEPRES_CITATION}]. {self.maskMethods(AVERAGE_MAP)} The median local resolution was "
+                f"{self.medianResolution.get():.2f} Å (global FSC resolution {self.globalFscResolution.get():.2f} Å)."]
 
     def _citations(self):
         return [constants.DEEPRES_CITATION] + ([BLOCRES_CITATION] if self.method.get() == METHOD_WINDOW else [])

@@ -16,9 +16,9 @@ from pyworkflow.protocol import STEPS_PARALLEL, params
 from tqdm import tqdm
 
 from .. import constants
-from ..core.diagnostics import check_map_for_range, geometry_warnings
+from ..core.diagnostics import AUDIENCE_SCIPION, check_map_for_range, geometry_warnings
 from ..core.errors import MapFormatError, ParameterError
-from ..core.mrc import check_map_file
+from ..core.mrc import check_map_file, voxel_size_warning
 from ..core.outputs import (
     INPUT_MAP,
     INPUT_MASK,
@@ -28,7 +28,7 @@ from ..core.outputs import (
     ReportSummary,
     protocol_volume_dir,
 )
-from ..core.ranges import RANGES
+from ..core.ranges import AUTO_HIGH_BELOW_A, AUTO_HIGH_SHARE, AUTO_RANGE, first_range_name, get_range
 from .base import (
     MRC_SUFFIXES,
     ProtDeepResBase,
@@ -70,7 +70,8 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
     and it follows B-factor sharpening, denoising and masking.
     """
 
-    _label = "local resolution"
+    # the protocol tree shows about 14 characters of "deepres - <label>": every label starts differently
+    _label = "estimate local resolution"
     _possibleOutputs = outputs
     _runFolder = "local_resolution"
     # the maps of a set are predicted in parallel; a single map's steps stay a chain
@@ -95,17 +96,21 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                            "filled and the envelope dilated by 3 Å. With a mask, its voxels outside that "
                            "envelope (solvent inside a loose mask) get no estimate, and the summary says "
                            "how many.")
-        form.addParam("resolutionRange", params.EnumParam, choices=constants.RANGE_LABELS,
-                      default=constants.RANGE_WIDE, display=params.EnumParam.DISPLAY_HLIST,
+        form.addParam("resolutionRange", params.EnumParam, choices=constants.PREDICTION_RANGE_LABELS,
+                      default=constants.RANGE_AUTO, display=params.EnumParam.DISPLAY_HLIST,
                       label="Resolution range",
                       help="wide: for maps whose local resolution lies between 2.5 and 13 Å (the network "
-                           "works at 1 Å/px). high: for maps between 1.5 and 6 Å (works at 0.5 Å/px; "
-                           "the input pixel size should then be 0.75 Å or finer). The map is resampled "
-                           "to the network's pixel size and the result brought back to the map's grid.")
+                           "works at 1 Å/px). high: for maps between 1.5 and 6 Å (works at 0.5 Å/px). "
+                           f"auto: the wide network reads the map first; the high one reads it again when "
+                           f"{100 * AUTO_HIGH_SHARE:.0f} % of the voxels read finer than {AUTO_HIGH_BELOW_A:g} Å "
+                           "(the summary says which range was used and why; with a trained network or a "
+                           "file, that network's range). The map is resampled to the network's pixel size "
+                           "and the result brought back to the map's grid. A run whose values pile up at "
+                           "its range's limit warns and names the other range.")
         defineNetworkParams(form)
         defineGpuParams(form)
         # threads run the predictions of a set at once (one per thread beyond the first);
-        # the predictions share TensorFlow's first GPU of the list (see README)
+        # the predictions share TensorFlow's first GPU of the list (see docs/scipion.md)
         form.addParallelSection(threads=1, mpi=0)
 
     # --------------------------- INSERT steps functions ----------------------------------
@@ -144,10 +149,11 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         options = PredictOptions(
             mask=self._getExtraPath(INPUT_MASK) if self.inputMask.hasValue() else None,
             range_name=self.getRangeName(), model=self.getModelPath(),
-            sampling=self.inputVolume.get().getSamplingRate(), device=tensorflowDevice(self))
+            sampling=self.inputVolume.get().getSamplingRate(), device=tensorflowDevice(self),
+            audience=AUDIENCE_SCIPION)
         run_predict(self._getExtraPath(INPUT_MAP), self.getOutputFile(), options)
-        summary = self.readSummary()
-        self.logLines(self.summaryLines(summary, "DeepRes local resolution") + summary.warnings)
+        # the figures only: the core has logged each warning into the run log as it arose
+        self.logLines(self.summaryLines(self.readSummary(), "DeepRes local resolution"))
 
     def createOutputStep(self):
         volume = self.inputVolume.get()
@@ -162,6 +168,7 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         self.mapWarnings = pwobj.String("\n".join(summary.warnings))
         self.leftOut = pwobj.String(summary.left_out or "")
         self.networkName = pwobj.String(summary.network)
+        self.rangeUsed = pwobj.String(summary.range_name)
         self._defineOutputs(**{outputs.resolution_Volume.name: output})
         self._defineSourceRelation(self.inputVolume, output)
         if not self.inputMask.hasValue():          # the automatic mask, for reuse in other protocols
@@ -187,11 +194,12 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
             device, model = tensorflowDevice(self), self.getModelPath()
         options = PredictOptions(
             mask=self.getVolumePath(volumeId, INPUT_MASK) if self.inputMask.hasValue() else None,
-            range_name=self.getRangeName(), model=model, sampling=sampling, device=device)
+            range_name=self.getRangeName(), model=model, sampling=sampling, device=device,
+            audience=AUDIENCE_SCIPION)
         summary = ReportSummary.from_dict(
             run_predict(self.getVolumePath(volumeId, INPUT_MAP), self.getVolumeOutputFile(volumeId), options))
-        self.logLines([f"Map {volumeId}: {line}"
-                       for line in self.summaryLines(summary, "DeepRes local resolution") + summary.warnings])
+        # the figures only: the core has logged each warning into the run log as it arose
+        self.logLines([f"Map {volumeId}: {line}" for line in self.summaryLines(summary, "DeepRes local resolution")])
 
     def createSetOutputStep(self):
         """The set of resolution maps: each with its input map's id, name, sampling rate and
@@ -264,7 +272,8 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         try:
             if source.lower().endswith(MRC_SUFFIXES):
                 check_map_file(source)
-            check_map_for_range(volume.getSamplingRate(), volume.getDim(), RANGES[self.getRangeName()])
+            check_map_for_range(volume.getSamplingRate(), volume.getDim(), get_range(first_range_name(
+                self.getRangeName())))
         except (MapFormatError, ParameterError) as exc:
             errors.append(f"{str(exc)[0].upper()}{str(exc)[1:]}.")
         return errors
@@ -275,14 +284,28 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         volumes = [] if inputObject is None else (
             inputObject.iterItems(orderBy="id") if self.isSetInput() else [inputObject])
         for volume in volumes:
-            for warning in geometry_warnings(volume.getSamplingRate(), volume.getDim(), RANGES[self.getRangeName()]):
+            for warning in geometry_warnings(volume.getSamplingRate(), volume.getDim(),
+                                             get_range(first_range_name(self.getRangeName()))):
                 warning = f"{warning[0].upper()}{warning[1:]}."
                 if warning not in warnings:           # the maps of a set mostly share their geometry
                     warnings.append(warning)
-        if not self.inputMask.hasValue():
-            warnings.append("No mask given: an automatic mask will be made from "
-                            f"{'each' if self.isSetInput() else 'the'} map.")
+            warning = self._voxelSizeWarning(volume)
+            if warning:
+                warnings.append(warning)
         return warnings
+
+    @staticmethod
+    def _voxelSizeWarning(volume):
+        """The core's question when the sampling rate given in Scipion differs from the file's header."""
+        source = sourceFile(volume)
+        try:
+            header = check_map_file(source)[1][0] if source.lower().endswith(MRC_SUFFIXES) else None
+        except MapFormatError:
+            return None                               # _validate names what is wrong with the file
+        warning = None if header is None else voxel_size_warning(volume.getSamplingRate(), header,
+                                                                 os.path.basename(source))
+        return None if warning is None else (f"{warning[0].upper()}{warning[1:]} (the import's sampling rate "
+                                             "is the one used).")
 
     def _summary(self):
         if self.isSetInput():
@@ -294,7 +317,7 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         return [f"Median local resolution {self.medianResolution.get():.2f} Å "
                 f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} Å, "
                 f"range {self.minResolution.get():.2f}-{self.maxResolution.get():.2f} Å), "
-                f"{self.getRangeName()} network{network}{timing}."] + self._conditionSummary()
+                f"{self.getUsedRangeName()} network{network}{timing}."] + self._conditionSummary()
 
     def _setSummary(self):
         """A table of the figures of each map of the set (Å)."""
@@ -302,14 +325,16 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         if not self.isFinished() or outputSet is None:
             return ["The local resolution has not been computed yet."]
         items = list(self._iterItemFigures(outputSet))
-        network = items[0][ITEM_NETWORK] if items else ""
-        lines = [f"Local resolution of {len(items)} maps, {self.getRangeName()} network ({network}): "
+        perMap = self.getRangeName() == AUTO_RANGE          # each map chose its network
+        network = "network chosen for each map" if perMap else \
+            f"{self.getRangeName()} network ({items[0][ITEM_NETWORK] if items else ''})"
+        lines = [f"Local resolution of {len(items)} maps, {network}: "
                  "median (20th-80th percentile, range), voxels estimated:"]
         for figures in items:
             lines.append(f"Map {figures['id']} ({figures['name']}): {figures[ITEM_MEDIAN]:.2f} Å "
                          f"({figures[ITEM_PERCENTILE20]:.2f}-{figures[ITEM_PERCENTILE80]:.2f} Å, "
                          f"{figures[ITEM_MIN]:.2f}-{figures[ITEM_MAX]:.2f} Å), "
-                         f"{figures[ITEM_VOXELS]} voxels.")
+                         f"{figures[ITEM_VOXELS]} voxels" + (f", {figures[ITEM_NETWORK]}." if perMap else "."))
         return lines
 
     @staticmethod
@@ -337,9 +362,14 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         return lines
 
     def _methods(self):
-        resolutionRange = RANGES[self.getRangeName()]
-        method = (f"DeepRes [{constants.DEEPRES_CITATION}] ({self.getRangeName()} network, "
-                  f"{resolutionRange.min_resolution:g}-{resolutionRange.max_resolution:g} Å)")
+        if self.getUsedRangeName() == AUTO_RANGE:       # a set: each map chose its range
+            method = (f"DeepRes [{constants.DEEPRES_CITATION}] (wide network, 2.5-13 Å, or the high network, "
+                      f"1.5-6 Å, for maps of which it read {100 * AUTO_HIGH_SHARE:.0f} % finer than "
+                      f"{AUTO_HIGH_BELOW_A:g} Å)")
+        else:
+            resolutionRange = get_range(self.getUsedRangeName())
+            method = (f"DeepRes [{constants.DEEPRES_CITATION}] ({resolutionRange.name} network, "
+                      f"{resolutionRange.min_resolution:g}-{resolutionRange.max_resolution:g} Å)")
         if self.isSetInput():
             outputSet = getattr(self, outputs.resolution_SetOfVolumes.name, None)
             if not self.isFinished() or outputSet is None:
@@ -348,12 +378,13 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                        for figures in self._iterItemFigures(outputSet)]
             listed = ", ".join(medians[:-1]) + f" and {medians[-1]}" if len(medians) > 1 else "".join(medians)
             return [f"The local resolution of each of the {len(medians)} maps of {self.getObjectTag('inputVolume')} "
-                    f"was estimated with {method}. The median local resolutions were {listed}."]
+                    f"was estimated with {method}. {self.maskMethods('each map')} The median local resolutions "
+                    f"were {listed}."]
         if not self.isFinished() or not hasattr(self, "medianResolution"):
             return []
         return [f"The local resolution of {self.getObjectTag('inputVolume')} was estimated with {method}. "
-                f"The median local resolution was {self.medianResolution.get():.2f} Å (20th-80th percentile "
-                f"{self.percentile20.get():.2f}-{self.percentile80.get():.2f} Å)."]
+                f"{self.maskMethods()} The median local resolution was {self.medianResolution.get():.2f} Å "
+                f"(20th-80th percentile {self.percentile20.get():.2f}-{self.percentile80.get():.2f} Å)."]
 
     def _citations(self):
         return [constants.DEEPRES_CITATION]

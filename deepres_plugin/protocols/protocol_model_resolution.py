@@ -1,5 +1,6 @@
 """Local resolution per residue of an atomic model as a Scipion protocol: a thin layer over
 :func:`deepres_plugin.core.residues.run_residues`."""
+import os
 from enum import Enum
 
 import numpy as np
@@ -8,10 +9,10 @@ from pwem.objects import AtomStruct
 from pyworkflow.protocol import params
 
 from .. import constants
-from ..core.errors import StructureError
-from ..core.mrc import MapGeometry
+from ..core.errors import DeepResError, StructureError
+from ..core.mrc import MapGeometry, read_header_geometry
 from ..core.outputs import RESIDUE_FILES, ResiduesSummary
-from ..core.residues import ATTRIBUTE, ResidueOptions
+from ..core.residues import ATTRIBUTE, INSIDE, ResidueOptions, sample_at_atoms
 from .base import scipionOrigin, sourceFile
 from .base_resolution_map import ProtDeepResResolutionMapBase
 
@@ -129,7 +130,7 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
 
     def _modelErrors(self):
         """A model file of another type, unreadable, or with no atom inside the map's box."""
-        from ..core.residues import EVERY_ATOM, INSIDE, check_model_name, model_residues, sample_at_atoms
+        from ..core.residues import EVERY_ATOM, check_model_name, model_residues
         from ..core.simulate import read_model
 
         path = self.getModelPath()
@@ -150,7 +151,27 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
         span = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(positions.min(axis=0), positions.max(axis=0)))
         box = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(first, end))
         return [f"No atom of the model lies inside the map: the model spans x, y, z = {span} Å, the map {box} Å; "
-                "place the model on the map first."]
+                f"place the model on the map first.{self._lostOriginHint(positions, shape)}"]
+
+    def _lostOriginHint(self, positions, shape):
+        """When the map's file places the model inside it but Scipion's origin does not: the
+        import dropped the header's origin. Else the general hint."""
+        general = (" If the model is fitted to the map as deposited, the map may have lost its origin: a map "
+                   "imported with 'Set origin: No' ignores its header's origin; import it again with the origin "
+                   "from the header.")
+        source = self._projectFile(sourceFile(self.getReferenceVolume()))
+        try:
+            header = read_header_geometry(source)
+        except DeepResError:
+            return general
+        geometry = MapGeometry(self.getReferenceVolume().getSamplingRate(), origin=header.first_voxel_xyz())
+        _, status = sample_at_atoms(np.broadcast_to(np.float32(1), shape), geometry, positions)
+        if not np.any(status == INSIDE):
+            return general
+        first = ", ".join(f"{v:g}" for v in header.first_voxel_xyz())
+        return (f" The map's file ({os.path.basename(source)}) places its first voxel at ({first}) Å, where the model "
+                "fits: the import did not keep the header's origin ('Set origin: No'); import the map again with "
+                "the origin from the header.")
 
     def _summary(self):
         if not self.isFinished() or not hasattr(self, "medianResolution"):

@@ -36,8 +36,8 @@ class ProtDeepResTrain(EMProtocol):
     Each structure is simulated with electron scattering factors, low-passed at resolutions
     spread over the chosen range, noised, and cut into 13^3 boxes labelled with their
     resolution; a network is trained on them (Adam, mean squared error, validation on
-    whole structures held out). The output network can be chosen in 'deepres - local
-    resolution' as a custom network.
+    whole structures held out). The output network can be chosen in 'deepres - estimate
+    local resolution' as a custom network.
     """
 
     _label = "train model"

@@ -1,5 +1,6 @@
 """The ``deepres`` command: end-to-end runs, exit codes, one-line errors, no partial files."""
 import json
+import logging
 import subprocess
 import sys
 
@@ -74,3 +75,57 @@ def test_console_script_help_runs_without_scipion():
     help_text = subprocess.run([sys.executable, "-m", "deepres_plugin.cli", "simulate", "--help"],
                                capture_output=True, text=True, check=True).stdout
     assert "--sampling" in help_text and "Example usage" in help_text
+
+
+def test_command_list_shows_each_one_line_help_whole():
+    """`deepres --help` lists every subcommand with its whole one-line help: a sentence (the
+    first paragraph of the module docstring) that argparse may wrap but does not cut."""
+    import importlib
+
+    help_text = subprocess.run([sys.executable, "-m", "deepres_plugin.cli", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    listed = " ".join(help_text.split())                       # argparse's line wrapping undone
+    for name, module_name in cli.COMMANDS.items():
+        doc = importlib.import_module(f"deepres_plugin.commands.{module_name}").__doc__
+        summary = " ".join(doc.strip().split("\n\n")[0].split())
+        assert summary.endswith(".") and summary[0].isupper() and len(summary) <= 100, (name, summary)
+        assert f" {name} {summary} " in f" {listed} ", (name, summary)
+
+
+def _square(task):
+    logging.getLogger("deepres_plugin.tests").info("task %d done", task)
+    return task * task
+
+
+def test_progress_in_a_log_file_is_one_final_line_and_the_log_lines_once(tmp_path, monkeypatch):
+    """stderr to a file (a log): no bar refreshes (tqdm's carriage returns) and no bar redrawn
+    under every log line (tqdm's logging redirection), but the log lines, each once, and one
+    final line for the bar."""
+    from deepres_plugin.core.cluster import ClusterOptions, map_tasks
+
+    log = tmp_path / "run.log"
+    with log.open("w") as stream:
+        monkeypatch.setattr(sys, "stderr", stream)
+        cli.configure_logging(verbose=False)                   # the command line's handler, on this stderr
+        try:
+            results = list(map_tasks(_square, [1, 2, 3], ["a", "b", "c"], ClusterOptions(workers=1),
+                                     progress=True, description="squares", unit="task"))
+        finally:
+            cli.logger.handlers.clear()
+    assert results == [1, 4, 9]
+    lines = log.read_text().split("\n")
+    assert "\r" not in log.read_text()
+    assert [line for line in lines if line.startswith("INFO")] == [f"INFO: task {i} done" for i in (1, 2, 3)]
+    bars = [line for line in lines if line.startswith("squares")]
+    assert len(bars) == 1 and "100%" in bars[0] and "3/3" in bars[0], lines
+
+
+def test_predict_logged_to_a_file_writes_one_progress_line(data_dir, untrained_models, tmp_path):
+    """`deepres predict` with its output going to a log file: one line for its progress bar."""
+    with (tmp_path / "predict.log").open("w") as log:
+        subprocess.run([sys.executable, "-m", "deepres_plugin.cli", "predict", str(data_dir / "example_map.mrc"),
+                        "--model", str(untrained_models["deepres", "wide"]), "--out", str(tmp_path / "out")],
+                       stdout=log, stderr=subprocess.STDOUT, check=True)
+    text = (tmp_path / "predict.log").read_text()
+    bars = [line for line in text.splitlines() if line.startswith("deepres predict:")]
+    assert "\r" not in text and len(bars) == 1 and "100%" in bars[0], text

@@ -5,12 +5,17 @@ import pytest
 
 from deepres_plugin.core import conditions as cond
 from deepres_plugin.core.diagnostics import (
+    AUDIENCE_CLI,
+    AUDIENCE_SCIPION,
     UNSHARPENED_BFACTOR,
+    MapCondition,
+    bfactor_sweep_advice,
     check_map_for_range,
     classify_solvent,
     geometry_warnings,
     map_warnings,
     measure_map,
+    nyquist_note,
 )
 from deepres_plugin.core.errors import ParameterError
 from deepres_plugin.core.filters import (
@@ -155,6 +160,22 @@ def test_guinier_bfactor_follows_an_applied_bfactor(rng):
     assert sharp.solvent == "noisy" and sharp.noise_to_signal > 0
 
 
+def test_the_unsharpened_warning_names_what_its_reader_runs():
+    """The command line is sent to the command, Scipion to the protocol; both hear that the
+    check needs the half maps."""
+    blurred = MapCondition(bfactor=189.0, guinier_range=(10.0, 3.8), support_resolution=3.8, noise_sd=0.1,
+                           noise_to_signal=0.4, solvent="noisy")
+    cli_text, = map_warnings(blurred, 1.0, (64, 64, 64), WIDE)
+    scipion_text, = map_warnings(blurred, 1.0, (64, 64, 64), WIDE, AUDIENCE_SCIPION)
+    assert cli_text.endswith("or check with deepres bfactor-sweep (it needs the map's two half maps)")
+    assert scipion_text.endswith("or check with the 'deepres - B-factor sweep' protocol (it needs the map's two "
+                                 "half maps)")
+    assert cli_text == map_warnings(blurred, 1.0, (64, 64, 64), WIDE, AUDIENCE_CLI)[0]
+    assert bfactor_sweep_advice(AUDIENCE_CLI) in cli_text and bfactor_sweep_advice(AUDIENCE_SCIPION) in scipion_text
+    with pytest.raises(ValueError, match="unknown audience 'gui'"):
+        bfactor_sweep_advice("gui")
+
+
 def test_solvent_states_are_told_apart(rng):
     assert classify_solvent(np.zeros(5000), 1.0) == "masked"
     assert classify_solvent(np.full(5000, 0.3), 1.0) == "flattened"
@@ -163,7 +184,10 @@ def test_solvent_states_are_told_apart(rng):
 
 def test_grid_warnings_and_refusal():
     assert geometry_warnings(1.0, (100, 100, 100), WIDE) == []
-    assert "too coarse" in geometry_warnings(1.5, (100, 100, 100), WIDE)[0]
+    assert geometry_warnings(1.742, (100, 100, 100), WIDE) == []          # nothing a user should change
+    assert nyquist_note(1.742, WIDE) == ("the finest value reported is the map's Nyquist limit, 3.484 Å (1.742 Å/px; "
+                                         "the wide range reaches 2.5 Å)")
+    assert nyquist_note(1.0, WIDE) is None
     assert "smaller than the network's box" in geometry_warnings(1.0, (10, 40, 40), WIDE)[0]
     assert geometry_warnings(0.5, (20, 20, 20), HIGH) == []
     with pytest.raises(ParameterError, match=r"Nyquist limit \(22.8 Å\) is coarser than the wide range"):

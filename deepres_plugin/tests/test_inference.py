@@ -10,6 +10,7 @@ from deepres_plugin.core.inference import (
     Predictor,
     box_sums,
     clamp_bounds,
+    device_label,
     fully_convolutional_weights,
     predict_map,
     tensorflow_device,
@@ -274,3 +275,22 @@ def test_unknown_or_unsupported_precision_is_refused(wide, untrained_models):
     xmipp, xmipp_info = load_model(untrained_models["xmipp", "wide"], "wide")
     with pytest.raises(ParameterError, match="only float32"):
         Predictor(xmipp, xmipp_info, precision="bfloat16")
+
+
+@pytest.mark.parametrize("name, label", [("/CPU:0", "CPU"), ("/device:GPU:0", "GPU:0"),
+                                         ("/job:localhost/replica:0/task:0/device:GPU:1", "GPU:1")])
+def test_device_label_names_the_device_as_people_write_it(name, label):
+    assert device_label(name) == label
+
+
+def test_prediction_says_which_device_ran_it(untrained_models):
+    """``auto`` resolves to the device TensorFlow used (CPU here unless TensorFlow sees a GPU)."""
+    import tensorflow as tf
+
+    network, info = load_model(untrained_models["deepres", "wide"], "wide")
+    volume = np.random.default_rng(0).normal(size=(24, 24, 24)).astype(np.float32)
+    mask = np.zeros(volume.shape, bool)
+    mask[8:16, 8:16, 8:16] = True
+    expected = "GPU:0" if tf.config.list_logical_devices("GPU") else "CPU"
+    assert predict_map(volume, 1.0, mask, network, info, device="auto").device == expected
+    assert predict_map(volume, 1.0, mask, network, info, device="cpu").device == "CPU"

@@ -271,7 +271,7 @@ def test_localfsc_command_writes_the_predict_outputs(regions, tmp_path):
     resolution, geometry = read_map(out / RESOLUTION_FILE)
     direct = local_fsc_map(half1, half2, 1.0, fine | coarse, 32.0, stride=2).resolution
     np.testing.assert_allclose(resolution, direct, atol=1e-5)
-    assert summary["median"] == pytest.approx(float(np.median(direct[fine | coarse])), abs=1e-4)
+    assert summary["median_A"] == pytest.approx(float(np.median(direct[fine | coarse])), abs=1e-4)
     assert summary["window_A"] == 32.0 and summary["stride_voxels"] == 2 and geometry.voxel_size == 1.0
     assert summary["localfsc_method"] == "window"
     average, _ = read_map(out / "average_map.mrc")

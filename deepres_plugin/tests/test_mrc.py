@@ -144,3 +144,14 @@ def test_written_file_is_replaced_atomically_and_readable_by_others(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["map.mrc"]
     assert read_map(tmp_path / "map.mrc")[0].min() == 1.0
     assert (tmp_path / "map.mrc").stat().st_mode & 0o044  # not the 0600 of a temporary file
+
+
+def test_voxel_size_warning_questions_a_pixel_size_far_from_the_header():
+    from deepres_plugin.core.mrc import voxel_size_warning
+
+    assert voxel_size_warning(5.0, 1.742, "emd5168.map") == (
+        "the voxel size used for emd5168.map, 5 Å/px, differs from its header's, 1.742 Å/px, by 187 %: resolutions "
+        "scale with it; check the pixel size")
+    assert voxel_size_warning(1.77, 1.742, "m.mrc") is None            # within 2 %
+    assert voxel_size_warning(0.5, 1.0, "m.mrc") is None               # a header of 1 or 0 says nothing
+    assert voxel_size_warning(0.5, 0.0, "m.mrc") is None

@@ -10,12 +10,16 @@ from pwem.protocols import ProtImportMask, ProtImportVolumes
 from pyworkflow.tests import BaseTest, setupTestProject
 
 from deepres_plugin import constants
+from deepres_plugin.core.filters import apply_bfactor
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import MASK_FILE, RESOLUTION_FILE, VIEWER_SCRIPT
-from deepres_plugin.protocols import ProtDeepResLocalResolution
+from deepres_plugin.protocols import ProtDeepResBfactorSweep, ProtDeepResLocalResolution
+from deepres_plugin.tests.units import bare_units
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 EXAMPLE_RESOLUTIONS = {1: 4.0, 2: 8.0}
+#: Blurs the example map (B 40 Å²) to one the core calls unsharpened (above 100 Å²).
+BLUR_BFACTOR = 150.0
 
 
 def import_small_mask(test, folder, sampling):
@@ -92,14 +96,16 @@ class TestDeepResLocalResolution(BaseTest):
         methods = "".join(prot.methods())
         self.assertIn("RamirezAportela2019", methods)
         self.assertIn(f"{prot.medianResolution.get():.2f} Å", methods)
-        self.assertNotIn(" A ", methods)
+        self.assertEqual(bare_units(methods + " ".join(prot.summary())), [])
+        self.assertIn(f"The mask was {prot.getObjectTag('inputMask')}.", methods)
         # the run log carries the figures of the run (Scipion's run.stdout)
         log = open(prot.getLogPaths()[0]).read()
         for text in ("DeepRes local resolution: median", "Network: deepres-wide", "Å/px", "Time:"):
             self.assertIn(text, log)
+        self.assertEqual(log.count(f"{leftOut} of {int(mask.sum())} mask voxels"), 1, log)   # the core's line, once
         # the protocol's own script places the map where Scipion does, as the viewer's does
         self.assertIn("origin -10,5,-3", open(prot.getOutputFile("chimerax.cxc")).read())
-        self.assertEqual(prot.getClassLabel(), "deepres - local resolution")
+        self.assertEqual(prot.getClassLabel(), "deepres - estimate local resolution")
         self._check_viewer(prot)
 
     def _check_viewer(self, prot):
@@ -123,6 +129,7 @@ class TestDeepResLocalResolution(BaseTest):
 
         if isinstance(view, MessageView):                      # no ChimeraX here: a message, not nothing
             self.assertIn(VIEWER_SCRIPT, view.getMessage())
+            self.assertTrue(os.path.isabs(view.getMessage().splitlines()[-1]), view.getMessage())
         # the colour scale starts at the report's range: the wide network's, clamped at Nyquist
         self.assertEqual((viewer.lowest.get(), viewer.highest.get()), (2.5, 13.0))
 
@@ -145,6 +152,32 @@ class TestDeepResLocalResolution(BaseTest):
         self.assertEqual(mask.getShiftsFromOrigin(), self.importVolume.outputVolume.getShiftsFromOrigin())
         self.assertGreater(np.count_nonzero(resolution), 0.5 * np.count_nonzero(self.regions))
         self.assertLess(float(np.median(resolution[self.regions == 1])), float(np.median(resolution[self.regions == 2])))
+        self.assertIn("The mask was made automatically from the map, low-passed at 8 Å (Gaussian) and thresholded "
+                      "at Otsu's level", " ".join(prot.methods()))
+
+    def test_an_unsharpened_map_warns_once_and_names_the_protocol(self):
+        """The example map blurred by B = +150 Å² (it measures 189 Å², unsharpened above 100 Å²):
+        the Summary sends a Scipion user to the B-factor sweep protocol and says it needs the half
+        maps (it named the command `deepres bfactor-sweep`), and the run log has the warning once
+        (the core logged it, then the protocol logged the summary's warnings again)."""
+        blurred = os.path.join(self.folder, "blurred_map.mrc")
+        volume, geometry = read_map(self.mapFile)
+        write_map(blurred, apply_bfactor(volume, 1.0, BLUR_BFACTOR), geometry)
+        importBlurred = self.newProtocol(ProtImportVolumes, filesPath=blurred, samplingRate=1.0)
+        self.launchProtocol(importBlurred)
+        prot = self.newProtocol(ProtDeepResLocalResolution, objLabel="deepres unsharpened",
+                                resolutionRange=constants.RANGE_WIDE)
+        prot.inputVolume.set(importBlurred)
+        prot.inputVolume.setExtended("outputVolume")
+        self.launchProtocol(prot)
+        summary = "\n".join(prot.summary())
+        self.assertIn("Warning: the map looks unsharpened", summary)
+        self.assertIn(f"check with the '{ProtDeepResBfactorSweep.getClassLabel()}' protocol (it needs the map's two "
+                      "half maps)", summary)
+        self.assertNotIn("deepres bfactor-sweep", summary)
+        self.assertEqual(bare_units(summary), [])
+        log = open(prot.getLogPaths()[0]).read()
+        self.assertEqual(log.count("the map looks unsharpened"), 1, log)
 
     def test_validate_rejects_a_mask_of_another_size(self):
         importSmall = import_small_mask(self, self.folder, 1.0)
@@ -155,6 +188,23 @@ class TestDeepResLocalResolution(BaseTest):
         prot.inputMask.setExtended("outputMask")
         errors = prot.validate()
         self.assertTrue(any("dimensions" in e for e in errors), errors)
+
+    def test_warnings_question_a_sampling_rate_far_from_the_header(self):
+        """EMD-5168's case: a header of 1.742 Å/px imported at 5 Å/px. An ordinary map (and no
+        mask) gives no warning."""
+        prot = self.newProtocol(ProtDeepResLocalResolution)
+        prot.inputVolume.set(self.importVolume)
+        prot.inputVolume.setExtended("outputVolume")
+        self.assertEqual(prot.warnings(), [])
+        mistyped = os.path.join(self.folder, "header_1.742.mrc")
+        write_map(mistyped, read_map(self.mapFile)[0], 1.742)
+        importMistyped = self.newProtocol(ProtImportVolumes, filesPath=mistyped, samplingRate=5.0)
+        self.launchProtocol(importMistyped)
+        prot.inputVolume.set(importMistyped)
+        prot.inputVolume.setExtended("outputVolume")
+        self.assertEqual(prot.warnings(), [
+            "The voxel size used for import_header_1.742.mrc, 5 Å/px, differs from its header's, 1.742 Å/px, by 187 %: "
+            "resolutions scale with it; check the pixel size (the import's sampling rate is the one used)."])
 
 
 class TestDeepResTrain(BaseTest):

@@ -17,6 +17,7 @@ from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.protocols import ProtDeepResBfactorSweep, ProtDeepResLocalFsc
 from deepres_plugin.protocols.protocol_local_fsc import HALVES_FROM_VOLUME, HALVES_TWO_VOLUMES, METHOD_WINDOW
+from deepres_plugin.tests.units import bare_units
 
 SIZE = 48
 SIGNAL_RESOLUTION = 5.0     # A: the signal is a random field low-passed here (1 A/px)
@@ -103,17 +104,18 @@ class TestDeepResHalfMapProtocols(BaseTest):
         # the same numbers as the core on the original files (Scipion stores 15 significant digits)
         reference = run_local_fsc(self.half1File, self.half2File, os.path.join(self.folder, "core_localfsc"),
                                   LocalFscOptions(mask=self.maskFile, sampling=1.0))
-        self.assertAlmostEqual(prot.medianResolution.get(), reference["median"], places=12)
-        self.assertAlmostEqual(prot.globalFscResolution.get(), reference["global_fsc_resolution"], places=12)
+        self.assertAlmostEqual(prot.medianResolution.get(), reference["median_A"], places=12)
+        self.assertAlmostEqual(prot.globalFscResolution.get(), reference["global_fsc_resolution_A"], places=12)
         self.assertEqual(prot.localMethod.get(), reference["localfsc_description"])
         self.assertEqual(reference["localfsc_method"], "bands")
-        self.assertEqual(json.load(open(prot.getOutputFile("summary.json")))["median"], reference["median"])
+        self.assertEqual(json.load(open(prot.getOutputFile("summary.json")))["median_A"], reference["median_A"])
         np.testing.assert_array_equal(read_map(output.getFileName())[0],
                                       read_map(os.path.join(self.folder, "core_localfsc", RESOLUTION_FILE))[0])
         self.assertIn("Median local FSC resolution", prot.summary()[0])
         self.assertIn("band-passed halves", prot.summary()[0])
         self.assertEqual(prot._citations(), ["RamirezAportela2019"])
         self.assertNotIn("Cardone2013", "".join(prot.methods()))
+        self.assertIn(f"The mask was {prot.getObjectTag('inputMask')}.", "".join(prot.methods()))
         self._checkLocalFscViewer(prot)
 
     def _savePlot(self, prot, views, name):
@@ -145,7 +147,7 @@ class TestDeepResHalfMapProtocols(BaseTest):
         self.assertIn("Cardone2013", "".join(prot.methods()))
         self.assertIn("16.0 \u00c5 window", prot.summary()[0])
         self.assertEqual(prot.resolution_Volume.getDim(), (SIZE,) * 3)
-        self.assertAlmostEqual(prot.medianResolution.get(), summary["median"], places=12)
+        self.assertAlmostEqual(prot.medianResolution.get(), summary["median_A"], places=12)
         self.assertTrue(3.0 < prot.medianResolution.get() < 8.0, prot.medianResolution.get())
 
     def test_bfactor_sweep_and_viewer(self):
@@ -170,6 +172,8 @@ class TestDeepResHalfMapProtocols(BaseTest):
         self.assertEqual(prot.resolution_Volume.getDim(), (SIZE,) * 3)
         self.assertIn(f"Recommended B-factor {bfactor:g} Å²", prot.summary()[0])
         self.assertIn(f"{bfactor:g} Å² was chosen", "".join(prot.methods()))
+        self.assertIn(f"The mask was {prot.getObjectTag('inputMask')}.", "".join(prot.methods()))
+        self.assertEqual(bare_units(open(prot.getLogPaths()[0]).read()), [])    # the core's lines too: "B = -50 Å²"
         self._checkSweepViewer(prot)
 
     def _checkSweepViewer(self, prot):
@@ -210,6 +214,7 @@ class TestDeepResHalfMapProtocols(BaseTest):
         # a window larger than the map is refused before the run
         tooLarge = self._newProt(ProtDeepResLocalFsc, HALVES_TWO_VOLUMES, method=METHOD_WINDOW, window=500.0)
         self.assertTrue(any("larger than the map" in e for e in tooLarge.validate()), tooLarge.validate())
+        self.assertEqual(bare_units(" ".join(tooLarge.validate())), [])          # "window 500 Å", not "500 A"
         # the window belongs to the moving-window method: the band method ignores it
         self.assertEqual(self._newProt(ProtDeepResLocalFsc, HALVES_TWO_VOLUMES, window=500.0).validate(), [])
 

@@ -18,16 +18,18 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from pyworkflow.viewer import MessageView
 
 from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
-from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
+from deepres_plugin.core.mrc import MapGeometry, read_header_geometry, read_map, write_map
 from deepres_plugin.core.outputs import LOCALFILTER_FILES, RESIDUE_FILES, SUMMARY_FILE
 from deepres_plugin.protocols import ProtDeepResLocalFilter, ProtDeepResModelResolution
 from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
+from deepres_plugin.tests.units import bare_units
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 #: The example map's regions (1: the copy low-passed at 4 Å, 2: at 8 Å) as an exact resolution map.
 EXAMPLE_RESOLUTIONS = {1: 4.0, 2: 8.0}
 FIRST_VOXEL = (10.0, -5.0, 3.0)     # Å: where the imports place the maps' first voxel
 SHARPENING_B = -30.0
+TOO_SHARP_B = -2000.0      # Å²: exp(2000 / (4 x 4²)) = exp(31) at the finest 4 Å, beyond the limit exp(20)
 PROTEIN = "BM5_1GL1_l_u.pdb.gz"
 #: The per-residue resolution map: 1.5 Å/px, this value where x < the model's median x, that one beyond.
 RESIDUE_SAMPLING = 1.5
@@ -55,6 +57,28 @@ def importModel(test, path):
                             inputPdbData=ProtImportPdb.IMPORT_FROM_FILES, pdbFile=path)
     test.launchProtocol(prot)
     return prot
+
+
+def colourBarOverlaps(plotter):
+    """The titles of the image panels whose axes overlap the colour bar's, once the figure is
+    laid out as Scipion's plotter lays it out before showing it."""
+    plotter.tightLayout()
+    figure = plotter.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    panels = [axes for axes in figure.axes if axes.images]
+    bars = [axes for axes in figure.axes if not axes.images]       # a colour bar draws no image
+    assert len(bars) == 1, figure.axes
+    bar = bars[0].get_window_extent(renderer)
+    return [axes.get_title() for axes in panels if axes.get_window_extent(renderer).overlaps(bar)]
+
+
+def messageScript(view):
+    """The script a ChimeraX-missing message names (its last line), checked to be absolute:
+    Scipion's paths are relative to the project folder, where a user's shell is not."""
+    shown = view.getMessage().splitlines()[-1]
+    assert os.path.isabs(shown), shown
+    return shown
 
 
 def point(pointer, prot, name):
@@ -121,11 +145,13 @@ class TestDeepResLocalFilter(BaseTest):
         methods = "".join(prot.methods())
         self.assertIn("-30 Å²", methods)
         self.assertIn("RamirezAportela2019", methods)
+        self.assertIn("the voxels with a local resolution (no mask was given)", methods)
+        self.assertEqual(bare_units(summary + methods), [])
         self.assertEqual(prot._citations(), ["RamirezAportela2019"])
         log = open(prot.getLogPaths()[0]).read()
         self.assertIn("Local filter: ", log)
         self.assertIn("Sharpened first with B = -30.0 Å², given.", log)
-        self.assertEqual(prot.getClassLabel(), "deepres - local filter")
+        self.assertEqual(prot.getClassLabel(), "deepres - filter to local resolution")
         self._checkViewer(prot)
 
     def _checkViewer(self, prot):
@@ -138,13 +164,27 @@ class TestDeepResLocalFilter(BaseTest):
             png = prot._getExtraPath(f"{name}.png")
             handlers[name]()[0].figure.savefig(png)
             self.assertGreater(os.path.getsize(png), 20000)
+        self.assertEqual(colourBarOverlaps(handlers["doShowSlices"]()[0]), [])
         viewer.sliceNumber.set(500)
         self.assertIn("outside the map", handlers["doShowSlices"]()[0].getMessage())
         view = handlers["doShowChimera"]()[0]
         script = prot.getOutputFile(LOCALFILTER_FILES["chimerax"])
         self.assertIn("origin 10,-5,3", open(script).read())
         if isinstance(view, MessageView):                  # no ChimeraX here: a message naming the script
-            self.assertIn(script, view.getMessage())
+            self.assertEqual(messageScript(view), os.path.join(self.proj.getPath(), script))
+
+    def test_a_refused_sharpening_says_why_in_angstrom(self):
+        """B = -2000 Å² at the finest 4 Å would amplify the map by exp(31): the run refuses it, and
+        the Summary's error reads in Å² and Å (it read "-2000 A^2 ... at 4.00 A")."""
+        prot = self._newFilter(objLabel="local filter, B too sharp", bfactorChoice=BFACTOR_GIVEN,
+                               bfactor=TOO_SHARP_B)
+        self.assertEqual(prot.validate(), [])     # an imported resolution map: its finest value is known at the run
+        self.proj.launchProtocol(prot, wait=True)
+        prot = self.proj.getProtocol(prot.getObjId())
+        self.assertTrue(prot.isFailed())
+        summary = "\n".join(prot.summary())
+        self.assertIn(f"B = {TOO_SHARP_B:g} Å² multiplies the map", summary)
+        self.assertEqual(bare_units(summary), [])
 
     def test_mask_and_bad_grids(self):
         importMask = self.newProtocol(ProtImportMask, maskPath=self.files["mask"], samplingRate=1.0)
@@ -155,6 +195,7 @@ class TestDeepResLocalFilter(BaseTest):
         self.launchProtocol(prot)
         self.assertEqual((prot.finestResolution.get(), prot.coarsestResolution.get()), (4.0, 4.0))   # the mask's region
         self.assertIn("input_mask.mrc", open(prot.getOutputFile(SUMMARY_FILE)).read())
+        self.assertIn(f"the voxels of the mask {prot.getObjectTag('inputMask')}", " ".join(prot.methods()))
 
         shifts = self.importMap.outputVolume.getShiftsFromOrigin()
         small = importVolume(self, self.files["small"], 1.0, label="small map")
@@ -282,13 +323,18 @@ class TestDeepResModelResolution(BaseTest):
         png = prot._getExtraPath("doShowPlot.png")
         handlers["doShowPlot"]()[0].figure.savefig(png)
         self.assertGreater(os.path.getsize(png), 10000)
-        table = handlers["doShowTable"]()[0].getFileList()[0]
-        self.assertTrue(open(table).readline().startswith("chain,number,icode,name,"))
+        table = handlers["doShowTable"]()[0]                 # a table window, not the CSV's text
+        self.assertEqual(table.headers[:4], ["Chain", "Number", "Ins. code", "Residue"])
+        self.assertIn("Median (Å)", table.headers)
+        self.assertEqual(len(table.rows), prot.residueCount.get())
+        median = table.rows[0][table.headers.index("Median (Å)")]
+        self.assertRegex(median, r"^\d+\.\d\d$")                       # 0.01 Å, not the CSV's 0.001
+        self.assertIn(os.path.join(self.proj.getPath(), prot.getOutputFile(RESIDUE_FILES["csv"])), table.message)
         view = handlers["doShowChimera"]()[0]
         script = prot.getOutputFile(RESIDUE_FILES["chimerax"])
         self.assertIn("color byattribute r:deepres_resolution", open(script).read())
         if isinstance(view, MessageView):
-            self.assertIn(script, view.getMessage())
+            self.assertEqual(messageScript(view), os.path.join(self.proj.getPath(), script))
 
     def test_bad_models_and_grids(self):
         importFar = importModel(self, self.files["far"])
@@ -296,7 +342,14 @@ class TestDeepResModelResolution(BaseTest):
         importOther = importVolume(self, os.path.join(DATA, "example_map.mrc"), 1.0, label="other map")
         onOtherMap = self._newResidues()
         point(onOtherMap.inputVolume, importOther, "outputVolume")
-        cases = [(self._newResidues(model=importFar), "No atom of the model lies inside the map"),
+        lostOrigin = importVolume(self, self.files["resolution"], RESIDUE_SAMPLING, label="split, 'Set origin: No'")
+        first = ", ".join(f"{v:g}" for v in read_header_geometry(self.files["resolution"]).first_voxel_xyz())
+        cases = [(self._newResidues(model=importFar), "the map may have lost its origin: a map imported with 'Set "
+                                                      "origin: No' ignores its header's origin"),
+                 (self._newResidues(resolution=lostOrigin),
+                  f"place the model on the map first. The map's file (import_resolution.mrc) places its first voxel "
+                  f"at ({first}) Å, where the model fits: the import did not keep the header's origin ('Set origin: "
+                  "No'); import the map again with the origin from the header."),
                  (self._newResidues(model=importText), "is not an atomic model: expected one of .pdb"),
                  (onOtherMap, "lie on different grids")]
         for prot, message in cases:
@@ -327,7 +380,18 @@ def test_scipion_lists_the_protocols_and_viewers():
     assert protocols["ProtDeepResLocalFilter"] is ProtDeepResLocalFilter
     assert protocols["ProtDeepResModelResolution"] is ProtDeepResModelResolution
     assert "ProtDeepResResolutionMapBase" not in protocols
-    assert ProtDeepResLocalFilter.getClassLabel() == "deepres - local filter"
+    assert ProtDeepResLocalFilter.getClassLabel() == "deepres - filter to local resolution"
     assert ProtDeepResModelResolution.getClassLabel() == "deepres - per-residue resolution"
     assert DeepResLocalFilterViewer in domain.findViewers(ProtDeepResLocalFilter(), DESKTOP_TKINTER)
     assert DeepResModelResolutionViewer in domain.findViewers(ProtDeepResModelResolution(), DESKTOP_TKINTER)
+
+
+def test_the_form_offers_no_more_threads_than_cpus():
+    """A 2-CPU machine is offered 2 threads (the form said 4 on any machine); a large one 4."""
+    from unittest import mock
+
+    from deepres_plugin.protocols.protocol_local_filter import MAX_DEFAULT_THREADS
+
+    for cpus, offered in ((2, 2), (1, 1), (64, MAX_DEFAULT_THREADS)):
+        with mock.patch("deepres_plugin.protocols.protocol_local_filter.available_cpus", return_value=cpus):
+            assert ProtDeepResLocalFilter().numberOfThreads.get() == offered

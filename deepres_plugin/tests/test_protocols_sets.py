@@ -59,13 +59,13 @@ def write_set_maps(folder):
 
 
 def core_predictions(maps, folder, mask=None):
-    """The core's summary and resolution map of each map alone (CPU, wide shipped network)."""
+    """The core's summary and resolution map of each map alone (CPU, shipped networks, range auto as the protocol)."""
     from deepres_plugin.core.pipeline import PredictOptions, run_predict
 
     results = []
     for index, path in enumerate(maps, start=1):
         out = os.path.join(folder, f"core_{'mask' if mask else 'auto'}_{index}")
-        summary = run_predict(path, out, PredictOptions(mask=mask, range_name="wide", sampling=SAMPLING, device="cpu"))
+        summary = run_predict(path, out, PredictOptions(mask=mask, sampling=SAMPLING, device="cpu"))
         results.append((ReportSummary.from_dict(summary), read_map(os.path.join(out, RESOLUTION_FILE))[0]))
     return results
 
@@ -174,7 +174,10 @@ class TestDeepResLocalResolutionSet(BaseTest):
         summary = "\n".join(prot.summary())
         for item, median in zip(items, medians):
             self.assertIn(f"Map {item.getObjId()} ({item.getObjLabel()}): {median:.2f} Å", summary)
-        self.assertIn("3 maps, wide network", summary)
+        # range auto: the unfiltered map reads fine enough for the high network, the others wide
+        self.assertIn("3 maps, network chosen for each map", summary)
+        self.assertEqual([line.rsplit(", ", 1)[-1] for line in summary.split("\n")[1:]],
+                         ["deepres-high 2.0.", "deepres-wide 1.1.", "deepres-wide 1.1."])
         methods = "".join(prot.methods())
         self.assertIn("each of the 3 maps", methods)
         self.assertIn(f"{medians[0]:.2f} Å ({items[0].getObjLabel()}), {medians[1]:.2f} Å", methods)
@@ -238,7 +241,7 @@ class TestDeepResLocalResolutionSet(BaseTest):
         for index in range(1, len(LOWPASS) + 1):
             self.assertTrue(any(e.startswith(f"Map {index} (") and "dimensions" in e for e in errors), errors)
         prot.inputMask.set(None)
-        self.assertIn("No mask given: an automatic mask will be made from each map.", prot.warnings())
+        self.assertEqual(prot.warnings(), [])             # no mask is an ordinary choice: nothing to confirm
 
 
 def test_tensorflow_device_lists_each_gpu_once_and_keeps_a_queue_jobs(monkeypatch):

@@ -8,7 +8,14 @@ import pytest
 
 from deepres_plugin import cli
 from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
-from deepres_plugin.core.outputs import RESOLUTION_FILE, ReportSummary
+from deepres_plugin.core.outputs import (
+    MASK_FILE,
+    OLD_SUMMARY_KEYS,
+    RESOLUTION_FILE,
+    ReportSummary,
+    SweepSummary,
+    current_summary,
+)
 from deepres_plugin.core.pipeline import unit_scale
 from deepres_plugin.core.report import histogram, palette_stops, summary_statistics
 from deepres_plugin.core.signal import select_signal
@@ -62,17 +69,23 @@ def test_summary_numbers_are_numpy_s(predicted):
     resolution = read_map(predicted / RESOLUTION_FILE)[0]
     values = resolution[resolution > 0].astype(np.float64)
     assert summary["voxels"] == values.size
-    for key, expected in [("median", np.median(values)), ("mean", values.mean()), ("std", values.std()),
-                          ("min", values.min()), ("max", values.max()),
-                          ("percentile_20", np.percentile(values, 20)), ("percentile_80", np.percentile(values, 80))]:
+    for key, expected in [("median_A", np.median(values)), ("mean_A", values.mean()), ("std_A", values.std()),
+                          ("min_A", values.min()), ("max_A", values.max()),
+                          ("percentile_20_A", np.percentile(values, 20)),
+                          ("percentile_80_A", np.percentile(values, 80))]:
         assert summary[key] == pytest.approx(expected, rel=1e-6), key
-    assert summary["clamp"]["low"] == pytest.approx(2.5) and summary["clamp"]["high"] == 13.0
+    assert summary["clamp"]["low_A"] == pytest.approx(2.5) and summary["clamp"]["high_A"] == 13.0
     assert "clamped" in summary["clamp"]["note"]
-    assert summary["model"]["trained"] is False and summary["input_voxel_size"] == pytest.approx(1.1)
-    assert summary["mask"].endswith("mask.mrc")
+    assert summary["range"]["min_resolution_A"] == 2.5 and summary["range"]["max_resolution_A"] == 13.0
+    assert summary["model"]["trained"] is False and summary["input_voxel_size_A"] == pytest.approx(1.1)
+    assert summary["model_voxel_size_A"] == 1.0 and summary["colour_range_A"] == [2.5, 13.0]
+    assert summary["mask"].endswith("mask.mrc") and "mask" not in summary["files"]     # the user's mask: not written
+    # the device TensorFlow ran on, not the option (this machine's GPU, if it has one)
+    assert summary["device_requested"] == "auto" and summary["device"] in ("CPU", "GPU:0")
     typed = ReportSummary.read(predicted)                  # what the protocols and viewers read
-    assert (typed.median, typed.percentile_20, typed.voxels) == (summary["median"], summary["percentile_20"],
+    assert (typed.median, typed.percentile_20, typed.voxels) == (summary["median_A"], summary["percentile_20_A"],
                                                                   summary["voxels"])
+    assert typed.device == summary["device"] and typed.mask_file is None
     assert typed.colour_range == (2.5, 13.0) and typed.network == f"{summary['model']['name']} 0"
     assert typed.input_voxel_size == pytest.approx(1.1) and typed.map_path(predicted).endswith("map.mrc")
 
@@ -106,8 +119,8 @@ def test_report_rebuilds_outputs_with_another_scale(case, predicted, tmp_path):
     assert status == 0
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     original = json.loads((predicted / "summary.json").read_text())
-    assert summary["median"] == pytest.approx(original["median"])
-    assert summary["colour_range"] == [3.0, 9.0] and summary["palette"] == "viridis"
+    assert summary["median_A"] == pytest.approx(original["median_A"])
+    assert summary["colour_range_A"] == [3.0, 9.0] and summary["palette"] == "viridis"
     assert f"palette 3,{palette_stops('viridis', 3, 9)[0][1]}" in (tmp_path / "report" / "chimerax.cxc").read_text()
 
 
@@ -119,6 +132,9 @@ def test_automatic_mask_is_written_when_none_is_given(case, untrained_models, tm
     resolution = read_map(tmp_path / "auto" / RESOLUTION_FILE)[0]
     np.testing.assert_array_equal(resolution > 0, mask)
     assert 0.1 < mask.mean() < 0.8
+    summary = ReportSummary.read(tmp_path / "auto")         # the mask is listed with the run's files
+    assert summary.fields["files"]["mask"] == MASK_FILE and summary.mask_file == MASK_FILE
+    assert all((tmp_path / "auto" / name).is_file() for name in summary.fields["files"].values())
 
 
 def test_summary_statistics_and_histogram_known_values():
@@ -136,7 +152,7 @@ def test_summary_statistics_and_histogram_known_values():
     (["--mask", "{case}/empty.mrc"], "empty"),
     (["--model", "{case}/map.mrc"], "metadata file"),
     (["--model", "{case}/missing.keras"], "no such model"),
-    (["--model", "{high}"], "not a 'wide' one"),
+    (["--model", "{high}", "--range", "wide"], "not a 'wide' one"),
 ])
 def test_bad_predict_inputs_give_one_line_and_leave_nothing(case, untrained_models, tmp_path, capsys, extra, message):
     args = ["predict", str(case / "map.mrc"), "--out", str(tmp_path / "out"), "--no-progress"]
@@ -189,3 +205,57 @@ def test_nan_map_and_non_map_are_refused(case, predicted, tmp_path, capsys, untr
         line = one_error_line(capsys)
         assert line.startswith("deepres predict: error:") and message in line
     assert not (tmp_path / "out").exists()
+
+
+#: A summary.json as DeepRes 0.1.0 wrote it (a run folder made before the units were part of the key names).
+OLD_PREDICT_SUMMARY = {
+    "median": 5.27, "mean": 5.92, "std": 2.16, "min": 2.5, "max": 11.9, "percentile_20": 3.78, "percentile_80": 8.16,
+    "voxels": 82191, "range": {"name": "wide", "min_resolution": 2.5, "max_resolution": 13.0},
+    "model": {"name": "deepres-wide", "version": "1.1", "architecture": "deepres", "trained": True, "file": "x"},
+    "input_voxel_size": 1.0, "model_voxel_size": 1.0, "clamp": {"low": 2.5, "high": 13.0, "note": "clamped"},
+    "mask": "automatic", "map_condition": {"bfactor_A2": 57.4, "solvent": "noisy"}, "device": "auto",
+    "run_seconds": 3.9, "colour_range": [2.5, 13.0], "palette": "jet",
+    "files": {"map": "../map.mrc", "resolution": "resolution.mrc", "summary": "summary.json"},
+}
+OLD_SWEEP_SUMMARY = {
+    "recommended_bfactor": -40.0, "recommended_verdict": "good", "global_fsc_resolution": 3.8, "lowpass_A": 3.8,
+    "threshold": 0.143, "localfsc_p20": 3.9, "localfsc_median": 4.2, "range": "wide", "input_voxel_size": 1.0,
+    "sweep": [{"bfactor": b, "deepres_median": 4.0, "deepres_p20": 3.5 + b / 100, "deepres_p80": 4.5,
+               "localfsc_p20": 3.9, "difference": b / 100 - 0.4, "verdict": "good"} for b in (-80.0, -40.0, 0.0)],
+    "files": {"sharpened_map": "sharpened_map.mrc"},
+}
+
+
+def test_summaries_of_the_previous_version_are_read_with_the_present_keys(tmp_path):
+    """A run folder made by DeepRes 0.1.0 (keys without units) reads as one made now: the typed
+    summaries and ``fields`` carry the present keys; a present summary is left as it is."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "summary.json").write_text(json.dumps(OLD_PREDICT_SUMMARY))
+    summary = ReportSummary.read(old)
+    assert (summary.median, summary.percentile_20, summary.percentile_80, summary.min, summary.max) == (
+        5.27, 3.78, 8.16, 2.5, 11.9)
+    assert summary.colour_range == (2.5, 13.0) and summary.input_voxel_size == 1.0 and summary.model_voxel_size == 1.0
+    assert summary.fields["clamp"] == {"low_A": 2.5, "high_A": 13.0, "note": "clamped"}
+    assert summary.fields["range"] == {"name": "wide", "min_resolution_A": 2.5, "max_resolution_A": 13.0}
+    assert summary.map_bfactor == 57.4 and summary.range_name == "wide"
+    assert ReportSummary.from_dict(OLD_PREDICT_SUMMARY) == summary
+    assert current_summary(summary.fields) == summary.fields                    # present keys: unchanged
+    (old / "summary.json").write_text(json.dumps(OLD_SWEEP_SUMMARY))
+    sweep = SweepSummary.read(old)
+    assert (sweep.recommended_bfactor, sweep.global_fsc_resolution, sweep.localfsc_p20, sweep.localfsc_median) == (
+        -40.0, 3.8, 3.9, 4.2)
+    assert sweep.recommended.deepres_p20 == pytest.approx(3.1) and [row.bfactor for row in sweep.rows] == [-80, -40, 0]
+    assert sweep.fields["input_voxel_size_A"] == 1.0 and sweep.fields["range"] == "wide"
+
+
+def test_predict_summary_keys_carry_their_units(predicted):
+    """Every figure with a unit says it in its key (_A, _A2, _seconds); what has none is a
+    count, a ratio, a name or a map value."""
+    summary = json.loads((predicted / "summary.json").read_text())
+    unitless = {"voxels", "range", "model", "input_shape_zyx", "model_grid_shape_zyx", "clamp", "background_level",
+                "mask", "left_out", "map_condition", "warnings", "voxels_by_path", "device", "device_requested",
+                "precision", "deepres_version", "python", "map", "palette", "files"}
+    numbers = {key for key, value in summary.items() if isinstance(value, (int, float, list)) and key not in unitless}
+    assert numbers and all(key.endswith(("_A", "_A2", "_seconds")) for key in numbers), numbers
+    assert not set(summary) & set(OLD_SUMMARY_KEYS)

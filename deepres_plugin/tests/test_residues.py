@@ -16,10 +16,13 @@ from deepres_plugin.core.report import chimerax_script
 from deepres_plugin.core.residues import (
     ATTRIBUTE,
     INSIDE,
+    NO_ESTIMATE_CELL,
     OUTSIDE_MAP,
     OUTSIDE_REGION,
     palette_and_key,
+    placement_warnings,
     residue_percentiles,
+    residue_table,
     sample_at_atoms,
 )
 
@@ -205,6 +208,21 @@ def test_bfactor_comparison_ranks_residues(tmp_path):
     assert summary.fields["bfactor_comparison"]["residues"] == 12
     rows = list(csv.DictReader((out / RESIDUE_FILES["csv"]).open()))
     assert float(rows[0]["bfactor_mean"]) == 30.0 and float(rows[-1]["bfactor_mean"]) == 80.0
+    headers, cells = residue_table(out / RESIDUE_FILES["csv"])            # the viewer's table
+    assert headers[-1] == "Mean B-factor (Å²)" and cells[0][-1] == "30.0"
+
+
+def test_the_residue_table_for_people_has_units_and_rounded_cells(tmp_path):
+    """What the viewer's table shows: headers with units, resolutions to 0.01 Å, '-' for a
+    residue without an estimate (the CSV keeps 0.001 Å and leaves the cell empty)."""
+    table = tmp_path / RESIDUE_FILES["csv"]
+    table.write_text("chain,number,icode,name,atoms,atoms_outside,median_A,p20_A,p80_A\n"
+                     "A,1,,ALA,5,0,3.500,3.412,3.587\nA,2,B,GLY,0,4,,,\n")
+    headers, rows = residue_table(table)
+    assert headers == ["Chain", "Number", "Ins. code", "Residue", "Atoms sampled", "Atoms not sampled",
+                       "Median (Å)", "Percentile 20 (Å)", "Percentile 80 (Å)"]
+    assert rows == [("A", "1", "", "ALA", "5", "0", "3.50", "3.41", "3.59"),
+                    ("A", "2", "B", "GLY", "0", "4", NO_ESTIMATE_CELL, NO_ESTIMATE_CELL, NO_ESTIMATE_CELL)]
 
 
 def test_insertion_codes_reach_the_table_and_the_attribute_file(case, tmp_path):
@@ -262,3 +280,13 @@ def test_a_model_that_pdb_cannot_hold_is_written_as_mmcif_only(case, tmp_path):
     assert ResiduesSummary.read(out).fields["files"]["model_pdb"] is None
     model = gemmi.read_structure(str(out / RESIDUE_FILES["model_cif"]))[0]
     assert {atom.b_iso for residue in model["LONG"] for atom in residue} == {3.5}
+
+
+def test_a_model_mostly_off_the_estimate_is_questioned():
+    """GroEL's crystal structure, not fitted, on EMD-1997's resolution map: 30 % of its atoms
+    on voxels with an estimate. A fitted model with its flexible tail outside is not."""
+    status = np.array([INSIDE] * 30 + [OUTSIDE_MAP] * 10 + [OUTSIDE_REGION] * 60)
+    assert placement_warnings(status, "1oel.pdb") == [
+        "only 30 % of the atoms of 1oel.pdb lie where the resolution map has an estimate (10 outside the map's box, "
+        "60 on voxels without one): is the model fitted to this map, in the map's frame (origin)?"]
+    assert placement_warnings(np.array([INSIDE] * 70 + [OUTSIDE_REGION] * 30), "fitted.pdb") == []

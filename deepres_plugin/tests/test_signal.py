@@ -109,7 +109,7 @@ def test_predict_with_a_loose_mask_counts_only_the_density(tmp_path, rng):
     assert np.array_equal(resolution > 0, envelope)
     assert summary["voxels"] == envelope.sum() == summary["left_out"]["estimated_voxels"]
     assert summary["left_out"]["voxels"]["no_density"] == volume.size - envelope.sum()
-    assert summary["median"] == pytest.approx(float(np.median(resolution[envelope])), abs=1e-4)
+    assert summary["median_A"] == pytest.approx(float(np.median(resolution[envelope])), abs=1e-4)
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["left_out"] == summary["left_out"]
     assert any("have no estimate" in warning for warning in written["warnings"])

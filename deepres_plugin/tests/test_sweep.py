@@ -61,33 +61,35 @@ def sweep(tmp_path_factory, data_dir):
 def test_the_sweep_undoes_the_envelope_and_flags_oversharpening(sweep):
     out, _, _ = sweep
     summary = json.loads((out / "summary.json").read_text())
-    rows = {row["bfactor"]: row for row in summary["sweep"]}
+    rows = {row["bfactor_A2"]: row for row in summary["sweep"]}
     # measured: DeepRes 20th percentiles 2.75 / 3.23 / 3.74 / 4.47 A against a local-FSC 3.91 A
     # (global FSC 3.77 A). DeepRes reads the fully restored map (B = -80) 17 % finer than the
-    # half maps support, so the paper's rule recommends the gentler -40 (README, issue 11)
-    assert summary["recommended_bfactor"] == -40.0 and summary["recommended_verdict"] == "good"
+    # half maps support, so the paper's rule recommends the gentler -40 (docs/benchmarks.md, "Why the recommendation moved")
+    assert summary["recommended_bfactor_A2"] == -40.0 and summary["recommended_verdict"] == "good"
     assert rows[-160.0]["verdict"] == "oversharpened" and rows[0.0]["verdict"] == "under-sharpened"
-    assert rows[-160.0]["deepres_p20"] < rows[-80.0]["deepres_p20"] < rows[-40.0]["deepres_p20"] < rows[0.0]["deepres_p20"]
-    assert 3.5 < summary["global_fsc_resolution"] < 4.0 and 3.7 < summary["localfsc_p20"] < 4.1
+    p20 = {b: row["deepres_p20_A"] for b, row in rows.items()}
+    assert p20[-160.0] < p20[-80.0] < p20[-40.0] < p20[0.0]
+    assert 3.5 < summary["global_fsc_resolution_A"] < 4.0 and 3.7 < summary["localfsc_p20_A"] < 4.1
     assert summary["localfsc_method"] == "bands"
     table = list(csv.DictReader((out / "bfactor_sweep.csv").open()))
     assert [float(r["bfactor_A2"]) for r in table] == [-160.0, -80.0, -40.0, 0.0]
     assert [int(r["recommended"]) for r in table] == [0, 0, 1, 0]
-    assert float(table[2]["deepres_p20_A"]) == pytest.approx(rows[-40.0]["deepres_p20"], abs=1e-3)
+    assert float(table[2]["deepres_p20_A"]) == pytest.approx(rows[-40.0]["deepres_p20_A"], abs=1e-3)
+    assert list(table[0]) == [*rows[0.0], "recommended"]             # the CSV's columns are the summary's keys
 
 
 def test_the_sweep_writes_the_recommended_map_and_both_reports(sweep):
     out, halves, mask = sweep
     summary = json.loads((out / "summary.json").read_text())
     sharpened, geometry = read_map(out / "sharpened_map.mrc")
-    expected = apply_bfactor((halves[0] + halves[1]) / 2, 1.0, -40.0, summary["global_fsc_resolution"])
+    expected = apply_bfactor((halves[0] + halves[1]) / 2, 1.0, -40.0, summary["global_fsc_resolution_A"])
     np.testing.assert_allclose(sharpened, expected, atol=1e-4)
     assert geometry.voxel_size == 1.0
     assert (out / "bfactor_sweep.png").stat().st_size > 20000 and (out / "fsc.png").stat().st_size > 5000
     local = json.loads((out / "localfsc" / "summary.json").read_text())
     deepres = json.loads((out / "deepres" / "summary.json").read_text())
-    assert local["percentile_20"] == pytest.approx(summary["localfsc_p20"], abs=1e-4)
-    assert deepres["percentile_20"] == pytest.approx(summary["sweep"][2]["deepres_p20"], abs=1e-4)
-    assert deepres["voxels"] == summary["left_out"]["estimated_voxels"] and deepres["bfactor"] == -40.0
+    assert local["percentile_20_A"] == pytest.approx(summary["localfsc_p20_A"], abs=1e-4)
+    assert deepres["percentile_20_A"] == pytest.approx(summary["sweep"][2]["deepres_p20_A"], abs=1e-4)
+    assert deepres["voxels"] == summary["left_out"]["estimated_voxels"] and deepres["bfactor_A2"] == -40.0
     assert local["voxels"] == deepres["voxels"] and summary["left_out"]["mask_voxels"] == int(mask.sum())
     assert '"../sharpened_map.mrc"' in (out / "deepres" / "chimerax.cxc").read_text()

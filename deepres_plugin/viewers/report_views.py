@@ -14,6 +14,7 @@ from pwem.viewers.plotter import EmPlotter
 from pwem.viewers.viewer_chimera import ChimeraView
 from pwem.viewers.viewer_localres import chimeraInstalled
 from pwem.wizards.wizard import COLORMAP_ATTR, HIGHEST_ATTR, LOWEST_ATTR, ColorScaleWizardBase
+from pyworkflow.viewer import View
 
 from ..core.fsc import draw_fsc, read_fsc_csv
 from ..core.mrc import MapGeometry, read_map
@@ -27,6 +28,7 @@ from ..core.report import (
     draw_slice,
     histogram,
     resolution_values,
+    slice_grid,
     summary_statistics,
     surface_level,
 )
@@ -34,6 +36,23 @@ from ..core.report import (
 SLICE_AXES = ["z (XY slices)", "y (XZ slices)", "x (YZ slices)"]
 AXIS_Z, AXIS_Y, AXIS_X = 0, 1, 2
 CENTRAL_SLICE = -1
+#: Rows a table window shows at once (it scrolls through the others).
+TABLE_ROWS_SHOWN = 25
+
+
+class TableWindowView(View):
+    """A table in Scipion's table window (pwem's ``TableView``: headers, rows of cells,
+    striped, with its "Save Data" button). The window is made when the view is shown, so the
+    view and its cells can be made and checked without a display."""
+
+    def __init__(self, headers, rows, title, message=None):
+        View.__init__(self)
+        self.headers, self.rows, self.title, self.message = list(headers), list(rows), title, message
+
+    def show(self):
+        from pwem.viewers.views import TableView
+
+        TableView(self.headers, self.rows, mesg=self.message, title=self.title, height=TABLE_ROWS_SHOWN)
 
 
 class ReportViews:
@@ -107,6 +126,16 @@ class ReportViews:
     def _outsideMessage(self, shape, axis, index, title):
         return self._message(f"Slice {index} is outside the map: choose 0 to {shape[axis] - 1} (or -1).", title)
 
+    @staticmethod
+    def _slicePanels(plotter, titles):
+        """One row of panels with these titles in a plotter's figure, and the colour bar's own
+        axes beside them (the core's :func:`slice_grid`: the plotter lays its figure out before
+        showing it, which spread the panels over a bar that took its room from them)."""
+        panels, colorbarAxes = slice_grid(plotter.figure, 1, len(titles))
+        for axes, title in zip(panels, titles):
+            axes.set_title(title, fontsize=plotter.plot_title_fontsize)
+        return panels, colorbarAxes
+
     # -- views ----------------------------------------------------------------------------
     def _histogramViews(self, folder, title):
         resolution, _ = read_map(os.path.join(folder, RESOLUTION_FILE))
@@ -130,9 +159,9 @@ class ReportViews:
         plotter = EmPlotter(x=1, y=1, mainTitle=f"{title}: median {summary.median:.2f} Å, 20-80 %: "
                                                 f"{summary.percentile_20:.2f}-{summary.percentile_80:.2f} Å",
                             windowTitle=f"{title}: slices")
-        axes = plotter.createSubPlot(f"{SLICE_AXES[axis].split()[1][1:]} slice {index}", "", "")
+        (axes,), colorbarAxes = self._slicePanels(plotter, [f"{SLICE_AXES[axis].split()[1][1:]} slice {index}"])
         image = draw_slice(axes, volume[cut], resolution[cut], resolution[cut] > 0, low, high, palette)
-        draw_colorbar(plotter.figure, image, axes)
+        draw_colorbar(plotter.figure, image, colorbarAxes)
         return [plotter]
 
     def _fscViews(self, folder, threshold, resolution):
@@ -179,13 +208,13 @@ class ReportViews:
             return [self._outsideMessage(before.shape, axis, index, title)]
         plane = f"{SLICE_AXES[axis].split()[1][1:]} slice {index}"
         plotter = EmPlotter(x=1, y=3, mainTitle=title, windowTitle=f"{title}: slices", figsize=(15, 5.5))
-        for name, data in (("before", before), ("after", after)):
+        names = ("before", "after", "local resolution")
+        panels, colorbarAxes = self._slicePanels(plotter, [f"{plane}, {name}" for name in names])
+        for axes, data in zip(panels, (before, after)):
             vmin, vmax = np.percentile(data[cut], GREY_PERCENTILES)
-            axes = plotter.createSubPlot(f"{plane}, {name}", "", "")
             axes.imshow(data[cut], cmap="gray", origin="lower", interpolation="nearest", vmin=vmin, vmax=vmax)
-        axes = plotter.createSubPlot(f"{plane}, local resolution", "", "")
-        image = draw_slice(axes, after[cut], resolution[cut], region[cut], low, high, palette)
-        draw_colorbar(plotter.figure, image, plotter.figure.axes)
+        image = draw_slice(panels[-1], after[cut], resolution[cut], region[cut], low, high, palette)
+        draw_colorbar(plotter.figure, image, colorbarAxes)
         return [plotter]
 
     def _scriptViews(self, script, title):
@@ -193,5 +222,13 @@ class ReportViews:
         otherwise a message window that says where the script is."""
         if chimeraInstalled():
             return [ChimeraView(script)]
-        return [self._message(f"ChimeraX is not installed in Scipion. Open this script in ChimeraX:\n{script}",
-                              f"{title}: ChimeraX script")]
+        return [self._message(f"ChimeraX is not installed in Scipion. Open this script in ChimeraX:\n"
+                              f"{self._absolutePath(script)}", f"{title}: ChimeraX script")]
+
+    def _absolutePath(self, path):
+        """``path`` made absolute: Scipion's run paths are relative to the project folder,
+        which is not where a user's shell or ChimeraX starts."""
+        project = self.getProject()
+        if os.path.isabs(path) or project is None:
+            return os.path.abspath(path)
+        return os.path.join(project.getPath(), path)

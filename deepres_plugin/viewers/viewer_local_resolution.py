@@ -8,7 +8,7 @@ colour-scale wizard.
 import pyworkflow.protocol.params as params
 from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, ProtocolViewer
 
-from ..core.ranges import RANGES
+from ..core.ranges import first_range_name, get_range
 from ..protocols import ProtDeepResLocalResolution
 from .report_views import AXIS_X, AXIS_Y, AXIS_Z, CENTRAL_SLICE, SLICE_AXES, ReportViews  # noqa: F401
 
@@ -33,7 +33,7 @@ class DeepResViewer(ReportViews, ProtocolViewer):
 
     def _defaultColourRange(self):
         """The report's colour range; before the run, the chosen network's range."""
-        resolutionRange = RANGES[self.protocol.getRangeName()]
+        resolutionRange = get_range(first_range_name(self.protocol.getUsedRangeName()))
         fallback = (resolutionRange.min_resolution, resolutionRange.max_resolution)
         return self._summaryColourRange(self._folder(), fallback)
 

@@ -1,16 +1,18 @@
-"""Viewer of the per-residue resolution: the plot per chain along the sequence, the table,
-and ChimeraX with the core's script (the model coloured by the ``deepres_resolution``
-residue attribute, with the key of the map's scripts).
+"""Viewer of the per-residue resolution: the plot per chain along the sequence, the table
+(in Scipion's table window, units in its headers), and ChimeraX with the core's script (the
+model coloured by the ``deepres_resolution`` residue attribute, with the key of the map's
+scripts).
 
 The views come from :class:`~.report_views.ReportViews` on the files the core wrote
 (:data:`~deepres_plugin.core.outputs.RESIDUE_FILES`).
 """
 import pyworkflow.protocol.params as params
-from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, ProtocolViewer, TextView
+from pyworkflow.viewer import DESKTOP_TKINTER, WEB_DJANGO, ProtocolViewer
 
 from ..core.outputs import RESIDUE_FILES
+from ..core.residues import NO_ESTIMATE_CELL, residue_table
 from ..protocols import ProtDeepResModelResolution
-from .report_views import ReportViews
+from .report_views import ReportViews, TableWindowView
 
 
 class DeepResModelResolutionViewer(ReportViews, ProtocolViewer):
@@ -42,7 +44,10 @@ class DeepResModelResolutionViewer(ReportViews, ProtocolViewer):
         return self._imageViews(self._file("plot"), "DeepRes per-residue resolution")
 
     def _showTable(self, param=None):
-        return [TextView([self._file("csv")], title="DeepRes per-residue resolution")]
+        headers, rows = residue_table(self._file("csv"))
+        message = (f"One row per residue: the local resolution at its atoms (median, 20th and 80th percentiles); "
+                   f"{NO_ESTIMATE_CELL}: no estimate. The table: {self._absolutePath(self._file('csv'))}")
+        return [TableWindowView(headers, rows, "DeepRes per-residue resolution", message)]
 
     def _showChimera(self, param=None):
         return self._scriptViews(self._file("chimerax"), "DeepRes per-residue resolution")
