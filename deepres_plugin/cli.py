@@ -96,6 +96,10 @@ def one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+#: What the ``compute`` extra installs (TensorFlow, Dask): missing, a command says how to get it.
+COMPUTATION_MODULES = ("tensorflow", "keras", "dask", "distributed", "dask_jobqueue")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 130 interrupted)."""
     parser = build_parser()
@@ -109,6 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeepResError as exc:
         hint = f" ({exc.option})" if exc.option else ""
         print(f"deepres {args.command}: error: {one_line(str(exc))}{hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except ModuleNotFoundError as exc:
+        if exc.name not in COMPUTATION_MODULES:
+            raise
+        print(f"deepres {args.command}: error: {exc.name} is not installed in this Python ({sys.executable}); "
+              "install the computation with: pip install 'scipion-em-deepres[compute]'", file=sys.stderr)
         return EXIT_ERROR
     except OSError as exc:               # the output place: read-only, full, missing, a file size limit
         where = f" ({exc.filename})" if exc.filename else ""

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 def add_args(parser: argparse.ArgumentParser) -> None:
     add_local_fsc_args(parser)
     parser.add_argument("--bfactors", default=DEFAULT_BFACTORS, metavar="START:STOP:STEP",
-                        help=f"B-factors in A^2, start:stop:step (stop included) or a comma list "
+                        help=f"B-factors in Å², start:stop:step (stop included) or a comma list "
                              f"(default {DEFAULT_BFACTORS})")
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), default="wide",
                         help="DeepRes network: wide (2.5-13 Å, default) or high (1.5-6 Å)")
@@ -54,5 +54,5 @@ def main(args: argparse.Namespace) -> int:
     for row in summary.rows:
         print(f"B {row.bfactor:8g}  DeepRes median {row.deepres_median:6.2f}  p20 {row.deepres_p20:6.2f}  "
               f"local FSC p20 {row.localfsc_p20:6.2f}  {row.verdict}")
-    print(f"recommended B-factor: {summary.recommended_bfactor:g} A^2 ({args.out / summary.sharpened_map})")
+    print(f"recommended B-factor: {summary.recommended_bfactor:g} Å² ({args.out / summary.sharpened_map})")
     return 0

@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 
 from ..core.localfilter import LocalFilterOptions, run_localfilter
-from .options import BFACTOR
+from .options import BFACTOR, POSITIVE_INT
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,14 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                             help="sharpen with minus the map's Guinier B-factor (measured inside the mask)")
     parser.add_argument("--palette", help="matplotlib colour map of the figure and script "
                         "(default: that of the resolution map's report, or jet)")
+    parser.add_argument("--threads", type=POSITIVE_INT, metavar="N",
+                        help="FFT threads (default: the CPUs this process may use)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 
 
 def main(args: argparse.Namespace) -> int:
     options = LocalFilterOptions(mask=args.mask, bfactor=args.bfactor, auto_bfactor=args.auto_bfactor,
-                                 palette=args.palette)
+                                 palette=args.palette, workers=args.threads)
     summary = run_localfilter(args.map, args.resolution, args.out, options)
     logger.info("filtered to the local resolution (%.2f-%.2f Å), B-factor %.1f Å² (%s); outputs in %s",
                 summary.bank_resolutions[0], summary.bank_resolutions[-1], summary.bfactor, summary.bfactor_source,

@@ -37,12 +37,12 @@ def add_local_fsc_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                         help=f"bands: local correlation of band-passed halves; window: FSC in a moving window "
                              f"(BlocRes-like) (default {DEFAULT_METHOD})")
-    parser.add_argument("--window", type=number(above=0.0, unit="A"), metavar="A",
-                        help=f"window diameter in A, --method window only (default: {WINDOW_RESOLUTION_FACTOR:g} x "
+    parser.add_argument("--window", type=number(above=0.0, unit="Å"), metavar="A",
+                        help=f"window diameter in Å, --method window only (default: {WINDOW_RESOLUTION_FACTOR:g} x "
                              "the global FSC resolution, at most the map)")
     parser.add_argument("--stride", type=POSITIVE_INT, default=DEFAULT_STRIDE, metavar="N",
                         help=f"evaluate every N-th voxel and interpolate (default {DEFAULT_STRIDE}; 1: every voxel)")
-    parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in A/px, overriding the headers")
+    parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in Å/px, overriding the headers")
     parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

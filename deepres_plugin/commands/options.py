@@ -39,11 +39,11 @@ def number(minimum: float | None = None, maximum: float | None = None, *, above:
 
 
 #: A voxel size in A/px.
-SAMPLING = number(above=0.0, maximum=1000.0, unit="A/px")
+SAMPLING = number(above=0.0, maximum=1000.0, unit="Å/px")
 #: A resolution in A.
-RESOLUTION = number(above=0.0, maximum=1000.0, unit="A")
+RESOLUTION = number(above=0.0, maximum=1000.0, unit="Å")
 #: A B-factor in A^2 (beyond this, exp(-B s^2 / 4) over- or underflows at any usual resolution).
-BFACTOR = number(minimum=-1000.0, maximum=10000.0, unit="A^2")
+BFACTOR = number(minimum=-1000.0, maximum=10000.0, unit="Å²")
 #: A fraction in [0, 1].
 FRACTION = number(minimum=0.0, maximum=1.0)
 #: A positive whole number.

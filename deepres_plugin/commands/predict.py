@@ -30,6 +30,7 @@ import logging
 from pathlib import Path
 
 from ..core.batch import STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, BatchMap, read_batch_csv, run_batch
+from ..core.diagnostics import AUDIENCE_CLI, AUDIENCES
 from ..core.errors import ParameterError
 from ..core.inference import DEVICES, PRECISIONS
 from ..core.outputs import BATCH_FILES, ReportSummary
@@ -60,7 +61,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              f"high when the wide network reads {100 * AUTO_HIGH_SHARE:.0f} %% of the map finer "
                              f"than {AUTO_HIGH_BELOW_A:g} Å (with --model: the network's range)")
     parser.add_argument("--model", type=Path, help="a .keras model from `deepres train` (default: shipped network)")
-    parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in A/px, overriding the header")
+    parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in Å/px, overriding the header")
     parser.add_argument("--out", type=Path, help="output folder (default: MAPNAME_deepres; for a batch "
                                                  f"{DEFAULT_BATCH_DIR})")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="TensorFlow device (default auto: GPU if any)")
@@ -71,6 +72,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                              "float16 a GPU; both are slower on CPUs without them)")
     parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # whose words the warnings' advice uses: the Scipion protocols name protocols, not commands
+    parser.add_argument("--audience", choices=AUDIENCES, default=AUDIENCE_CLI, help=argparse.SUPPRESS)
     add_cluster_args(parser, "map")
 
 
@@ -83,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         raise ParameterError("give a map (or several, or a batch file)", option="--batch")
     options = PredictOptions(mask=args.mask, range_name=args.range_name, model=args.model, sampling=args.sampling,
                              device=args.device, path=args.path, palette=args.palette, precision=args.precision,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, audience=args.audience)
     if len(args.maps) == 1:
         return predict_one(args.maps[0], args.out, options)
     maps = read_batch_csv(args.batch) if args.batch else [BatchMap(path) for path in args.maps]

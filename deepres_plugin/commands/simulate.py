@@ -27,15 +27,15 @@ logger = logging.getLogger(__name__)
 
 def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="atomic model: .pdb, .cif (optionally .gz)")
-    parser.add_argument("--sampling", type=SAMPLING, required=True, help="voxel size of the map, A/px")
+    parser.add_argument("--sampling", type=SAMPLING, required=True, help="voxel size of the map, Å/px")
     parser.add_argument("--resolution", type=RESOLUTION, help="low-pass resolution in A (default: none, "
                         "the map is band-limited at Nyquist only)")
     parser.add_argument("--noise", type=number(minimum=0.0), default=0.0, metavar="SD",
                         help="SD of Gaussian white noise, relative to the map maximum of 1 (default 0)")
     parser.add_argument("--bfactor", type=BFACTOR, default=0.0, metavar="B",
-                        help="global B-factor in A^2 applied before the low-pass: >0 blurs, <0 sharpens")
+                        help="global B-factor in Å² applied before the low-pass: >0 blurs, <0 sharpens")
     parser.add_argument("--seed", type=INTEGER, default=0, help="seed of the noise (default 0)")
-    parser.add_argument("--padding", type=number(minimum=0.0, unit="A"), default=DEFAULT_PADDING_A,
+    parser.add_argument("--padding", type=number(minimum=0.0, unit="Å"), default=DEFAULT_PADDING_A,
                         help=f"margin around the model in A (default {DEFAULT_PADDING_A:g})")
     parser.add_argument("--keep-hydrogens", action="store_true", help="simulate hydrogen atoms too")
     parser.add_argument("--keep-waters", action="store_true", help="simulate water molecules too")
@@ -45,7 +45,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output map (.mrc)")
     parser.add_argument("--mask-out", type=Path, help="also write the molecular mask: voxels within "
                         "--mask-radius A of an atom")
-    parser.add_argument("--mask-radius", type=number(above=0.0, unit="A"), default=ATOM_MASK_RADIUS_A,
+    parser.add_argument("--mask-radius", type=number(above=0.0, unit="Å"), default=ATOM_MASK_RADIUS_A,
                         help=f"radius of the mask around atoms, A (default {ATOM_MASK_RADIUS_A:g})")
 
 
@@ -67,6 +67,6 @@ def main(args: argparse.Namespace) -> int:
         write_map(temporaries[0], volume, simulated.geometry)
         if args.mask_out:
             write_map(temporaries[1], simulated.atom_mask(args.mask_radius).astype("float32"), simulated.geometry)
-    logger.info("wrote %s: %s voxels at %g A/px%s", args.out, "x".join(map(str, volume.shape[::-1])),
+    logger.info("wrote %s: %s voxels at %g Å/px%s", args.out, "x".join(map(str, volume.shape[::-1])),
                 args.sampling, f", mask {args.mask_out}" if args.mask_out else "")
     return 0

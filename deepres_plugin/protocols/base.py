@@ -4,6 +4,7 @@ list is honoured), output volumes with the input's sampling and origin, and run-
 with the figures of the run's summary.
 """
 import os
+import shlex
 import shutil
 
 import mrcfile
@@ -80,23 +81,21 @@ def validateNetwork(protocol) -> list:
     return errors
 
 
-def tensorflowDevice(protocol) -> str:
-    """``gpu`` or ``cpu`` for the core, after restricting TensorFlow to the form's GPU list;
-    call in the step that runs TensorFlow, before TensorFlow is imported."""
-    from ..core.tfquiet import quiet_tensorflow
-
-    quiet_tensorflow()                         # no TensorFlow start-up lines in the run log
+def computeDevice(protocol):
+    """``(arguments, gpus)`` for a computation step: the ``--device`` option of the command and
+    the GPU ids its process may see (:meth:`~deepres_plugin.plugin.Plugin.getEnviron`): none
+    with the GPU off; in a queue job that was given GPUs (Slurm sets CUDA_VISIBLE_DEVICES),
+    those (None: the job's environment as it is; the form's ids name the GPUs of the machine
+    the form was filled on); else the ids Scipion's executor assigned to this step (each
+    step of a set its own, when the list has several), each once."""
     if not protocol.useGpu.get():
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        return "cpu"
-    # In a queue job the GPUs are the ones the queue gave the job (Slurm sets the variable);
-    # the form's ids name the GPUs of the machine the form was filled on.
-    if not (protocol.useQueue() and os.environ.get("CUDA_VISIBLE_DEVICES")):
-        # each GPU once: Scipion's threads share a GPU that the list repeats (one slot per thread)
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(dict.fromkeys(str(g) for g in protocol.getGpuList()))
-    import tensorflow as tf
-
-    return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+        return ["--device", "cpu"], []
+    if protocol.useQueue() and os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return ["--device", "auto"], None
+    executor = getattr(protocol, "_stepsExecutor", None)
+    gpus = executor.getGpuList() if executor is not None and executor.getGpuList() is not None \
+        else protocol.getGpuList()
+    return ["--device", "auto"], list(dict.fromkeys(str(g) for g in gpus))
 
 
 class ProtDeepResBase(ProtAnalysis3D):
@@ -142,6 +141,40 @@ class ProtDeepResBase(ProtAnalysis3D):
             setattr(self, name, pwobj.Float(value))
         if summary.run_seconds is not None:
             self.runSeconds = pwobj.Float(summary.run_seconds)
+
+    def runDeepRes(self, command, arguments, gpu=False, threads=1, deviceOption=True):
+        """Run ``deepres COMMAND ARGUMENTS`` as a process of its own (Scipion's ``runJob``) with
+        the computation's Python and an explicit environment (:class:`deepres_plugin.Plugin`):
+        the step's GPUs when ``gpu`` (:func:`computeDevice`; else none; ``deviceOption``: the
+        command takes ``--device``), ``threads`` threads
+        for the numerical libraries. Its log and messages go to the run log, in order; a
+        failure fails the step with the command's one-line message."""
+        from .. import Plugin
+
+        arguments = [command] + [str(a) for a in arguments]
+        gpus = []
+        if gpu:
+            device, gpus = computeDevice(self)
+            arguments += device if deviceOption else []
+        try:
+            self.runJob(Plugin.getProgram(), " ".join(shlex.quote(a) for a in arguments) + " 2>&1",
+                        env=Plugin.getEnviron(gpus, threads), numberOfMpi=1, numberOfThreads=1)
+        except Exception as exc:
+            message = self._commandError(command)
+            if message is None:
+                raise
+            raise RuntimeError(message) from exc
+
+    def _commandError(self, command):
+        """The last ``deepres COMMAND: ...`` (or the parser's ``deepres: ...``) line of the run
+        log, a failed command's one line, or None."""
+        prefixes = (f"deepres {command}: ", "deepres: ")
+        try:
+            with open(self.getLogPaths()[0], errors="replace") as log:
+                lines = [line.strip() for line in log if line.startswith(prefixes)]
+        except OSError:
+            return None
+        return lines[-1].split(": ", 1)[1] if lines else None
 
     def logLines(self, lines):
         """Write lines into the run log (Scipion's run.stdout)."""

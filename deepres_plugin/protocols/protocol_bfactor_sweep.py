@@ -10,7 +10,7 @@ from ..core.errors import ParameterError
 from ..core.outputs import DEEPRES_DIR, RESOLUTION_FILE, SweepSummary
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
-from .base import defineGpuParams, defineNetworkParams, tensorflowDevice, validateNetwork
+from .base import defineGpuParams, defineNetworkParams, validateNetwork
 from .protocol_local_fsc import (
     AVERAGE_MAP,
     BLOCRES_CITATION,
@@ -67,12 +67,10 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
 
     # --------------------------- STEPS functions -----------------------------------------
     def sweepStep(self):
-        from ..core.pipeline import SweepOptions, run_bfactor_sweep
-
-        half1, half2, _ = self.getConvertedFiles()
-        options = self.getLocalOptions(SweepOptions, bfactors=self.bfactors.get(), range_name=self.getRangeName(),
-                                       model=self.getModelPath(), device=tensorflowDevice(self))
-        run_bfactor_sweep(half1, half2, self.getOutputFile(), options)
+        arguments = self.localArguments() + [f"--bfactors={self.bfactors.get()}", "--range", self.getRangeName()]
+        if self.getModelPath():
+            arguments += ["--model", self.getModelPath()]
+        self.runDeepRes("bfactor-sweep", arguments, gpu=True, threads=max(1, self.numberOfThreads.get()))
         summary = self.getSweepSummary()
         self.logLines([f"B = {row.bfactor:g} Å²: DeepRes median {row.deepres_median:.2f} Å, 20th percentile "
                        f"{row.deepres_p20:.2f} Å against the local FSC's {row.localfsc_p20:.2f} Å: {row.verdict}"

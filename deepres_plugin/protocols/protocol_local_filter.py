@@ -9,7 +9,7 @@ from pyworkflow.protocol import params
 from .. import constants
 from ..core.cluster import available_cpus
 from ..core.errors import ParameterError
-from ..core.localfilter import BFACTOR_SOURCES, LocalFilterOptions
+from ..core.localfilter import BFACTOR_SOURCES
 from ..core.outputs import INPUT_MASK, LOCALFILTER_FILES, LocalFilterSummary
 from ..core.sweep import MAX_SHARPENING_EXPONENT, check_sharpening
 from .base_resolution_map import ProtDeepResResolutionMapBase, gridErrors
@@ -83,15 +83,17 @@ class ProtDeepResLocalFilter(ProtDeepResResolutionMapBase):
             self._toMrc(self.inputMask.get(), self._getExtraPath(INPUT_MASK), self.getReferenceVolume())
 
     def localFilterStep(self):
-        from ..core.localfilter import run_localfilter
-
         choice = self.bfactorChoice.get()
-        options = LocalFilterOptions(
-            mask=self.getMaskPath(),
-            bfactor=self.bfactor.get() if choice == BFACTOR_GIVEN else None, auto_bfactor=choice == BFACTOR_AUTO,
-            workers=max(1, self.numberOfThreads.get()))
-        summary = run_localfilter(self.getMapPath(), self.getResolutionPath(), self.getOutputFile(), options)
-        self.logLines(self.filterLines(summary))
+        arguments = [self.getMapPath(), self.getResolutionPath(), "--out", self.getOutputFile(),
+                     "--threads", max(1, self.numberOfThreads.get())]
+        if self.getMaskPath():
+            arguments += ["--mask", self.getMaskPath()]
+        if choice == BFACTOR_GIVEN:
+            arguments.append(f"--bfactor={self.bfactor.get():g}")
+        elif choice == BFACTOR_AUTO:
+            arguments.append("--auto-bfactor")
+        self.runDeepRes("localfilter", arguments, threads=max(1, self.numberOfThreads.get()))
+        self.logLines(self.filterLines(self.getFilterSummary()))
 
     def createOutputStep(self):
         summary = self.getFilterSummary()

@@ -150,11 +150,18 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
             return None
         return self.window.get() if self.window.get() else None
 
-    def getLocalOptions(self, optionsClass, **extra):
-        """The core's options (``LocalFscOptions`` or ``SweepOptions``) from the form."""
+    def localArguments(self):
+        """The half maps and the local-FSC options of the form, as the command line of
+        ``deepres localfsc`` and ``deepres bfactor-sweep`` takes them."""
         half1, half2, mask = self.getConvertedFiles()
-        return optionsClass(mask=mask, method=self.getMethod(), window=self.getWindow(), stride=self.stride.get(),
-                            threshold=self.getThreshold(), sampling=self.getSamplingRate(), **extra)
+        arguments = [half1, half2, "--method", self.getMethod(), "--stride", self.stride.get(),
+                     "--threshold", f"{self.getThreshold():g}", "--sampling", f"{self.getSamplingRate():.6g}",
+                     "--no-progress", "--out", self.getOutputFile()]
+        if self.getWindow():
+            arguments += ["--window", f"{self.getWindow():g}"]
+        if mask:
+            arguments += ["--mask", mask]
+        return arguments
 
     def storeLocalSettings(self, summary):
         """Keep the estimator's description (from ``summary.json``) for the summary and methods."""
@@ -268,10 +275,7 @@ class ProtDeepResLocalFsc(ProtDeepResHalfMapsBase):
 
     # --------------------------- STEPS functions -----------------------------------------
     def localFscStep(self):
-        from ..core.pipeline import LocalFscOptions, run_local_fsc
-
-        half1, half2, _ = self.getConvertedFiles()
-        run_local_fsc(half1, half2, self.getOutputFile(), self.getLocalOptions(LocalFscOptions))
+        self.runDeepRes("localfsc", self.localArguments(), threads=max(1, self.numberOfThreads.get()))
         summary = self.readSummary()
         self.logLines(self.summaryLines(summary, f"Local resolution ({summary.method_description})")
                       + [f"Global FSC {summary.global_fsc_resolution:.2f} Å at {summary.threshold:g}."])

@@ -1,5 +1,6 @@
-"""DeepRes local resolution as a Scipion protocol: a thin layer over
-:func:`deepres_plugin.core.pipeline.run_predict`, for one map or for a set of maps.
+"""DeepRes local resolution as a Scipion protocol, for one map or for a set of maps: each
+prediction is ``deepres predict`` (:func:`deepres_plugin.core.pipeline.run_predict`) run as a
+process of its own with the computation's Python (:class:`deepres_plugin.Plugin`).
 
 A set is analysed map by map: one conversion step, then one prediction step per map (Scipion
 runs them in parallel, one per thread of the form beyond the first), then one step that
@@ -7,13 +8,11 @@ registers the set of resolution maps. Each map keeps what a single map keeps (co
 input and mask, run folder) in a folder of its own (:func:`.core.outputs.protocol_volume_dir`).
 """
 import os
-import threading
 from enum import Enum
 
 import pyworkflow.object as pwobj
 from pwem.objects import SetOfVolumes, Volume, VolumeMask
 from pyworkflow.protocol import STEPS_PARALLEL, params
-from tqdm import tqdm
 
 from .. import constants
 from ..core.diagnostics import AUDIENCE_SCIPION, check_map_for_range, geometry_warnings
@@ -35,7 +34,6 @@ from .base import (
     defineGpuParams,
     defineNetworkParams,
     sourceFile,
-    tensorflowDevice,
     validateNetwork,
 )
 
@@ -56,10 +54,6 @@ ITEM_FIGURES = {ITEM_MEDIAN: "median", ITEM_PERCENTILE20: "percentile_20", ITEM_
 ITEM_VOXELS = "_deepres_voxels"
 ITEM_NETWORK = "_deepres_network"
 
-#: The prediction steps of a set run in threads of one process; they read the protocol's
-#: pointers and set up TensorFlow (GPU list, first import) one at a time.
-_STEP_SETUP = threading.Lock()
-
 
 class ProtDeepResLocalResolution(ProtDeepResBase):
     """Local resolution of a cryo-EM map with DeepRes (Ramirez-Aportela et al., IUCrJ 2019).
@@ -76,6 +70,13 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
     _runFolder = "local_resolution"
     # the maps of a set are predicted in parallel; a single map's steps stay a chain
     stepsExecutionMode = STEPS_PARALLEL
+    #: Scipion keeps one thread for itself: below this many, steps in parallel would run one
+    #: at a time plus the executor's 3 s polls, so the steps run serially and each prediction
+    #: gets the threads.
+    MIN_PARALLEL_THREADS = 3
+
+    def modeParallel(self):
+        return super().modeParallel() and self.numberOfThreads.get() >= self.MIN_PARALLEL_THREADS
 
     # --------------------------- DEFINE param functions ----------------------------------
     def _defineParams(self, form):
@@ -109,16 +110,12 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                            "its range's limit warns and names the other range.")
         defineNetworkParams(form)
         defineGpuParams(form)
-        # threads run the predictions of a set at once (one per thread beyond the first);
-        # the predictions share TensorFlow's first GPU of the list (see docs/scipion.md)
+        # threads run the predictions of a set at once, each a process of its own (one per
+        # thread beyond the first); one map's prediction gets the threads (docs/scipion.md)
         form.addParallelSection(threads=1, mpi=0)
 
     # --------------------------- INSERT steps functions ----------------------------------
     def _insertAllSteps(self):
-        # With threads, Scipion's executor joins every thread of the process after the last
-        # step, and tqdm's monitor thread, started by any progress bar (even a disabled one, as
-        # the core's are here), never ends: without this the run would hang once done
-        tqdm.monitor_interval = 0
         if self.isSetInput():
             self._insertSetSteps()
             return
@@ -144,16 +141,22 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
             self._toMrc(self.inputMask.get(), self._getExtraPath(INPUT_MASK), self.inputVolume.get())
 
     def predictStep(self):
-        from ..core.pipeline import PredictOptions, run_predict
-
-        options = PredictOptions(
-            mask=self._getExtraPath(INPUT_MASK) if self.inputMask.hasValue() else None,
-            range_name=self.getRangeName(), model=self.getModelPath(),
-            sampling=self.inputVolume.get().getSamplingRate(), device=tensorflowDevice(self),
-            audience=AUDIENCE_SCIPION)
-        run_predict(self._getExtraPath(INPUT_MAP), self.getOutputFile(), options)
-        # the figures only: the core has logged each warning into the run log as it arose
+        self.runDeepRes("predict", self.predictArguments(self._getExtraPath(INPUT_MAP), self.getOutputFile(),
+                                                         self._getExtraPath(INPUT_MASK),
+                                                         self.inputVolume.get().getSamplingRate()),
+                        gpu=True, threads=self.numberOfThreads.get())
         self.logLines(self.summaryLines(self.readSummary(), "DeepRes local resolution"))
+
+    def predictArguments(self, mapPath, outDir, maskPath, sampling):
+        """The ``deepres predict`` command line of one map (the mask's path is used when the
+        form has a mask)."""
+        arguments = [mapPath, "--out", outDir, "--range", self.getRangeName(), "--sampling", f"{sampling:.6g}",
+                     "--audience", AUDIENCE_SCIPION, "--no-progress"]
+        if self.inputMask.hasValue():
+            arguments += ["--mask", maskPath]
+        if self.getModelPath():
+            arguments += ["--model", self.getModelPath()]
+        return arguments
 
     def createOutputStep(self):
         volume = self.inputVolume.get()
@@ -186,19 +189,14 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                 self._toMrc(self.inputMask.get(), self.getVolumePath(volume.getObjId(), INPUT_MASK), volume)
 
     def predictVolumeStep(self, volumeId, sampling):
-        """The prediction of one map of the set, in the map's run folder (runs in a thread,
-        beside the other maps' steps; reads nothing from the set)."""
-        from ..core.pipeline import PredictOptions, run_predict
-
-        with _STEP_SETUP:
-            device, model = tensorflowDevice(self), self.getModelPath()
-        options = PredictOptions(
-            mask=self.getVolumePath(volumeId, INPUT_MASK) if self.inputMask.hasValue() else None,
-            range_name=self.getRangeName(), model=model, sampling=sampling, device=device,
-            audience=AUDIENCE_SCIPION)
-        summary = ReportSummary.from_dict(
-            run_predict(self.getVolumePath(volumeId, INPUT_MAP), self.getVolumeOutputFile(volumeId), options))
-        # the figures only: the core has logged each warning into the run log as it arose
+        """The prediction of one map of the set, in the map's run folder: a process of its own,
+        beside the other maps' (one thread each; the GPUs Scipion gave this step), or, with
+        fewer than :attr:`MIN_PARALLEL_THREADS` threads, one after the other with the threads."""
+        self.runDeepRes("predict", self.predictArguments(self.getVolumePath(volumeId, INPUT_MAP),
+                                                         self.getVolumeOutputFile(volumeId),
+                                                         self.getVolumePath(volumeId, INPUT_MASK), sampling),
+                        gpu=True, threads=1 if self.modeParallel() else self.numberOfThreads.get())
+        summary = ReportSummary.read(self.getVolumeOutputFile(volumeId))
         self.logLines([f"Map {volumeId}: {line}" for line in self.summaryLines(summary, "DeepRes local resolution")])
 
     def createSetOutputStep(self):

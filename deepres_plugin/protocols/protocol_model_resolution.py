@@ -58,10 +58,13 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
 
     # --------------------------- STEPS functions -----------------------------------------
     def residuesStep(self):
-        from ..core.residues import run_residues
-
-        options = ResidueOptions(map=self.getMapPath(), compare_bfactors=self.compareBfactors.get())
-        summary = run_residues(self.getResolutionPath(), self.getModelPath(), self.getOutputFile(), options)
+        arguments = [self.getResolutionPath(), self.getModelPath(), "--out", self.getOutputFile()]
+        if self.getMapPath():
+            arguments += ["--map", self.getMapPath()]
+        if self.compareBfactors.get():
+            arguments.append("--compare-bfactors")
+        self.runDeepRes("residues", arguments)
+        summary = self.getResiduesSummary()
         self.logLines(self.residueLines(summary) + self.chainLines(summary))
 
     def createOutputStep(self):

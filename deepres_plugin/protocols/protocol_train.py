@@ -5,7 +5,6 @@ import shutil
 from enum import Enum
 
 from pwem.objects import EMFile
-from pwem.protocols import EMProtocol
 from pyworkflow import BETA
 from pyworkflow.protocol import params
 
@@ -13,7 +12,7 @@ from .. import constants
 from ..core.dataset import DatasetConfig
 from ..core.ranges import RANGES
 from ..core.train_config import TrainConfig
-from .base import defineGpuParams, tensorflowDevice
+from .base import ProtDeepResBase, defineGpuParams
 
 #: The core's defaults, shown in the form.
 TRAIN_DEFAULTS = TrainConfig("wide")
@@ -30,7 +29,7 @@ class outputs(Enum):
     outputModel = EMFile
 
 
-class ProtDeepResTrain(EMProtocol):
+class ProtDeepResTrain(ProtDeepResBase):
     """Train a DeepRes network on maps simulated from your own atomic structures.
 
     Each structure is simulated with electron scattering factors, low-passed at resolutions
@@ -83,33 +82,24 @@ class ProtDeepResTrain(EMProtocol):
             shutil.copy(path, os.path.join(folder, os.path.basename(path)))
 
     def datasetStep(self):
-        from ..core.dataset import DatasetConfig, generate_dataset
-
-        config = DatasetConfig(self.getRangeName(), seed=self.seed.get(),
-                               labels_per_structure=self.labelsPerStructure.get(),
-                               boxes_per_label=self.boxesPerLabel.get())
-        generate_dataset(self._getExtraPath(STRUCTURES_DIR), self._getExtraPath(DATASET_DIR), config,
-                         workers=max(1, self.numberOfThreads.get()), progress=False)
+        self.runDeepRes("dataset", [self._getExtraPath(STRUCTURES_DIR), "--range", self.getRangeName(),
+                                    "--out", self._getExtraPath(DATASET_DIR), "--seed", self.seed.get(),
+                                    "--labels-per-structure", self.labelsPerStructure.get(),
+                                    "--boxes-per-label", self.boxesPerLabel.get(),
+                                    "--workers", max(1, self.numberOfThreads.get()), "--no-progress"])
 
     def trainStep(self):
-        from ..core.train_config import TrainConfig
-        from ..core.training import train_model
-
-        tensorflowDevice(self)                  # TensorFlow sees the form's GPUs only
-        config = TrainConfig(self.getRangeName(), epochs=self.epochs.get(), seed=self.seed.get())
-        record = train_model(self._getExtraPath(DATASET_DIR), self.getModelFile(), config, progress=False,
-                             name=f"custom-{self.getRangeName()}-{self.getObjId()}")
-        self.info((f"Validation MAE {record['val_mae_A']:.3f} Å (best epoch {record['best_epoch']} of "
-                       f"{record['epochs_run']}), {record['training_wall_seconds']:.0f} s of training."))
+        # the command logs the validation MAE, best epoch and time into the run log
+        self.runDeepRes("train", [self._getExtraPath(DATASET_DIR), "--range", self.getRangeName(),
+                                  "--out", self.getModelFile(), "--epochs", self.epochs.get(), "--seed", self.seed.get(),
+                                  "--name", f"custom-{self.getRangeName()}-{self.getObjId()}", "--no-progress"],
+                        gpu=True, threads=max(1, self.numberOfThreads.get()), deviceOption=False)
 
     def createOutputStep(self):
         model = EMFile(filename=self.getModelFile())
         self._defineOutputs(**{outputs.outputModel.name: model})
 
     # --------------------------- UTILS functions -----------------------------------------
-    def getRangeName(self):
-        return constants.RANGE_NAMES[self.resolutionRange.get()]
-
     def getModelFile(self):
         return self._getExtraPath(MODEL_FILE)
 

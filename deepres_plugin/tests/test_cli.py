@@ -39,7 +39,7 @@ def test_simulate_writes_map_and_mask_that_overlay_the_model(data_dir, tmp_path)
     (["simulate", "{data}/absent.pdb", "--sampling", "1", "--out", "{tmp}/map.mrc"], "no such file"),
     (["simulate", "{data}/" + PROTEIN, "--sampling", "1", "--resolution", "1.2", "--out", "{tmp}/map.mrc",
       "--mask-out", "{tmp}/mask.mrc"], "finer than Nyquist"),
-    (["simulate", "{data}/" + PROTEIN, "--sampling", "0", "--out", "{tmp}/map.mrc"], "--sampling: must be more than 0 A/px"),
+    (["simulate", "{data}/" + PROTEIN, "--sampling", "0", "--out", "{tmp}/map.mrc"], "--sampling: must be more than 0 Å/px"),
     (["simulate", "{data}/" + PROTEIN, "--sampling", "1", "--noise", "-1", "--out", "{tmp}/map.mrc"], "--noise"),
     (["simulate", "{data}/" + PROTEIN, "--sampling", "1", "--out", "{tmp}/map.mrc", "--mask-out", "{tmp}/map.mrc"],
      "same file"),
@@ -129,3 +129,25 @@ def test_predict_logged_to_a_file_writes_one_progress_line(data_dir, untrained_m
     text = (tmp_path / "predict.log").read_text()
     bars = [line for line in text.splitlines() if line.startswith("deepres predict:")]
     assert "\r" not in text and len(bars) == 1 and "100%" in bars[0], text
+
+
+def test_a_missing_computation_says_how_to_install_it(tmp_path, data_dir):
+    """In a Python without TensorFlow (the Scipion side of two environments), `deepres predict`
+    ends in one line naming the extra to install, not a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    poison = tmp_path / "poison" / "tensorflow"
+    poison.mkdir(parents=True)
+    (poison / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'tensorflow'\", "
+                                        "name='tensorflow')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "poison")}
+    result = subprocess.run([sys.executable, "-m", "deepres_plugin.cli", "predict", str(data_dir / "example_map.mrc"),
+                             "--out", str(tmp_path / "out"), "--no-progress"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"deepres predict: error: tensorflow is not installed in this Python ({sys.executable}); install the "
+        "computation with: pip install 'scipion-em-deepres[compute]'")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()

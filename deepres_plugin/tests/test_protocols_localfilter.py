@@ -174,8 +174,9 @@ class TestDeepResLocalFilter(BaseTest):
             self.assertEqual(messageScript(view), os.path.join(self.proj.getPath(), script))
 
     def test_a_refused_sharpening_says_why_in_angstrom(self):
-        """B = -2000 Å² at the finest 4 Å would amplify the map by exp(31): the run refuses it, and
-        the Summary's error reads in Å² and Å (it read "-2000 A^2 ... at 4.00 A")."""
+        """B = -2000 Å² at the finest 4 Å would amplify the map by exp(31): the command refuses it
+        (beyond its B-factor range), and the Summary's error reads in Å² (it read "-2000 A^2 ...
+        at 4.00 A")."""
         prot = self._newFilter(objLabel="local filter, B too sharp", bfactorChoice=BFACTOR_GIVEN,
                                bfactor=TOO_SHARP_B)
         self.assertEqual(prot.validate(), [])     # an imported resolution map: its finest value is known at the run
@@ -183,7 +184,7 @@ class TestDeepResLocalFilter(BaseTest):
         prot = self.proj.getProtocol(prot.getObjId())
         self.assertTrue(prot.isFailed())
         summary = "\n".join(prot.summary())
-        self.assertIn(f"B = {TOO_SHARP_B:g} Å² multiplies the map", summary)
+        self.assertIn(f"argument --bfactor: must be at least -1000 Å², got {TOO_SHARP_B:g}", summary)
         self.assertEqual(bare_units(summary), [])
 
     def test_mask_and_bad_grids(self):

@@ -220,7 +220,7 @@ class TestDeepResLocalResolutionSet(BaseTest):
         """A single map keeps its chain of steps and outputs with threads (the executor is then
         the threaded one, which once hung after the last step)."""
         prot = self.newProtocol(ProtDeepResLocalResolution, objLabel="deepres single map, threads",
-                                numberOfThreads=2, useGpu=False)
+                                numberOfThreads=ProtDeepResLocalResolution.MIN_PARALLEL_THREADS, useGpu=False)
         prot.inputVolume.set(self.importSet)
         prot.inputVolume.setExtended("outputVolumes.1")            # the set's first map
         prot = launch_and_wait(self.proj, prot)
@@ -244,23 +244,27 @@ class TestDeepResLocalResolutionSet(BaseTest):
         self.assertEqual(prot.warnings(), [])             # no mask is an ordinary choice: nothing to confirm
 
 
-def test_tensorflow_device_lists_each_gpu_once_and_keeps_a_queue_jobs(monkeypatch):
-    """Threads share a GPU that the form's list repeats ("0 0 1": TensorFlow sees 0 and 1); in
-    a queue job, TensorFlow sees the GPUs the queue gave the job, not the form's ids."""
+def test_compute_device_gives_each_step_its_gpus_and_keeps_a_queue_jobs(monkeypatch):
+    """A computation step's process sees the GPUs Scipion's executor gave the step (a list that
+    repeats a GPU, "0 0 1", gives 0 and 1), none with the GPU off; in a queue job, the GPUs
+    the queue gave the job (the environment as it is), not the form's ids. Nothing is set in
+    the protocol's own environment."""
     from types import SimpleNamespace
 
     from pyworkflow.object import Boolean
 
-    from deepres_plugin.protocols.base import tensorflowDevice
+    from deepres_plugin.protocols.base import computeDevice
 
-    local = SimpleNamespace(useGpu=Boolean(True), getGpuList=lambda: [0, 0, 1], useQueue=lambda: False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")
-    tensorflowDevice(local)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
+    local = SimpleNamespace(useGpu=Boolean(True), getGpuList=lambda: [0, 0, 1], useQueue=lambda: False)
+    assert computeDevice(local) == (["--device", "auto"], ["0", "1"])
+    local._stepsExecutor = SimpleNamespace(getGpuList=lambda: [1])      # a step of a set: its own slot
+    assert computeDevice(local) == (["--device", "auto"], ["1"])
+    off = SimpleNamespace(useGpu=Boolean(False), getGpuList=lambda: [0], useQueue=lambda: False)
+    assert computeDevice(off) == (["--device", "cpu"], [])
     queued = SimpleNamespace(useGpu=Boolean(True), getGpuList=lambda: [1], useQueue=lambda: True)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")                  # what Slurm gave the job
-    tensorflowDevice(queued)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    assert computeDevice(queued) == (["--device", "auto"], None)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")                       # a job given no GPU: the form's
-    tensorflowDevice(queued)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    assert computeDevice(queued) == (["--device", "auto"], ["1"])
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
