@@ -8,7 +8,7 @@ STAMP := $(VENV)/.deepres-installed
 DEMO_DIR ?= demo
 EXAMPLE := deepres_plugin/tests/data
 
-.PHONY: install test demo clean
+.PHONY: install test test-core demo clean
 
 # System packages for optional tests, each installed with apt-get when its command is missing
 # and we are root; anywhere else, or if that fails, set-up goes on and those tests are skipped:
@@ -43,6 +43,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check deepres_plugin benchmarks
 	$(BIN)/python -m pytest -rs deepres_plugin/tests
+
+# The fast core layer only (no Scipion runs, cluster, GUI or other programs; the layers are
+# listed in deepres_plugin/tests/conftest.py): pytest -m "scipion or gui" and so on pick others.
+test-core: $(STAMP)
+	$(BIN)/python -m pytest -rs -m core deepres_plugin/tests
 
 # The example map holds two copies of a protein, low-passed at 4 A and at 8 A
 # (benchmarks/make_example_map.py); the shipped wide network estimates its local resolution,

@@ -25,20 +25,26 @@ TEMPLATE = TEMPLATES / "deepres_local_resolution.json.template"
 LOCAL_FILTER_TEMPLATE = TEMPLATES / "deepres_local_filter.json.template"
 
 
-def scipion_environment() -> None:
-    """Point Scipion at a fresh temporary home unless the caller set one (read at import)."""
-    if "SCIPION_USER_DATA" in os.environ:
-        return
-    root = Path(tempfile.mkdtemp(prefix="deepres-workflow-"))
-    (root / "config").mkdir()
+def scipion_environment(root: Path | None = None) -> Path | None:
+    """Point Scipion at a fresh home: the folder ``root``, or a new temporary one unless the
+    caller set SCIPION_USER_DATA (Scipion reads it when first imported, so call this before
+    importing pyworkflow). The one Scipion set-up of the workflow, the benchmarks and the
+    tests. Returns the folder, or None when the caller's environment is kept."""
+    if root is None and "SCIPION_USER_DATA" in os.environ:
+        return None
+    root = root or Path(tempfile.mkdtemp(prefix="deepres-scipion-"))
+    home, user_data = root / "scipion", root / "user_data"
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    user_data.mkdir(exist_ok=True)
     os.environ.update({
-        "SCIPION_DOMAIN": "pwem", "SCIPION_HOME": str(root), "SCIPION_USER_DATA": str(root / "data"),
-        "SCIPION_PYTHON": sys.executable, "SCIPION_NOTIFY": "False", "SCIPION_TEST_NOSYNC": "1",
-        "SCIPION_HOSTS": str(root / "config" / "hosts.conf"), "MPLBACKEND": "Agg",
+        "SCIPION_DOMAIN": "pwem", "SCIPION_HOME": str(home), "SCIPION_USER_DATA": str(user_data),
+        "SCIPION_TESTS": str(root / "tests"), "SCIPION_PYTHON": sys.executable, "SCIPION_NOTIFY": "False",
+        "SCIPION_TEST_NOSYNC": "1", "SCIPION_HOSTS": str(home / "config" / "hosts.conf"), "MPLBACKEND": "Agg",
     })
     from pyworkflow.protocol import HostConfig
 
     HostConfig.writeBasic(os.environ["SCIPION_HOSTS"])
+    return root
 
 
 def load_template(values: dict[str, str], project_name: str | None = None, template: Path = TEMPLATE):

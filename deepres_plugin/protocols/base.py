@@ -73,7 +73,7 @@ def validateNetwork(protocol) -> list:
             for rangeName in (RANGES if auto else [protocol.getRangeName()]):
                 shipped_model_path(rangeName)
         else:
-            info = read_model_info(protocol.getModelPath())
+            info = read_model_info(protocol.getNetworkPath())
             if not auto and info.range_name != protocol.getRangeName():
                 errors.append(f"The chosen network is a '{info.range_name}' network; choose that range.")
     except ParameterError as exc:
@@ -115,7 +115,7 @@ class ProtDeepResBase(ProtAnalysis3D):
         """The range the run used (``auto`` resolved), or the form's before the run."""
         return self.rangeUsed.get() if hasattr(self, "rangeUsed") else self.getRangeName()
 
-    def getModelPath(self):
+    def getNetworkPath(self):
         """The chosen network's path, or None for the shipped one."""
         choice = self.modelChoice.get()
         if choice == constants.MODEL_TRAINED:

@@ -11,7 +11,7 @@ from ..core.outputs import DEEPRES_DIR, RESOLUTION_FILE, SweepSummary
 from ..core.ranges import RANGES
 from ..core.sweep import DEFAULT_BFACTORS, parse_bfactors
 from .base import defineGpuParams, defineNetworkParams, validateNetwork
-from .protocol_local_fsc import (
+from .base_half_maps import (
     AVERAGE_MAP,
     BLOCRES_CITATION,
     HALVES_FROM_VOLUME,
@@ -68,8 +68,8 @@ class ProtDeepResBfactorSweep(ProtDeepResHalfMapsBase):
     # --------------------------- STEPS functions -----------------------------------------
     def sweepStep(self):
         arguments = self.localArguments() + [f"--bfactors={self.bfactors.get()}", "--range", self.getRangeName()]
-        if self.getModelPath():
-            arguments += ["--model", self.getModelPath()]
+        if self.getNetworkPath():
+            arguments += ["--model", self.getNetworkPath()]
         self.runDeepRes("bfactor-sweep", arguments, gpu=True, threads=max(1, self.numberOfThreads.get()))
         summary = self.getSweepSummary()
         self.logLines([f"B = {row.bfactor:g} Å²: DeepRes median {row.deepres_median:.2f} Å, 20th percentile "

@@ -17,7 +17,7 @@ from pyworkflow.protocol import STEPS_PARALLEL, params
 from .. import constants
 from ..core.diagnostics import AUDIENCE_SCIPION, check_map_for_range, geometry_warnings
 from ..core.errors import MapFormatError, ParameterError
-from ..core.mrc import check_map_file, voxel_size_warning
+from ..core.mrc import ISOTROPY_TOLERANCE, check_map_file, voxel_size_warning
 from ..core.outputs import (
     INPUT_MAP,
     INPUT_MASK,
@@ -154,8 +154,8 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
                      "--audience", AUDIENCE_SCIPION, "--no-progress"]
         if self.inputMask.hasValue():
             arguments += ["--mask", maskPath]
-        if self.getModelPath():
-            arguments += ["--model", self.getModelPath()]
+        if self.getNetworkPath():
+            arguments += ["--model", self.getNetworkPath()]
         return arguments
 
     def createOutputStep(self):
@@ -263,7 +263,7 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
             mask = self.inputMask.get()
             if mask.getDim() != volume.getDim():
                 errors.append(f"The mask's dimensions {mask.getDim()} differ from the map's {volume.getDim()}.")
-            if abs(mask.getSamplingRate() - volume.getSamplingRate()) > 1e-3 * volume.getSamplingRate():
+            if abs(mask.getSamplingRate() - volume.getSamplingRate()) > ISOTROPY_TOLERANCE * volume.getSamplingRate():
                 errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
                               f"map's ({volume.getSamplingRate():g} Å/px).")
         source = sourceFile(volume)

@@ -58,7 +58,7 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
 
     # --------------------------- STEPS functions -----------------------------------------
     def residuesStep(self):
-        arguments = [self.getResolutionPath(), self.getModelPath(), "--out", self.getOutputFile()]
+        arguments = [self.getResolutionPath(), self.getStructurePath(), "--out", self.getOutputFile()]
         if self.getMapPath():
             arguments += ["--map", self.getMapPath()]
         if self.compareBfactors.get():
@@ -94,7 +94,7 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
         self._defineSourceRelation(self.inputResolution, output)
 
     # --------------------------- UTILS functions -----------------------------------------
-    def getModelPath(self):
+    def getStructurePath(self):
         """The model's file (absolute), read in place."""
         return self._projectFile(sourceFile(self.inputStructure.get()))
 
@@ -136,7 +136,7 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
         from ..core.residues import EVERY_ATOM, check_model_name, model_residues
         from ..core.simulate import read_model
 
-        path = self.getModelPath()
+        path = self.getStructurePath()
         try:
             check_model_name(path)
             positions = model_residues(read_model(path, EVERY_ATOM)).positions

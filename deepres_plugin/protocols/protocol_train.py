@@ -22,7 +22,7 @@ SOURCE_OBJECTS = 0
 SOURCE_FOLDER = 1
 STRUCTURES_DIR = "structures"
 DATASET_DIR = "dataset"
-MODEL_FILE = "deepres_custom.keras"
+NETWORK_FILE = "deepres_custom.keras"
 
 
 class outputs(Enum):
@@ -101,7 +101,7 @@ class ProtDeepResTrain(ProtDeepResBase):
 
     # --------------------------- UTILS functions -----------------------------------------
     def getModelFile(self):
-        return self._getExtraPath(MODEL_FILE)
+        return self._getExtraPath(NETWORK_FILE)
 
     def getStructureFiles(self):
         """Paths of the atomic structures to simulate."""

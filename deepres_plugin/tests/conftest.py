@@ -19,30 +19,46 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def _setup_scipion_environment() -> Path:
+    from deepres_plugin.workflow import scipion_environment
+
     root = Path(tempfile.mkdtemp(prefix="deepres-scipion-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
-    home, user_data = root / "scipion", root / "user_data"
-    (home / "config").mkdir(parents=True)
-    user_data.mkdir()
-    os.environ.update({
-        "SCIPION_DOMAIN": "pwem",
-        "SCIPION_HOME": str(home),
-        "SCIPION_USER_DATA": str(user_data),
-        "SCIPION_TESTS": str(root / "tests"),
-        "SCIPION_PYTHON": sys.executable,
-        "SCIPION_TEST_NOSYNC": "1",
-        "SCIPION_NOTIFY": "False",
-        "SCIPION_HOSTS": str(home / "config" / "hosts.conf"),
-        "MPLBACKEND": "Agg",
-    })
-    from pyworkflow.protocol import HostConfig
-
-    HostConfig.writeBasic(os.environ["SCIPION_HOSTS"])
-    return root
+    return scipion_environment(root)
 
 
 if "pyworkflow" not in sys.modules:
     SCIPION_ROOT = _setup_scipion_environment()
+
+#: The test layers (strict: every test module has one). ``make test-core`` runs ``core``:
+#: the science on small synthetic maps, no Scipion, no cluster, no other program.
+LAYERS = {
+    "core": ("test_bfactor", "test_conditions", "test_dataset", "test_filters", "test_fsc", "test_inference",
+             "test_localfilter", "test_localfsc", "test_masks", "test_models", "test_mrc", "test_ranges",
+             "test_report", "test_resample", "test_residues", "test_signal", "test_simulate", "test_sweep",
+             "test_tfquiet", "test_training"),
+    "cli": ("test_cli", "test_bad_inputs"),
+    "scipion": ("test_plugin", "test_protocols", "test_protocols_environment", "test_protocols_halfmaps",
+                "test_protocols_localfilter", "test_protocols_realmaps", "test_protocols_sets",
+                "test_workflow_localfilter", "test_workflow_runs"),
+    "gui": ("test_gui",),
+    "cluster": ("test_batch", "test_cluster", "test_queue", "test_training_replicas"),
+    "benchmarks": ("test_noise_benchmark", "test_real_maps", "test_relion_pipeline"),
+}
+LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
+
+
+def pytest_configure(config):
+    for layer in LAYERS:
+        config.addinivalue_line("markers", f"{layer}: the {layer} layer of the tests (conftest.LAYERS)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its module's layer; a module without one is an error."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module not in LAYER_OF:
+            raise pytest.UsageError(f"{module} has no test layer: add it to conftest.LAYERS")
+        item.add_marker(getattr(pytest.mark, LAYER_OF[module]))
 
 
 @pytest.fixture(scope="session")

@@ -76,9 +76,10 @@ def test_one_map_keeps_the_single_run_layout(single, tmp_path, maps):
     assert json.loads((tmp_path / "one" / SUMMARY_FILE).read_text())["median_A"] == single["gl1"]["median_A"]
 
 
-def test_batch_file_rows_match_single_runs_and_report_the_failure(maps, single, tmp_path, capsys):
+def test_batch_file_rows_match_single_runs_and_report_the_failure(maps, single, tmp_path, capsys, client):
     out = tmp_path / "batch"
-    status = run_cli(["predict", "--batch", maps / "maps.csv", "--out", out, "--no-progress"])
+    scheduler = ["--scheduler", client.scheduler.address]        # the module's cluster, not one per command
+    status = run_cli(["predict", "--batch", maps / "maps.csv", "--out", out, "--no-progress", *scheduler])
     assert status == cli.EXIT_ERROR                              # one map failed, the others done
     rows = read_rows(out)
     assert [row["name"] for row in rows] == ["example_map", "example_map_2", "gl1", "broken"]
@@ -102,7 +103,8 @@ def test_batch_file_rows_match_single_runs_and_report_the_failure(maps, single, 
 
     # a rerun redoes nothing that is complete
     stamp = (out / "gl1" / RESOLUTION_FILE).stat().st_mtime_ns
-    assert run_cli(["predict", "--batch", maps / "maps.csv", "--out", out, "--no-progress"]) == cli.EXIT_ERROR
+    assert run_cli(["predict", "--batch", maps / "maps.csv", "--out", out, "--no-progress", *scheduler]) \
+        == cli.EXIT_ERROR
     again = read_rows(out)
     assert [row["status"] for row in again] == ["skipped", "skipped", "skipped", "failed"]
     assert [row["median"] for row in again] == [row["median"] for row in rows]
@@ -113,10 +115,11 @@ def test_batch_file_rows_match_single_runs_and_report_the_failure(maps, single, 
     assert batch.previous_summary(task) is None
 
 
-def test_several_maps_without_failure_exit_zero(maps, single, tmp_path):
+def test_several_maps_without_failure_exit_zero(maps, single, tmp_path, client):
     out = tmp_path / "two"
     assert run_cli(["predict", maps / "example_map.mrc", maps / "other" / "example_map.mrc", "--mask",
-                     maps / "example_mask.mrc.gz", "--out", out, "--no-progress"]) == cli.EXIT_OK
+                     maps / "example_mask.mrc.gz", "--out", out, "--no-progress",
+                     "--scheduler", client.scheduler.address]) == cli.EXIT_OK
     rows = read_rows(out)
     assert [row["name"] for row in rows] == ["example_map", "example_map_2"]
     assert [float(row["median"]) for row in rows] == pytest.approx([single["example_map"]["median"]] * 2,

@@ -26,7 +26,7 @@ from deepres_plugin.protocols import (
     ProtDeepResLocalFsc,
     ProtDeepResLocalResolution,
 )
-from deepres_plugin.protocols.protocol_local_fsc import HALVES_FROM_VOLUME
+from deepres_plugin.protocols.base_half_maps import HALVES_FROM_VOLUME
 from deepres_plugin.tests.test_protocols_halfmaps import synthetic_half_maps
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

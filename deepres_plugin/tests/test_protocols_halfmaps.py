@@ -16,7 +16,7 @@ from deepres_plugin.core.filters import lowpass_filter
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.protocols import ProtDeepResBfactorSweep, ProtDeepResLocalFsc
-from deepres_plugin.protocols.protocol_local_fsc import HALVES_FROM_VOLUME, HALVES_TWO_VOLUMES, METHOD_WINDOW
+from deepres_plugin.protocols.base_half_maps import HALVES_FROM_VOLUME, HALVES_TWO_VOLUMES, METHOD_WINDOW
 from deepres_plugin.tests.units import bare_units
 
 SIZE = 48
