@@ -38,10 +38,13 @@ import numpy as np
 from accuracy import DEFAULT_VAL_DIR, PADDING_A, REGION_RADIUS_A, chain_files, region_signal, side_by_side  # noqa: E402
 from bfactor_sweep import ENVELOPE_B, NOISE_SDS, complexes  # noqa: E402
 from deepres_plugin.core.filters import apply_bfactor, lowpass_zero_frequency, scale_to_unit_peak  # noqa: E402
-from deepres_plugin.core.fsc import FSC_THRESHOLD, fsc_resolution  # noqa: E402
+from deepres_plugin.core.fsc import (  # noqa: E402
+    FSC_THRESHOLD,
+    fsc_resolution,
+    global_fsc,  # noqa: E402
+)
 from deepres_plugin.core.localfsc import METHODS, local_resolution_map  # noqa: E402
 from deepres_plugin.core.masks import mask_from_points  # noqa: E402
-from deepres_plugin.core.pipeline import global_fsc  # noqa: E402
 from deepres_plugin.core.simulate import (  # noqa: E402
     model_density,
     read_model,

@@ -257,8 +257,8 @@ def batch_tasks(maps: Sequence[BatchMap], out_dir: str | Path, options: PredictO
     return tasks
 
 
-def run_batch(maps: Sequence[BatchMap], out_dir: str | Path, options: PredictOptions = PredictOptions(),
-              cluster: ClusterOptions = ClusterOptions(), progress: bool = False, verbose: bool = False,
+def run_batch(maps: Sequence[BatchMap], out_dir: str | Path, options: PredictOptions | None = None,
+              cluster: ClusterOptions | None = None, progress: bool = False, verbose: bool = False,
               client: Any = None) -> list[dict[str, Any]]:
     """Predict every map into its own folder of ``out_dir``; write ``batch.csv`` and
     ``batch.png``; return the rows (in the order of ``maps``).
@@ -274,6 +274,8 @@ def run_batch(maps: Sequence[BatchMap], out_dir: str | Path, options: PredictOpt
     Raises:
         ParameterError: no maps, bad cluster options, an output folder that cannot be written.
     """
+    cluster = cluster or ClusterOptions()
+    options = options or PredictOptions()
     cluster.validate()
     if not maps:
         raise ParameterError("no maps to predict")

@@ -143,3 +143,22 @@ def fsc_png(frequency: np.ndarray, fsc: np.ndarray, threshold: float, resolution
     axes.set_title(f"Fourier shell correlation: {resolution:.2f} Å at {threshold:g}")
     figure.tight_layout()
     return _render(figure)
+
+
+def global_fsc(half1: np.ndarray, half2: np.ndarray, voxel_size: float,
+               mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """FSC of the halves inside ``mask`` (its edge softened), computed on the noise-whitened
+    halves, and the halves' information limit (A): the finer of the last shell significant
+    at 3 sigma (:func:`.fsc.information_limit`) and the FSC resolution at 0.143 (a small
+    mask leaves so few independent samples that 3 sigma exceeds 0.143).
+
+    Whitening leaves each shell's FSC of the unmasked halves unchanged, but it stops the
+    mask from spreading the noise of a sharpened map (amplified at high frequency) into the
+    low shells: without it, halves sharpened by B = -100 A^2 read 60 A instead of 3.7 A.
+    """
+    from .localfsc import whiten  # localfsc builds on this module
+
+    weights = fsc_mask_weights(mask, voxel_size)
+    frequency, fsc = fsc_curve(*whiten(half1, half2), voxel_size, weights)
+    limit = information_limit(frequency, fsc, voxel_size, max(half1.shape), float(np.mean(weights ** 2)))
+    return frequency, fsc, min(limit, fsc_resolution(frequency, fsc, FSC_THRESHOLD))

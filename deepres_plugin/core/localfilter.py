@@ -348,7 +348,7 @@ class LocalFilterOptions:
 
 
 def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathLike, out_dir: str | os.PathLike,
-                    options: LocalFilterOptions = LocalFilterOptions()) -> LocalFilterSummary:
+                    options: LocalFilterOptions | None = None) -> LocalFilterSummary:
     """Filter a map to its local resolution and write every output into ``out_dir``:
     :data:`.outputs.LOCALFILTER_FILES` (the filtered map on the input's grid and geometry,
     the before/after slices, the ChimeraX script and ``summary.json``, renamed last).
@@ -362,6 +362,7 @@ def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathL
             measured or that sharpens beyond sense, no voxel to filter, an output folder
             that cannot be written.
     """
+    options = options or LocalFilterOptions()
     start = time.perf_counter()
     if options.bfactor is not None and options.auto_bfactor:
         raise ParameterError("give a B-factor or ask for its estimate, not both", option="--bfactor/--auto-bfactor")

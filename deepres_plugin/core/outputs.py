@@ -6,11 +6,10 @@ A prediction (``deepres predict``) or local-FSC folder holds :data:`RESOLUTION_F
 when the mask was made automatically; a local-FSC folder also :data:`AVERAGE_FILE` and the
 global FSC (:data:`FSC_FILES`); a B-factor sweep folder :data:`SWEEP_FILES`,
 :data:`SHARPENED_FILE`, the FSC files and two report folders, :data:`LOCALFSC_DIR` and
-:data:`DEEPRES_DIR`. The Scipion protocols keep their converted inputs
-(:data:`INPUT_MAP`, :data:`INPUT_MASK`, :data:`INPUT_HALVES`) next to their run folder
-(:data:`PROTOCOL_DIRS`). A local-filter folder holds :data:`LOCALFILTER_FILES`, a per-residue
+:data:`DEEPRES_DIR`. A local-filter folder holds :data:`LOCALFILTER_FILES`, a per-residue
 folder :data:`RESIDUE_FILES`. A batch prediction folder holds one prediction folder per map
-and :data:`BATCH_FILES`.
+and :data:`BATCH_FILES`. (The Scipion protocols' own names, converted inputs and run
+folders, are in :mod:`deepres_plugin.protocols.files`.)
 """
 from __future__ import annotations
 
@@ -44,8 +43,6 @@ SHARPENED_FILE = "sharpened_map.mrc"
 #: The sweep's report folders: the local FSC of the halves, DeepRes on the recommended map.
 LOCALFSC_DIR = "localfsc"
 DEEPRES_DIR = "deepres"
-#: The ChimeraX script a viewer writes into a report folder (with the viewer's colour scale).
-VIEWER_SCRIPT = "deepres_viewer.cxc"
 #: A local-filter folder (``deepres localfilter``), by role: the map low-pass filtered to its
 #: local resolution (the input's grid and geometry), the before/after slices, the ChimeraX script.
 LOCALFILTER_FILES = {
@@ -61,27 +58,6 @@ RESIDUE_FILES = {
 #: A batch prediction folder (``deepres predict`` over several maps), by role: one row per map
 #: (its figures, time, status, error) and the figure comparing the maps' distributions.
 BATCH_FILES = {"csv": "batch.csv", "plot": "batch.png"}
-
-#: Converted inputs of the Scipion protocols (in their extra folder).
-INPUT_MAP = "input_map.mrc"
-INPUT_MASK = "input_mask.mrc"
-INPUT_HALVES = ("input_half1.mrc", "input_half2.mrc")
-#: A resolution map converted for the local-filter and per-residue protocols (one from a run
-#: folder is read in place, so that its report's colour scale carries over).
-INPUT_RESOLUTION = "input_resolution.mrc"
-#: Each protocol's run folder (in its extra folder), by protocol.
-PROTOCOL_DIRS = {"local_resolution": "deepres", "local_fsc": "localfsc", "bfactor_sweep": "sweep",
-                 "local_filter": "localfilter", "model_resolution": "residues"}
-#: A protocol given a set of maps keeps, for each map, what it keeps for a single map (the
-#: converted inputs and the run folder, named as above) in a folder of its own in its extra
-#: folder, named by the map's id in the set (:func:`protocol_volume_dir`).
-PROTOCOL_VOLUME_DIR = "volume_{:03d}"
-
-
-def protocol_volume_dir(volume_id: int) -> str:
-    """The folder (in a protocol's extra folder) of the map with id ``volume_id`` in a set."""
-    return PROTOCOL_VOLUME_DIR.format(volume_id)
-
 
 def left_out_count(entry: dict[str, Any] | None) -> int:
     """The voxels of the mask without an estimate, from the ``left_out`` entry of a summary

@@ -26,7 +26,7 @@ from .diagnostics import (
 )
 from .errors import MapFormatError, MaskError
 from .fileio import check_output_dir, output_directory, write_files
-from .fsc import FSC_THRESHOLD
+from .fsc import FSC_THRESHOLD, global_fsc
 from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
 from .masks import automatic_mask, log_automatic_mask, read_mask
@@ -75,7 +75,7 @@ class PredictOptions:
 
 
 def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
-                options: PredictOptions = PredictOptions(), *,
+                options: PredictOptions | None = None, *,
                 model_loader: Callable[[Path, str], tuple[Any, Any]] | None = None) -> dict[str, Any]:
     """Predict the local resolution of a map and write all outputs into ``out_dir``.
 
@@ -91,6 +91,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     Returns:
         the summary (as written to ``summary.json``).
     """
+    options = options or PredictOptions()
     start = time.perf_counter()
     check_output_dir(out_dir)
     volume, geometry = read_map(map_path, voxel_size=options.sampling)
@@ -335,26 +336,6 @@ def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
     return HalfMaps(half1, half2, geometry, mask, mask_source, frequency, fsc, resolution, limit, sd)
 
 
-def global_fsc(half1: np.ndarray, half2: np.ndarray, voxel_size: float,
-               mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """FSC of the halves inside ``mask`` (its edge softened), computed on the noise-whitened
-    halves, and the halves' information limit (A): the finer of the last shell significant
-    at 3 sigma (:func:`.fsc.information_limit`) and the FSC resolution at 0.143 (a small
-    mask leaves so few independent samples that 3 sigma exceeds 0.143).
-
-    Whitening leaves each shell's FSC of the unmasked halves unchanged, but it stops the
-    mask from spreading the noise of a sharpened map (amplified at high frequency) into the
-    low shells: without it, halves sharpened by B = -100 A^2 read 60 A instead of 3.7 A.
-    """
-    from .fsc import fsc_curve, fsc_mask_weights, fsc_resolution, information_limit
-    from .localfsc import whiten
-
-    weights = fsc_mask_weights(mask, voxel_size)
-    frequency, fsc = fsc_curve(*whiten(half1, half2), voxel_size, weights)
-    limit = information_limit(frequency, fsc, voxel_size, max(half1.shape), float(np.mean(weights ** 2)))
-    return frequency, fsc, min(limit, fsc_resolution(frequency, fsc, FSC_THRESHOLD))
-
-
 @dataclasses.dataclass
 class LocalFscOptions:
     """Options of :func:`run_local_fsc` (the ``deepres localfsc`` flags)."""
@@ -413,13 +394,14 @@ def _value_range(values: np.ndarray) -> tuple[float, float]:
 
 
 def run_local_fsc(half1_path: str | os.PathLike, half2_path: str | os.PathLike, out_dir: str | os.PathLike,
-                  options: LocalFscOptions = LocalFscOptions()) -> dict[str, Any]:
+                  options: LocalFscOptions | None = None) -> dict[str, Any]:
     """Local FSC resolution from two half maps; writes the outputs of :func:`run_predict`
     (with the halves' average as the map, ``average_map.mrc``) plus the global ``fsc.csv``/``.png``.
 
     Returns:
         the summary (as written to ``summary.json``).
     """
+    options = options or LocalFscOptions()
     start = time.perf_counter()
     check_output_dir(out_dir)
     halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
@@ -452,7 +434,7 @@ class SweepOptions(LocalFscOptions):
 
 
 def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLike, out_dir: str | os.PathLike,
-                      options: SweepOptions = SweepOptions()) -> dict[str, Any]:
+                      options: SweepOptions | None = None) -> dict[str, Any]:
     """Sweep global B-factors on the halves' average, compare DeepRes with the local FSC and
     recommend a B-factor (see :mod:`.sweep`).
 
@@ -465,6 +447,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     Returns:
         the summary (as written to ``summary.json``).
     """
+    options = options or SweepOptions()
     from .filters import apply_bfactor
     from .sweep import check_sharpening, parse_bfactors, recommend, sweep_csv, sweep_png, sweep_rows
 

@@ -430,7 +430,7 @@ class ResidueOptions:
 
 
 def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLike, out_dir: str | os.PathLike,
-                 options: ResidueOptions = ResidueOptions()) -> ResiduesSummary:
+                 options: ResidueOptions | None = None) -> ResiduesSummary:
     """Local resolution per residue of a model placed on a resolution map; writes
     :data:`.outputs.RESIDUE_FILES` into ``out_dir`` (``summary.json`` last), nothing unless
     everything succeeded.
@@ -441,6 +441,7 @@ def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLi
         MapFormatError: unreadable maps, or a map on another grid than the resolution map.
         ParameterError: unknown palette, an output folder that cannot be written.
     """
+    options = options or ResidueOptions()
     start = time.perf_counter()
     check_model_name(model_path)
     if options.palette is not None:

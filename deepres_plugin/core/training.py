@@ -169,6 +169,44 @@ def _checkpoint_state(folder: Path) -> dict | None:
     return json.loads(state.read_text()) if state.is_file() else None
 
 
+class Checkpointer(keras.callbacks.Callback):
+    """After each epoch: the history and elapsed time into the run's ``state`` (the dict saved
+    as ``state.json``), ``best.keras`` when the validation loss improved, the learning rate
+    lowered after :data:`LEARNING_RATE_PATIENCE` flat epochs, ``last.keras`` and the state
+    saved into ``checkpoint`` (a folder), and a stop after ``patience`` epochs without
+    improvement. ``seconds_before``: training time of earlier runs; ``start``: this run's
+    ``time.perf_counter()`` at its start."""
+
+    def __init__(self, state: dict, checkpoint: Path, patience: int, seconds_before: float, start: float):
+        super().__init__()
+        self.state, self.checkpoint, self.patience = state, checkpoint, patience
+        self.seconds_before, self.start = seconds_before, start
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.state
+        for key, value in (logs or {}).items():
+            state["history"].setdefault(key, []).append(float(value))
+        val_loss = float(logs["val_loss"])
+        state["epoch"] = epoch + 1
+        state["seconds"] = self.seconds_before + time.perf_counter() - self.start
+        if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
+            state["best_val_loss"], state["best_epoch"], state["wait"] = val_loss, epoch + 1, 0
+            save_keras(self.model, self.checkpoint / "best.keras")
+        else:
+            state["wait"] += 1
+            if state["wait"] % LEARNING_RATE_PATIENCE == 0:
+                rate = _learning_rate(self.model) * LEARNING_RATE_FACTOR
+                self.model.optimizer.learning_rate = rate
+                logger.info("validation loss flat for %d epochs: learning rate now %.2g", state["wait"], rate)
+        state["history"].setdefault("learning_rate", []).append(_learning_rate(self.model))
+        save_keras(self.model, self.checkpoint / "last.keras")
+        with atomic_outputs(self.checkpoint / "state.json") as (tmp,):
+            tmp.write_text(json.dumps(state, indent=1))
+        if state["wait"] >= self.patience:
+            logger.info("early stop: no validation improvement for %d epochs", self.patience)
+            self.model.stop_training = True
+
+
 def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, config: TrainConfig,
                 progress: bool = True, name: str | None = None, version: str = "1",
                 devices: Sequence[str] | None = None) -> dict[str, Any]:
@@ -233,35 +271,9 @@ def train_model(dataset_dir: str | os.PathLike, out_path: str | os.PathLike, con
     start = time.perf_counter()
     seconds_before = state["seconds"]
 
-    class Checkpointer(keras.callbacks.Callback):
-        """Saves last/best each epoch, stops after ``patience`` epochs without improvement."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            for key, value in (logs or {}).items():
-                state["history"].setdefault(key, []).append(float(value))
-            val_loss = float(logs["val_loss"])
-            state["epoch"] = epoch + 1
-            state["seconds"] = seconds_before + time.perf_counter() - start
-            if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
-                state["best_val_loss"], state["best_epoch"], state["wait"] = val_loss, epoch + 1, 0
-                save_keras(self.model, checkpoint / "best.keras")
-            else:
-                state["wait"] += 1
-                if state["wait"] % LEARNING_RATE_PATIENCE == 0:
-                    rate = _learning_rate(self.model) * LEARNING_RATE_FACTOR
-                    self.model.optimizer.learning_rate = rate
-                    logger.info("validation loss flat for %d epochs: learning rate now %.2g", state["wait"], rate)
-            state["history"].setdefault("learning_rate", []).append(_learning_rate(self.model))
-            save_keras(self.model, checkpoint / "last.keras")
-            with atomic_outputs(checkpoint / "state.json") as (tmp,):
-                tmp.write_text(json.dumps(state, indent=1))
-            if state["wait"] >= config.patience:
-                logger.info("early stop: no validation improvement for %d epochs", config.patience)
-                self.model.stop_training = True
-
     if state["epoch"] < config.epochs and state["wait"] < config.patience:
         network.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=state["epoch"],
-                    callbacks=[Checkpointer()], verbose=KERAS_BAR if progress and is_terminal(sys.stdout)
+                    callbacks=[Checkpointer(state, checkpoint, config.patience, seconds_before, start)], verbose=KERAS_BAR if progress and is_terminal(sys.stdout)
                     else KERAS_EPOCH_LINES)
     best = keras.saving.load_model(checkpoint / "best.keras")
     record = _training_record(config, digest, manifest, dataset_dir, state, best, train_boxes, train_labels,

@@ -20,8 +20,9 @@ from ..core.errors import ParameterError
 from ..core.masks import automatic_mask_description
 from ..core.models import shipped_model_path
 from ..core.networks import read_model_info
-from ..core.outputs import PROTOCOL_DIRS, RESOLUTION_FILE, ReportSummary
+from ..core.outputs import RESOLUTION_FILE, ReportSummary
 from ..core.ranges import AUTO_RANGE, RANGES
+from .files import PROTOCOL_DIRS
 
 #: Files copied as they are (Xmipp's converter misreads signed 8-bit MRC); others are converted.
 MRC_SUFFIXES = (".mrc", ".map", ".ccp4", ".mrc.gz", ".map.gz", ".ccp4.gz", ".rec")
@@ -103,7 +104,7 @@ class ProtDeepResBase(ProtAnalysis3D):
 
     _label = None
     _devStatus = BETA
-    #: Key of the run folder in :data:`deepres_plugin.core.outputs.PROTOCOL_DIRS`.
+    #: Key of the run folder in :data:`.files.PROTOCOL_DIRS`.
     _runFolder = None
 
     # --------------------------- UTILS functions -----------------------------------------

@@ -13,8 +13,8 @@ from pyworkflow.protocol import params
 
 from ..core.errors import ParameterError
 from ..core.mrc import ISOTROPY_TOLERANCE
-from ..core.outputs import INPUT_HALVES, INPUT_MASK
 from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase, scipionOrigin
+from .files import INPUT_HALVES, INPUT_MASK
 
 #: BibTeX key of BlocRes (see ``bibtex.py``), the moving-window local FSC this follows.
 BLOCRES_CITATION = "Cardone2013"
@@ -181,52 +181,64 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
     # --------------------------- INFO functions ------------------------------------------
     def _validateHalfMaps(self):
         """Errors of the half-map inputs, the mask and the local FSC parameters."""
+        grid, errors = (self._halvesOfVolumeErrors() if self.halvesSource.get() == HALVES_FROM_VOLUME
+                        else self._twoVolumesErrors())
+        if grid is None:
+            return errors
+        return errors + self._maskErrors(grid) + self._localFscErrors(grid)
+
+    def _halvesOfVolumeErrors(self):
+        """``(grid, errors)`` of a Volume's half maps (grid None: nothing more to check)."""
+        volume = self.inputVolume.get()
+        if volume is None:
+            return None, ["Choose a map with half maps."]
+        if not volume.hasHalfMaps() or len(volume.getHalfMaps(asList=True)) != 2:
+            return None, ["The chosen map has no (or not two) half maps: choose one with half maps, "
+                          "or choose 'two volumes'."]
+        missing = [f"Half map {path} does not exist." for path in self.getHalfMapPaths() if not os.path.exists(path)]
+        if missing:
+            return None, missing
+        dims = [self._fileDimensions(path) for path in self.getHalfMapPaths()]
+        if None in dims:
+            return None, ["The half maps cannot be read."]
+        return dims[0], ([] if dims[0] == dims[1] else
+                         [f"The half maps' dimensions differ: {dims[0]} and {dims[1]}."])
+
+    def _twoVolumesErrors(self):
+        """``(grid, errors)`` of two Volumes given as the halves."""
+        half1, half2 = self.inputHalf1.get(), self.inputHalf2.get()
+        if half1 is None or half2 is None:
+            return None, ["Choose both half maps."]
         errors = []
-        if self.halvesSource.get() == HALVES_FROM_VOLUME:
-            volume = self.inputVolume.get()
-            if volume is None:
-                return ["Choose a map with half maps."]
-            if not volume.hasHalfMaps() or len(volume.getHalfMaps(asList=True)) != 2:
-                return ["The chosen map has no (or not two) half maps: choose one with half maps, "
-                        "or choose 'two volumes'."]
-            dims = []
-            for path in self.getHalfMapPaths():
-                if not os.path.exists(path):
-                    errors.append(f"Half map {path} does not exist.")
-                    continue
-                dims.append(self._fileDimensions(path))
-            if errors:
-                return errors
-            if None in dims:
-                return ["The half maps cannot be read."]
-            if dims[0] != dims[1]:
-                errors.append(f"The half maps' dimensions differ: {dims[0]} and {dims[1]}.")
-            grid = dims[0]
-        else:
-            half1, half2 = self.inputHalf1.get(), self.inputHalf2.get()
-            if half1 is None or half2 is None:
-                return ["Choose both half maps."]
-            if half1.getDim() != half2.getDim():
-                errors.append(f"The half maps' dimensions differ: {half1.getDim()} and {half2.getDim()}.")
-            if abs(half1.getSamplingRate() - half2.getSamplingRate()) > ISOTROPY_TOLERANCE * half1.getSamplingRate():
-                errors.append(f"The half maps' sampling rates differ: {half1.getSamplingRate():g} and "
-                              f"{half2.getSamplingRate():g} Å/px.")
-            grid = half1.getDim()
-        sampling = self.getSamplingRate()
-        if self.inputMask.hasValue():
-            mask = self.inputMask.get()
-            if tuple(mask.getDim()) != tuple(grid):
-                errors.append(f"The mask's dimensions {mask.getDim()} differ from the half maps' {tuple(grid)}.")
-            if abs(mask.getSamplingRate() - sampling) > ISOTROPY_TOLERANCE * sampling:
-                errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
-                              f"half maps' ({sampling:g} Å/px).")
+        if half1.getDim() != half2.getDim():
+            errors.append(f"The half maps' dimensions differ: {half1.getDim()} and {half2.getDim()}.")
+        if abs(half1.getSamplingRate() - half2.getSamplingRate()) > ISOTROPY_TOLERANCE * half1.getSamplingRate():
+            errors.append(f"The half maps' sampling rates differ: {half1.getSamplingRate():g} and "
+                          f"{half2.getSamplingRate():g} Å/px.")
+        return half1.getDim(), errors
+
+    def _maskErrors(self, grid):
+        """The mask on another grid than the half maps (dimensions ``grid``)."""
+        if not self.inputMask.hasValue():
+            return []
+        mask, sampling, errors = self.inputMask.get(), self.getSamplingRate(), []
+        if tuple(mask.getDim()) != tuple(grid):
+            errors.append(f"The mask's dimensions {mask.getDim()} differ from the half maps' {tuple(grid)}.")
+        if abs(mask.getSamplingRate() - sampling) > ISOTROPY_TOLERANCE * sampling:
+            errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
+                          f"half maps' ({sampling:g} Å/px).")
+        return errors
+
+    def _localFscErrors(self, grid):
+        """A window that does not fit the half maps (dimensions ``grid``), a stride below 1."""
+        from ..core.localfsc import window_box
+
+        errors = []
         if self.method.get() == METHOD_WINDOW and self.window.get() < 0:
             errors.append("The window must be positive (or 0 for automatic).")
         elif self.method.get() == METHOD_WINDOW and self.window.get() > 0:
-            from ..core.localfsc import window_box
-
             try:
-                window_box(self.window.get(), sampling, tuple(grid))
+                window_box(self.window.get(), self.getSamplingRate(), tuple(grid))
             except ParameterError as exc:
                 errors.append(f"Window: {exc}.")
         if self.stride.get() < 1:

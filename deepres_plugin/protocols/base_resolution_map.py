@@ -17,9 +17,10 @@ from pyworkflow.protocol import params
 
 from ..core.errors import DeepResError, MapFormatError
 from ..core.mrc import ISOTROPY_TOLERANCE, read_map
-from ..core.outputs import INPUT_MAP, INPUT_RESOLUTION, ReportSummary
+from ..core.outputs import ReportSummary
 from ..core.resolution_maps import check_density_map
 from .base import ProtDeepResBase, sourceFile
+from .files import INPUT_MAP, INPUT_RESOLUTION
 
 #: Largest difference between the origins of two grids that are one grid, in voxels (the
 #: core's ``check_same_grid`` allows the same).

@@ -10,9 +10,10 @@ from .. import constants
 from ..core.cluster import available_cpus
 from ..core.errors import ParameterError
 from ..core.localfilter import BFACTOR_SOURCES
-from ..core.outputs import INPUT_MASK, LOCALFILTER_FILES, LocalFilterSummary
+from ..core.outputs import LOCALFILTER_FILES, LocalFilterSummary
 from ..core.sweep import MAX_SHARPENING_EXPONENT, check_sharpening
 from .base_resolution_map import ProtDeepResResolutionMapBase, gridErrors
+from .files import INPUT_MASK
 
 #: Sharpening before the filter (EnumParam indices, in the order of the core's BFACTOR_SOURCES).
 BFACTOR_NONE, BFACTOR_GIVEN, BFACTOR_AUTO = 0, 1, 2

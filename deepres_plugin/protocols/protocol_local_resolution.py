@@ -18,15 +18,7 @@ from .. import constants
 from ..core.diagnostics import AUDIENCE_SCIPION, check_map_for_range, geometry_warnings
 from ..core.errors import MapFormatError, ParameterError
 from ..core.mrc import ISOTROPY_TOLERANCE, check_map_file, voxel_size_warning
-from ..core.outputs import (
-    INPUT_MAP,
-    INPUT_MASK,
-    MASK_FILE,
-    PROTOCOL_DIRS,
-    RESOLUTION_FILE,
-    ReportSummary,
-    protocol_volume_dir,
-)
+from ..core.outputs import MASK_FILE, RESOLUTION_FILE, ReportSummary
 from ..core.ranges import AUTO_HIGH_BELOW_A, AUTO_HIGH_SHARE, AUTO_RANGE, first_range_name, get_range
 from .base import (
     MRC_SUFFIXES,
@@ -36,6 +28,7 @@ from .base import (
     sourceFile,
     validateNetwork,
 )
+from .files import INPUT_MAP, INPUT_MASK, PROTOCOL_DIRS, protocol_volume_dir
 
 
 class outputs(Enum):

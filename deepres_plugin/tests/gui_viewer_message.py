@@ -13,9 +13,9 @@ from pyworkflow.gui.form import FormWindow
 from pyworkflow.project import Manager
 
 from deepres_plugin.core.mrc import read_map, write_map
-from deepres_plugin.core.outputs import INPUT_MAP
 from deepres_plugin.core.pipeline import PredictOptions, run_predict
 from deepres_plugin.protocols import ProtDeepResLocalResolution
+from deepres_plugin.protocols.files import INPUT_MAP
 from deepres_plugin.viewers import DeepResViewer
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -9,7 +9,7 @@ import pytest
 from deepres_plugin import cli
 from deepres_plugin.core.errors import MaskError, ParameterError
 from deepres_plugin.core.filters import apply_bfactor, lowpass_filter, lowpass_zero_frequency
-from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution, information_limit
+from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution, global_fsc, information_limit
 from deepres_plugin.core.localfsc import (
     band_correlation_map,
     band_edges,
@@ -23,7 +23,7 @@ from deepres_plugin.core.localfsc import (
 )
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE
-from deepres_plugin.core.pipeline import LocalFscOptions, global_fsc, run_local_fsc
+from deepres_plugin.core.pipeline import LocalFscOptions, run_local_fsc
 
 FINE_A, COARSE_A = 4.0, 8.0
 WINDOW_A = 32.0

@@ -12,8 +12,9 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from deepres_plugin import constants
 from deepres_plugin.core.filters import apply_bfactor
 from deepres_plugin.core.mrc import read_map, write_map
-from deepres_plugin.core.outputs import MASK_FILE, RESOLUTION_FILE, VIEWER_SCRIPT
+from deepres_plugin.core.outputs import MASK_FILE, RESOLUTION_FILE
 from deepres_plugin.protocols import ProtDeepResBfactorSweep, ProtDeepResLocalResolution
+from deepres_plugin.protocols.files import VIEWER_SCRIPT
 from deepres_plugin.tests.units import bare_units
 
 DATA = os.path.join(os.path.dirname(__file__), "data")

@@ -16,8 +16,9 @@ import pytest
 
 from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
 from deepres_plugin.core.mrc import read_map, write_map
-from deepres_plugin.core.outputs import INPUT_MAP, RESIDUE_FILES, ReportSummary
+from deepres_plugin.core.outputs import RESIDUE_FILES, ReportSummary
 from deepres_plugin.protocols import ProtDeepResLocalFilter
+from deepres_plugin.protocols.files import INPUT_MAP
 from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
 from deepres_plugin.tests.test_workflow_runs import assert_each_ran_once, assert_scheduled_once
 from deepres_plugin.workflow import LOCAL_FILTER_TEMPLATE, load_template, run_template

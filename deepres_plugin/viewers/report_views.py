@@ -18,7 +18,7 @@ from pyworkflow.viewer import View
 
 from ..core.fsc import draw_fsc, read_fsc_csv
 from ..core.mrc import MapGeometry, read_map
-from ..core.outputs import FSC_FILES, RESOLUTION_FILE, VIEWER_SCRIPT, ReportSummary
+from ..core.outputs import FSC_FILES, RESOLUTION_FILE, ReportSummary
 from ..core.report import (
     DEFAULT_PALETTE,
     RESOLUTION_AXIS_LABEL,
@@ -32,6 +32,7 @@ from ..core.report import (
     summary_statistics,
     surface_level,
 )
+from ..protocols.files import VIEWER_SCRIPT
 
 SLICE_AXES = ["z (XY slices)", "y (XZ slices)", "x (YZ slices)"]
 AXIS_Z, AXIS_Y, AXIS_X = 0, 1, 2
