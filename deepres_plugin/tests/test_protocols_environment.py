@@ -1,4 +1,4 @@
-"""The protocols in a Scipion environment without TensorFlow or Dask: every computation step
+"""Every protocol in a Scipion environment without TensorFlow or Dask: every computation step
 runs ``deepres`` as a process of its own with the computation's Python (DEEPRES_PYTHON).
 
 The protocol processes get a ``PYTHONPATH`` whose ``tensorflow``, ``keras``, ``dask`` and
@@ -14,22 +14,31 @@ import sys
 import tempfile
 
 import numpy as np
-from pwem.protocols import ProtImportVolumes
+from pwem.protocols import ProtImportPdb, ProtImportVolumes
 from pyworkflow.tests import BaseTest, setupTestProject
 
-from deepres_plugin.core.mrc import read_map, write_map
+from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE
+from deepres_plugin.core.residues import EVERY_ATOM, model_residues
+from deepres_plugin.core.simulate import read_model
 from deepres_plugin.plugin import PYTHON_VAR
 from deepres_plugin.protocols import (
     ProtDeepResBfactorSweep,
     ProtDeepResLocalFilter,
     ProtDeepResLocalFsc,
     ProtDeepResLocalResolution,
+    ProtDeepResModelResolution,
+    ProtDeepResTrain,
 )
 from deepres_plugin.protocols.base_half_maps import HALVES_FROM_VOLUME
+from deepres_plugin.protocols.protocol_train import SOURCE_FOLDER
 from deepres_plugin.tests.test_protocols_halfmaps import synthetic_half_maps
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
+#: Two small structures: the per-residue model, and the training set.
+STRUCTURES = ("BM5_1PPE_l_u.pdb.gz", "BM5_1GL1_l_u.pdb.gz")
+#: The per-residue resolution map: this value (Å) over the model's box (1.5 Å/px, 6 Å margin).
+RESIDUE_RESOLUTION, RESIDUE_SAMPLING, RESIDUE_MARGIN_A = 5.0, 1.5, 6.0
 #: What the computation needs and the Scipion side must not import.
 COMPUTATION_PACKAGES = ("tensorflow", "keras", "dask", "distributed")
 
@@ -52,8 +61,8 @@ def computation_python(path):
 
 
 class TestDeepResWithoutTensorFlow(BaseTest):
-    """Local resolution, local filter, local FSC and B-factor sweep with the computation in
-    its own environment."""
+    """Local resolution, local filter, local FSC, B-factor sweep, per-residue resolution and
+    training with the computation in its own environment."""
 
     @classmethod
     def setUpClass(cls):
@@ -72,6 +81,16 @@ class TestDeepResWithoutTensorFlow(BaseTest):
             write_map(path, data.astype(np.float32), 1.0)
         cls.averageFile = os.path.join(cls.folder, "average.mrc")
         write_map(cls.averageFile, ((half1 + half2) / 2).astype(np.float32), 1.0)
+        cls.structures = os.path.join(cls.folder, "structures")
+        os.makedirs(cls.structures)
+        for name in STRUCTURES:
+            shutil.copy(os.path.join(DATA, name), cls.structures)
+        positions = model_residues(read_model(os.path.join(DATA, STRUCTURES[0]), EVERY_ATOM)).positions
+        cls.first = np.floor(positions.min(axis=0) - RESIDUE_MARGIN_A)
+        shape_xyz = np.ceil((positions.max(axis=0) + RESIDUE_MARGIN_A - cls.first) / RESIDUE_SAMPLING).astype(int)
+        cls.residueMap = os.path.join(cls.folder, "residue_resolution.mrc")
+        write_map(cls.residueMap, np.full(tuple(shape_xyz[::-1]), RESIDUE_RESOLUTION, np.float32),
+                  MapGeometry(RESIDUE_SAMPLING, origin=tuple(cls.first)))
 
     @classmethod
     def tearDownClass(cls):
@@ -79,8 +98,8 @@ class TestDeepResWithoutTensorFlow(BaseTest):
         os.environ.update(cls.environ)
         shutil.rmtree(cls.folder, ignore_errors=True)
 
-    def _import(self, path, **kwargs):
-        prot = self.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=1.0, **kwargs)
+    def _import(self, path, sampling=1.0, **kwargs):
+        prot = self.newProtocol(ProtImportVolumes, filesPath=path, samplingRate=sampling, **kwargs)
         self.launchProtocol(prot)
         return prot
 
@@ -117,3 +136,23 @@ class TestDeepResWithoutTensorFlow(BaseTest):
             prot.inputVolume.setExtended("outputVolume")
             prot = self._launch(prot)
             self.assertTrue(os.path.exists(prot.resolution_Volume.getFileName()))
+
+        # the per-residue resolution of a model on a resolution map of one value
+        x, y, z = (-v for v in self.first)                     # the import's origin fields: minus the first voxel
+        residueMap = self._import(self.residueMap, RESIDUE_SAMPLING, setOrigCoord=True, x=x, y=y, z=z)
+        model = self.newProtocol(ProtImportPdb, inputPdbData=ProtImportPdb.IMPORT_FROM_FILES,
+                                 pdbFile=os.path.join(self.structures, STRUCTURES[0]))
+        self.launchProtocol(model)
+        residues = self.newProtocol(ProtDeepResModelResolution)
+        residues.inputStructure.set(model)
+        residues.inputStructure.setExtended("outputPdb")
+        residues.inputResolution.set(residueMap)
+        residues.inputResolution.setExtended("outputVolume")
+        residues = self._launch(residues)
+        self.assertAlmostEqual(residues.medianResolution.get(), RESIDUE_RESOLUTION, places=4)
+
+        # training: dataset and network
+        train = self.newProtocol(ProtDeepResTrain, source=SOURCE_FOLDER, structuresFolder=self.structures, epochs=1,
+                                 labelsPerStructure=4, boxesPerLabel=50)
+        train = self._launch(train)
+        self.assertTrue(os.path.exists(train.outputModel.getFileName()))
