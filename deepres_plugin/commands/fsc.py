@@ -23,9 +23,9 @@ from ..core.fsc import (
     fsc_png,
     fsc_resolution,
 )
+from ..core.mapscale import map_scale
 from ..core.masks import read_mask
 from ..core.mrc import read_map
-from ..core.pipeline import map_scale
 
 logger = logging.getLogger(__name__)
 

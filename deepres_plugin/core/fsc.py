@@ -7,12 +7,20 @@ threshold (0.143 by default, gold standard), interpolated linearly between shell
 """
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import scipy.ndimage
 
-from .errors import MapFormatError, ParameterError
+from .errors import MapFormatError, MaskError, ParameterError
 from .fourier import frequency_magnitude, rfft_map
-from .mrc import ISOTROPY_TOLERANCE
+from .mapscale import check_not_flat, map_scale, unit_scale
+from .masks import automatic_mask, log_automatic_mask, read_mask
+from .mrc import ISOTROPY_TOLERANCE, read_map
+from .outputs import FSC_FILES
 
 #: Gold-standard FSC threshold (Rosenthal & Henderson 2003); 0.5 is the older choice.
 FSC_THRESHOLD = 0.143
@@ -162,3 +170,65 @@ def global_fsc(half1: np.ndarray, half2: np.ndarray, voxel_size: float,
     frequency, fsc = fsc_curve(*whiten(half1, half2), voxel_size, weights)
     limit = information_limit(frequency, fsc, voxel_size, max(half1.shape), float(np.mean(weights ** 2)))
     return frequency, fsc, min(limit, fsc_resolution(frequency, fsc, FSC_THRESHOLD))
+
+
+@dataclasses.dataclass
+class HalfMaps:
+    """Two checked half maps (divided by ``scale``, the SD of the first, so that every
+    computation sees values near 1 whatever the files' scale), their average (at the files'
+    scale), the mask, the global FSC and the halves' information limit (A,
+    :func:`.fsc.information_limit`)."""
+
+    half1: np.ndarray
+    half2: np.ndarray
+    geometry: Any
+    mask: np.ndarray
+    mask_source: str
+    frequency: np.ndarray
+    fsc: np.ndarray
+    global_resolution: float
+    information_limit: float
+    scale: float = 1.0
+
+    @property
+    def average(self) -> np.ndarray:
+        """The halves' mean at the scale of the input files."""
+        return ((self.half1.astype(np.float64) + self.half2.astype(np.float64)) * (self.scale / 2)).astype(np.float32)
+
+    def fsc_files(self, threshold: float) -> dict[str, bytes]:
+        return {FSC_FILES[0]: fsc_csv(self.frequency, self.fsc).encode(),
+                FSC_FILES[1]: fsc_png(self.frequency, self.fsc, threshold, self.global_resolution)}
+
+
+def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
+                   mask_path: str | os.PathLike | None = None, threshold: float | None = None,
+                   sampling: float | None = None) -> HalfMaps:
+    """Read and check two half maps, read the mask or make one from their average, and
+    compute the global FSC inside the mask (its edge softened).
+
+    Raises:
+        MapFormatError: unreadable maps, or halves of different shape or voxel size.
+        ParameterError: identical halves.
+        MaskError: bad mask, or an automatic mask covering the whole box.
+    """
+    half1, geometry = read_map(half1_path, voxel_size=sampling)
+    half2, geometry2 = read_map(half2_path, voxel_size=sampling)
+    check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
+    # one common scale (the FSC does not change): halves stored at 1e-30 or 1e38 work as at 1
+    sd = map_scale(half1, str(half1_path))
+    map_scale(half2, str(half2_path))
+    half1, half2 = (unit_scale(half, scale=sd) for half in (half1, half2))
+    if mask_path:
+        mask = read_mask(mask_path, half1.shape, geometry, voxel_size=sampling)
+        mask_source = str(Path(mask_path).resolve())
+    else:
+        mask = automatic_mask((half1 + half2) / 2, geometry.voxel_size)
+        mask_source = "automatic"
+        log_automatic_mask(mask)
+        if mask.all():
+            raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
+    check_not_flat(half1, mask, str(half1_path))
+    check_not_flat(half2, mask, str(half2_path))
+    frequency, fsc, limit = global_fsc(half1, half2, geometry.voxel_size, mask)
+    resolution = fsc_resolution(frequency, fsc, FSC_THRESHOLD if threshold is None else threshold)
+    return HalfMaps(half1, half2, geometry, mask, mask_source, frequency, fsc, resolution, limit, sd)

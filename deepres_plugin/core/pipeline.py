@@ -24,11 +24,12 @@ from .diagnostics import (
     measure_map,
     nyquist_note,
 )
-from .errors import MapFormatError, MaskError
+from .errors import MaskError
 from .fileio import check_output_dir, output_directory, write_files
-from .fsc import FSC_THRESHOLD, global_fsc
+from .fsc import FSC_THRESHOLD, HalfMaps, load_half_maps
 from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
+from .mapscale import check_not_flat, unit_scale
 from .masks import automatic_mask, log_automatic_mask, read_mask
 from .models import chosen_model_path
 from .mrc import check_map_file, read_map, voxel_size_warning, write_map
@@ -200,44 +201,6 @@ def _prepare_map(volume: np.ndarray, geometry, map_path, options: PredictOptions
 #: About the size of the figures and scripts of a report (bytes).
 REPORT_BYTES = 4 * 2 ** 20
 
-#: A map's SD must exceed this fraction of its largest absolute value not to count as flat
-#: (float32 keeps 7 digits: below this, what varies is rounding).
-FLAT_MAP_RELATIVE_SD = 1e-6
-
-
-def map_scale(volume: np.ndarray, source: str = "the map") -> float:
-    """The map's SD (computed in float64).
-
-    Raises:
-        MapFormatError: a flat map (all values equal, to float32 precision).
-    """
-    sd = float(np.std(volume, dtype=np.float64))
-    peak = float(np.max(np.abs(volume), initial=0.0))
-    if not sd > FLAT_MAP_RELATIVE_SD * peak or sd == 0.0:
-        raise MapFormatError(f"{source} is flat (all values {float(volume.flat[0]):g}): there is nothing to measure")
-    return sd
-
-
-def unit_scale(volume: np.ndarray, source: str = "the map", scale: float | None = None) -> np.ndarray:
-    """The map divided by ``scale`` (default its SD, :func:`map_scale`), so that maps stored at
-    any scale (1e-30 or 1e38) give the same answer as at unit scale; DeepRes reads boxes
-    divided by their norm, so the result does not change otherwise.
-
-    Raises:
-        MapFormatError: a flat map (all values equal, to float32 precision).
-    """
-    scale = map_scale(volume, source) if scale is None else scale
-    return (volume.astype(np.float64) / scale).astype(np.float32)
-
-
-def check_not_flat(volume: np.ndarray, mask: np.ndarray, source: str = "the map") -> None:
-    """Raise :class:`MapFormatError` when the map is constant inside the mask."""
-    inside = volume[mask]
-    if not float(np.std(inside, dtype=np.float64)) > FLAT_MAP_RELATIVE_SD * float(np.max(np.abs(inside), initial=0.0)):
-        raise MapFormatError(f"{source} is flat inside the mask (all values {float(inside[0]):g}): "
-                             "there is nothing to measure there")
-
-
 def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, out_dir: str | os.PathLike,
                mask_path: str | os.PathLike | None = None, palette: str = DEFAULT_PALETTE,
                range_min: float | None = None, range_max: float | None = None) -> dict[str, Any]:
@@ -268,72 +231,6 @@ def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, 
     return summary
 
 
-
-
-@dataclasses.dataclass
-class HalfMaps:
-    """Two checked half maps (divided by ``scale``, the SD of the first, so that every
-    computation sees values near 1 whatever the files' scale), their average (at the files'
-    scale), the mask, the global FSC and the halves' information limit (A,
-    :func:`.fsc.information_limit`)."""
-
-    half1: np.ndarray
-    half2: np.ndarray
-    geometry: Any
-    mask: np.ndarray
-    mask_source: str
-    frequency: np.ndarray
-    fsc: np.ndarray
-    global_resolution: float
-    information_limit: float
-    scale: float = 1.0
-
-    @property
-    def average(self) -> np.ndarray:
-        """The halves' mean at the scale of the input files."""
-        return ((self.half1.astype(np.float64) + self.half2.astype(np.float64)) * (self.scale / 2)).astype(np.float32)
-
-    def fsc_files(self, threshold: float) -> dict[str, bytes]:
-        from .fsc import fsc_csv, fsc_png
-
-        return {FSC_FILES[0]: fsc_csv(self.frequency, self.fsc).encode(),
-                FSC_FILES[1]: fsc_png(self.frequency, self.fsc, threshold, self.global_resolution)}
-
-
-def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
-                   mask_path: str | os.PathLike | None = None, threshold: float | None = None,
-                   sampling: float | None = None) -> HalfMaps:
-    """Read and check two half maps, read the mask or make one from their average, and
-    compute the global FSC inside the mask (its edge softened).
-
-    Raises:
-        MapFormatError: unreadable maps, or halves of different shape or voxel size.
-        ParameterError: identical halves.
-        MaskError: bad mask, or an automatic mask covering the whole box.
-    """
-    from .fsc import FSC_THRESHOLD, check_half_maps, fsc_resolution
-
-    half1, geometry = read_map(half1_path, voxel_size=sampling)
-    half2, geometry2 = read_map(half2_path, voxel_size=sampling)
-    check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
-    # one common scale (the FSC does not change): halves stored at 1e-30 or 1e38 work as at 1
-    sd = map_scale(half1, str(half1_path))
-    map_scale(half2, str(half2_path))
-    half1, half2 = (unit_scale(half, scale=sd) for half in (half1, half2))
-    if mask_path:
-        mask = read_mask(mask_path, half1.shape, geometry, voxel_size=sampling)
-        mask_source = str(Path(mask_path).resolve())
-    else:
-        mask = automatic_mask((half1 + half2) / 2, geometry.voxel_size)
-        mask_source = "automatic"
-        log_automatic_mask(mask)
-        if mask.all():
-            raise MaskError("the automatic mask covers the whole box; give a mask", option="--mask")
-    check_not_flat(half1, mask, str(half1_path))
-    check_not_flat(half2, mask, str(half2_path))
-    frequency, fsc, limit = global_fsc(half1, half2, geometry.voxel_size, mask)
-    resolution = fsc_resolution(frequency, fsc, FSC_THRESHOLD if threshold is None else threshold)
-    return HalfMaps(half1, half2, geometry, mask, mask_source, frequency, fsc, resolution, limit, sd)
 
 
 @dataclasses.dataclass

@@ -14,9 +14,9 @@ from pwem.protocols import ProtImportMask, ProtImportVolumes
 from pyworkflow.tests import BaseTest, setupTestProject
 
 from deepres_plugin.core.filters import lowpass_filter
+from deepres_plugin.core.mapscale import unit_scale
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE, ReportSummary
-from deepres_plugin.core.pipeline import unit_scale
 from deepres_plugin.core.signal import select_signal
 from deepres_plugin.protocols import ProtDeepResLocalResolution
 from deepres_plugin.protocols.files import VIEWER_SCRIPT, protocol_volume_dir

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from deepres_plugin import cli
+from deepres_plugin.core.mapscale import unit_scale
 from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
 from deepres_plugin.core.outputs import (
     MASK_FILE,
@@ -16,7 +17,6 @@ from deepres_plugin.core.outputs import (
     SweepSummary,
     current_summary,
 )
-from deepres_plugin.core.pipeline import unit_scale
 from deepres_plugin.core.report import histogram, palette_stops, summary_statistics
 from deepres_plugin.core.signal import select_signal
 
