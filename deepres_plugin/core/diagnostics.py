@@ -314,23 +314,22 @@ def limit_warnings(values: np.ndarray, clamp: tuple[float, float], resolution_ra
     pass)."""
     if not values.size:
         return []
-    warnings = []
     coarser = [r for r in RANGES.values() if r.max_resolution > resolution_range.max_resolution]
-    share = float(np.mean(values >= (1 - LIMIT_FRACTION) * resolution_range.max_resolution))
-    if coarser and share >= LIMIT_WARNING_SHARE:
-        other = coarser[0]
-        warnings.append(f"{100 * share:.0f} % of the estimated voxels read within {100 * LIMIT_FRACTION:.0f} % of the "
-                        f"{resolution_range.name} range's coarsest resolution ({resolution_range.max_resolution:g} Å): "
-                        f"the map is coarser than this range reads; use the {other.name} range "
-                        f"({other.min_resolution:g}-{other.max_resolution:g} Å)")
     finer = [r for r in RANGES.values() if r.min_resolution < resolution_range.min_resolution]
-    share = float(np.mean(values <= (1 + LIMIT_FRACTION) * resolution_range.min_resolution))
-    if finer and clamp[0] <= resolution_range.min_resolution and share >= LIMIT_WARNING_SHARE:
-        other = finer[0]
-        warnings.append(f"{100 * share:.0f} % of the estimated voxels read within {100 * LIMIT_FRACTION:.0f} % of the "
-                        f"{resolution_range.name} range's finest resolution ({resolution_range.min_resolution:g} Å): "
-                        f"the map is finer than this range reads; use the {other.name} range "
-                        f"({other.min_resolution:g}-{other.max_resolution:g} Å)")
+    edges = [("coarsest", "coarser", resolution_range.max_resolution, coarser,
+              values >= (1 - LIMIT_FRACTION) * resolution_range.max_resolution)]
+    if clamp[0] <= resolution_range.min_resolution:
+        edges.append(("finest", "finer", resolution_range.min_resolution, finer,
+                      values <= (1 + LIMIT_FRACTION) * resolution_range.min_resolution))
+    warnings = []
+    for edge, beyond, limit, others, at_limit in edges:
+        share = float(np.mean(at_limit))
+        if others and share >= LIMIT_WARNING_SHARE:
+            other = others[0]
+            warnings.append(f"{100 * share:.0f} % of the estimated voxels read within {100 * LIMIT_FRACTION:.0f} % "
+                            f"of the {resolution_range.name} range's {edge} resolution ({limit:g} Å): the map is "
+                            f"{beyond} than this range reads; use the {other.name} range "
+                            f"({other.min_resolution:g}-{other.max_resolution:g} Å)")
     return warnings
 
 

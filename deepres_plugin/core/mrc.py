@@ -194,9 +194,7 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
                 data = np.asarray(mrc.data)
                 header = mrc.header
                 file_voxel = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], float)
-                origin = (float(header.origin.x), float(header.origin.y), float(header.origin.z))
-                nstart = (int(header.nxstart), int(header.nystart), int(header.nzstart))
-                axis_order = (int(header.mapc), int(header.mapr), int(header.maps))
+                origin, nstart, axis_order = _header_placement(header)
     except (ValueError, OSError, EOFError) as exc:
         raise MapFormatError(f"{path} is not a readable MRC/CCP4 map ({exc})") from None
 
@@ -219,6 +217,13 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
     return zyx, MapGeometry(voxel_size, origin, nstart, axis_order)
 
 
+def _header_placement(header) -> tuple[tuple[float, float, float], tuple[int, int, int], tuple[int, int, int]]:
+    """An MRC header's origin (x, y, z, A), start indices and axis order (:class:`MapGeometry`)."""
+    return ((float(header.origin.x), float(header.origin.y), float(header.origin.z)),
+            (int(header.nxstart), int(header.nystart), int(header.nzstart)),
+            (int(header.mapc), int(header.mapr), int(header.maps)))
+
+
 def read_header_geometry(path: str | os.PathLike) -> MapGeometry:
     """Where a map file's header places its voxels (voxel size from x), without reading the
     data: what a program that keeps the header (ChimeraX, the command line) would use.
@@ -230,11 +235,7 @@ def read_header_geometry(path: str | os.PathLike) -> MapGeometry:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
-                header = mrc.header
-                return MapGeometry(float(mrc.voxel_size.x),
-                                   (float(header.origin.x), float(header.origin.y), float(header.origin.z)),
-                                   (int(header.nxstart), int(header.nystart), int(header.nzstart)),
-                                   (int(header.mapc), int(header.mapr), int(header.maps)))
+                return MapGeometry(float(mrc.voxel_size.x), *_header_placement(mrc.header))
     except (ValueError, OSError, EOFError) as exc:
         raise MapFormatError(f"{path} is not a readable MRC/CCP4 map ({exc})") from None
 

@@ -126,21 +126,22 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
                            precision=options.precision)
 
     prediction, choice = predict(network, info), None
+    values = prediction.resolution[selection.estimated]
     if options.range_name == AUTO_RANGE and not options.model:
-        choice = choose_range(prediction.resolution[selection.estimated])
+        choice = choose_range(values)
         logger.info(choice.why)
         if choice.name != info.range_name:
             check_map_for_range(geometry.voxel_size, volume.shape, get_range(choice.name), str(map_path))
             model_path = chosen_model_path(None, choice.name)
             network, info = loader(model_path, choice.name)
             prediction = predict(network, info)
+            values = prediction.resolution[selection.estimated]
     note = nyquist_note(geometry.voxel_size, get_range(info.range_name))
     if note:
         logger.info(note)
     warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name),
                             options.audience)
-    warnings += limit_warnings(prediction.resolution[selection.estimated], prediction.clamp,
-                               get_range(info.range_name))
+    warnings += limit_warnings(values, prediction.clamp, get_range(info.range_name))
     warnings += selection.warnings()
     if options.sampling:
         header = check_map_file(map_path)[1][0]

@@ -541,6 +541,17 @@ def placement_warnings(status: np.ndarray, model_name: str) -> list[str]:
             "on voxels without one): is the model fitted to this map, in the map's frame (origin)?"]
 
 
+def model_and_box_spans(positions: np.ndarray, geometry: MapGeometry, shape_zyx: tuple[int, ...]) -> str:
+    """Where the model's atoms (``positions``, x, y, z in A) and the map's box lie, for the
+    messages that refuse a model outside the map: ``the model spans x, y, z = ... A, the map
+    ... A``."""
+    first = np.array(geometry.first_voxel_xyz())
+    end = first + (np.array(shape_zyx[::-1]) - 1) * geometry.voxel_size
+    span = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(positions.min(axis=0), positions.max(axis=0)))
+    box = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(first, end))
+    return f"the model spans x, y, z = {span} Å, the map {box} Å"
+
+
 def _check_overlap(status: np.ndarray, residues: ModelResidues, maps: ResolutionMap, model_path: str | os.PathLike,
                    resolution_path: str | os.PathLike) -> None:
     """Refuse a model with no atom where the map has an estimate.
@@ -552,13 +563,9 @@ def _check_overlap(status: np.ndarray, residues: ModelResidues, maps: Resolution
         raise StructureError(f"{model_path} has no atom other than hydrogens and waters")
     if not np.any(status == INSIDE):
         if np.all(status == OUTSIDE_MAP):
-            low, high = residues.positions.min(axis=0), residues.positions.max(axis=0)
-            first = np.array(maps.geometry.first_voxel_xyz())
-            end = first + (np.array(maps.resolution.shape[::-1]) - 1) * maps.geometry.voxel_size
-            span = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(low, high))
-            box = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(first, end))
-            raise StructureError(f"no atom of {model_path} lies inside {resolution_path}: the model spans x, y, z = "
-                                 f"{span} Å, the map {box} Å; place the model on the map first")
+            spans = model_and_box_spans(residues.positions, maps.geometry, maps.resolution.shape)
+            raise StructureError(f"no atom of {model_path} lies inside {resolution_path}: {spans}; place the model "
+                                 "on the map first")
         raise StructureError(f"no atom of {model_path} lies where {resolution_path} has a local resolution "
                              f"({int(np.sum(status == OUTSIDE_REGION))} atoms in the box, all on voxels without "
                              "an estimate)")

@@ -94,8 +94,9 @@ def computeDevice(protocol):
     if protocol.useQueue() and os.environ.get("CUDA_VISIBLE_DEVICES"):
         return ["--device", "auto"], None
     executor = getattr(protocol, "_stepsExecutor", None)
-    gpus = executor.getGpuList() if executor is not None and executor.getGpuList() is not None \
-        else protocol.getGpuList()
+    gpus = executor.getGpuList() if executor is not None else None
+    if gpus is None:
+        gpus = protocol.getGpuList()
     return ["--device", "auto"], list(dict.fromkeys(str(g) for g in gpus))
 
 

@@ -19,7 +19,15 @@ from ..core.diagnostics import AUDIENCE_SCIPION, check_map_for_range, geometry_w
 from ..core.errors import MapFormatError, ParameterError
 from ..core.mrc import ISOTROPY_TOLERANCE, check_map_file, voxel_size_warning
 from ..core.outputs import MASK_FILE, RESOLUTION_FILE, ReportSummary
-from ..core.ranges import AUTO_HIGH_BELOW_A, AUTO_HIGH_SHARE, AUTO_RANGE, first_range_name, get_range
+from ..core.ranges import (
+    AUTO_HIGH_BELOW_A,
+    AUTO_HIGH_SHARE,
+    AUTO_RANGE,
+    HIGH,
+    WIDE,
+    first_range_name,
+    get_range,
+)
 from .base import (
     MRC_SUFFIXES,
     ProtDeepResBase,
@@ -354,9 +362,10 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
 
     def _methods(self):
         if self.getUsedRangeName() == AUTO_RANGE:       # a set: each map chose its range
-            method = (f"DeepRes [{constants.DEEPRES_CITATION}] (wide network, 2.5-13 Å, or the high network, "
-                      f"1.5-6 Å, for maps of which it read {100 * AUTO_HIGH_SHARE:.0f} % finer than "
-                      f"{AUTO_HIGH_BELOW_A:g} Å)")
+            method = (f"DeepRes [{constants.DEEPRES_CITATION}] (wide network, {WIDE.min_resolution:g}-"
+                      f"{WIDE.max_resolution:g} Å, or the high network, {HIGH.min_resolution:g}-"
+                      f"{HIGH.max_resolution:g} Å, for maps of which it read {100 * AUTO_HIGH_SHARE:.0f} % finer "
+                      f"than {AUTO_HIGH_BELOW_A:g} Å)")
         else:
             resolutionRange = get_range(self.getUsedRangeName())
             method = (f"DeepRes [{constants.DEEPRES_CITATION}] ({resolutionRange.name} network, "

@@ -12,7 +12,7 @@ from .. import constants
 from ..core.errors import DeepResError, StructureError
 from ..core.mrc import MapGeometry, read_header_geometry
 from ..core.outputs import RESIDUE_FILES, ResiduesSummary
-from ..core.residues import ATTRIBUTE, INSIDE, ResidueOptions, sample_at_atoms
+from ..core.residues import ATTRIBUTE, INSIDE, ResidueOptions, model_and_box_spans, sample_at_atoms
 from .base import scipionOrigin, sourceFile
 from .base_resolution_map import ProtDeepResResolutionMapBase
 
@@ -145,16 +145,17 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
         reference = self.getReferenceVolume()
         geometry = MapGeometry(reference.getSamplingRate(), origin=scipionOrigin(reference))
         shape = tuple(reference.getDim())[::-1]
-        # only the box matters here: a constant map of the box's shape, without its memory
-        _, status = sample_at_atoms(np.broadcast_to(np.float32(1), shape), geometry, positions)
-        if positions.size == 0 or np.any(status == INSIDE):
+        if positions.size == 0 or self._anyAtomInBox(positions, geometry, shape):
             return []
-        first = np.array(geometry.first_voxel_xyz())
-        end = first + (np.array(shape[::-1]) - 1) * geometry.voxel_size
-        span = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(positions.min(axis=0), positions.max(axis=0)))
-        box = ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(first, end))
-        return [f"No atom of the model lies inside the map: the model spans x, y, z = {span} Å, the map {box} Å; "
+        return [f"No atom of the model lies inside the map: {model_and_box_spans(positions, geometry, shape)}; "
                 f"place the model on the map first.{self._lostOriginHint(positions, shape)}"]
+
+    @staticmethod
+    def _anyAtomInBox(positions, geometry, shape):
+        """Whether an atom lies in the box of ``shape`` (z, y, x) placed by ``geometry``: sampled
+        on a constant map of that shape, without its memory."""
+        _, status = sample_at_atoms(np.broadcast_to(np.float32(1), shape), geometry, positions)
+        return bool(np.any(status == INSIDE))
 
     def _lostOriginHint(self, positions, shape):
         """When the map's file places the model inside it but Scipion's origin does not: the
@@ -168,8 +169,7 @@ class ProtDeepResModelResolution(ProtDeepResResolutionMapBase):
         except DeepResError:
             return general
         geometry = MapGeometry(self.getReferenceVolume().getSamplingRate(), origin=header.first_voxel_xyz())
-        _, status = sample_at_atoms(np.broadcast_to(np.float32(1), shape), geometry, positions)
-        if not np.any(status == INSIDE):
+        if not self._anyAtomInBox(positions, geometry, shape):
             return general
         first = ", ".join(f"{v:g}" for v in header.first_voxel_xyz())
         return (f" The map's file ({os.path.basename(source)}) places its first voxel at ({first}) Å, where the model "
