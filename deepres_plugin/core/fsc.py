@@ -19,7 +19,7 @@ from .errors import MapFormatError, MaskError, ParameterError
 from .fourier import frequency_magnitude, rfft_map
 from .mapscale import check_not_flat, map_scale, unit_scale
 from .masks import automatic_mask, log_automatic_mask, read_mask
-from .mrc import ISOTROPY_TOLERANCE, read_map
+from .mrc import read_map, same_voxel_size
 from .outputs import FSC_FILES
 
 #: Gold-standard FSC threshold (Rosenthal & Henderson 2003); 0.5 is the older choice.
@@ -42,7 +42,7 @@ def check_half_maps(half1: np.ndarray, half2: np.ndarray, voxel1: float, voxel2:
     """Raise unless the halves share shape and voxel size and are not the same map."""
     if half1.shape != half2.shape:
         raise MapFormatError(f"half maps differ in shape: {half1.shape} and {half2.shape}")
-    if abs(voxel1 - voxel2) > ISOTROPY_TOLERANCE * voxel1:
+    if not same_voxel_size(voxel1, voxel2):
         raise MapFormatError(f"half maps differ in voxel size: {voxel1:g} and {voxel2:g} Å/px")
     if np.array_equal(half1, half2):
         raise ParameterError("the two half maps are identical: they must come from independent halves of the data")

@@ -12,7 +12,7 @@ import scipy.fft
 import scipy.ndimage
 
 from .errors import MaskError
-from .mrc import ISOTROPY_TOLERANCE, MapGeometry, read_map
+from .mrc import MapGeometry, read_map, same_voxel_size
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def check_mask_grid(mask_shape: tuple[int, ...], mask_voxel_size: float,
     """Raise :class:`MaskError` unless mask and map have the same shape and voxel size (A/px)."""
     if tuple(mask_shape) != tuple(map_shape):
         raise MaskError(f"{name}: mask shape {tuple(mask_shape)} differs from map shape {tuple(map_shape)}")
-    if abs(mask_voxel_size - map_voxel_size) > ISOTROPY_TOLERANCE * map_voxel_size:
+    if not same_voxel_size(mask_voxel_size, map_voxel_size):
         raise MaskError(f"{name}: mask voxel size {mask_voxel_size:g} Å/px differs from "
                         f"map voxel size {map_voxel_size:g} Å/px")
 

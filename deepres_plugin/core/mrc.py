@@ -18,7 +18,8 @@ import numpy as np
 from .errors import MapFormatError
 from .fileio import atomic_outputs
 
-#: Relative difference allowed between the voxel sizes along x, y and z.
+#: Relative difference allowed between two voxel sizes that are one: along x, y and z of a
+#: map, or of two maps on one grid (:func:`same_voxel_size`).
 ISOTROPY_TOLERANCE = 1e-3
 #: MRC axis labels: 1 = X, 2 = Y, 3 = Z; the standard order has columns along X.
 STANDARD_AXIS_ORDER = (1, 2, 3)
@@ -112,6 +113,12 @@ def is_stack_file(path: str | os.PathLike) -> bool:
     for suffix in COMPRESSION_SUFFIXES:
         name = name.removesuffix(suffix)
     return name.endswith(STACK_SUFFIX)
+
+
+def same_voxel_size(first_A: float, second_A: float) -> bool:
+    """Whether two voxel sizes (Å/px) are one, within :data:`ISOTROPY_TOLERANCE` of the larger:
+    the grid check of every pair of maps (half maps, masks, resolution maps)."""
+    return abs(first_A - second_A) <= ISOTROPY_TOLERANCE * max(abs(first_A), abs(second_A))
 
 
 def _anisotropy_error(path: Path, file_voxel: np.ndarray) -> MapFormatError | None:

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from .errors import MapFormatError
-from .mrc import ISOTROPY_TOLERANCE, MapGeometry, read_map
+from .mrc import MapGeometry, read_map, same_voxel_size
 from .outputs import ReportSummary
 from .report import DEFAULT_PALETTE
 
@@ -110,8 +110,8 @@ def check_same_grid(resolution_shape: tuple[int, ...], resolution_geometry: MapG
     def describe(shape: tuple[int, ...], geometry: MapGeometry) -> str:
         return f"{'x'.join(str(n) for n in shape[::-1])} voxels of {geometry.voxel_size:g} Å"
 
-    if tuple(resolution_shape) != tuple(map_shape) or abs(resolution_geometry.voxel_size - map_geometry.voxel_size) \
-            > ISOTROPY_TOLERANCE * map_geometry.voxel_size:
+    if tuple(resolution_shape) != tuple(map_shape) \
+            or not same_voxel_size(resolution_geometry.voxel_size, map_geometry.voxel_size):
         raise MapFormatError(f"the resolution map {resolution_name} ({describe(resolution_shape, resolution_geometry)}) "
                              f"and the map {map_name} ({describe(map_shape, map_geometry)}) lie on different grids; "
                              "compute the local resolution on the map's grid")

@@ -8,6 +8,7 @@ import shlex
 import shutil
 
 import mrcfile
+import numpy as np
 import pyworkflow.object as pwobj
 from pwem.emlib.image import ImageHandler
 from pwem.objects import Volume
@@ -19,6 +20,7 @@ from .. import constants
 from ..core.errors import ParameterError
 from ..core.masks import automatic_mask_description
 from ..core.models import shipped_model_path
+from ..core.mrc import same_voxel_size
 from ..core.networks import read_model_info
 from ..core.outputs import RESOLUTION_FILE, ReportSummary
 from ..core.ranges import AUTO_RANGE, RANGES
@@ -39,6 +41,34 @@ def scipionOrigin(image):
     writes as the MRC header origin (``Ccp4Header.fixFile``) and gives ChimeraX as ``volume
     origin``; the import form's x, y, z are their negatives (the wizard reads minus the header)."""
     return tuple(float(v) for v in image.getShiftsFromOrigin())
+
+
+#: Largest difference between the origins of two grids that are one grid, in voxels (the
+#: core's ``check_same_grid`` allows the same).
+ORIGIN_TOLERANCE_VOXELS = 0.5
+
+
+def gridErrors(volume, reference, what, referenceWhat="the map", checkOrigin=True,
+               advice="compute the local resolution on the map's grid"):
+    """One-line errors when ``volume`` does not lie on ``reference``'s grid: other dimensions
+    or sampling rate (:func:`~deepres_plugin.core.mrc.same_voxel_size`), or (``checkOrigin``)
+    an origin further than half a voxel away. The one grid check of every protocol's inputs."""
+    sampling = reference.getSamplingRate()
+
+    def describe(image):
+        return f"{' x '.join(str(n) for n in image.getDim())} voxels of {image.getSamplingRate():g} Å"
+
+    what = f"{what[0].upper()}{what[1:]}"
+    if tuple(volume.getDim()) != tuple(reference.getDim()) \
+            or not same_voxel_size(volume.getSamplingRate(), sampling):
+        return [f"{what} ({describe(volume)}) and {referenceWhat} ({describe(reference)}) lie on different grids; "
+                f"{advice}."]
+    shifts = [np.array(image.getShiftsFromOrigin(), float) for image in (volume, reference)]
+    if checkOrigin and np.max(np.abs(shifts[0] - shifts[1])) > ORIGIN_TOLERANCE_VOXELS * sampling:
+        text = [", ".join(f"{v:g}" for v in shift) for shift in shifts]
+        return [f"{what} and {referenceWhat} have different origins in Scipion (shifts {text[0]} and {text[1]} Å): "
+                "they lie on different grids; give both the same origin."]
+    return []
 
 
 def defineNetworkParams(form):

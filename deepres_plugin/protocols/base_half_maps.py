@@ -12,8 +12,7 @@ from pwem.emlib.image import ImageHandler
 from pyworkflow.protocol import params
 
 from ..core.errors import ParameterError
-from ..core.mrc import ISOTROPY_TOLERANCE
-from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase, scipionOrigin
+from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase, gridErrors, scipionOrigin
 from .files import INPUT_HALVES, INPUT_MASK
 
 #: BibTeX key of BlocRes (see ``bibtex.py``), the moving-window local FSC this follows.
@@ -185,7 +184,7 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
                         else self._twoVolumesErrors())
         if grid is None:
             return errors
-        return errors + self._maskErrors(grid) + self._localFscErrors(grid)
+        return errors + self._maskErrors() + self._localFscErrors(grid)
 
     def _halvesOfVolumeErrors(self):
         """``(grid, errors)`` of a Volume's half maps (grid None: nothing more to check)."""
@@ -209,25 +208,15 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
         half1, half2 = self.inputHalf1.get(), self.inputHalf2.get()
         if half1 is None or half2 is None:
             return None, ["Choose both half maps."]
-        errors = []
-        if half1.getDim() != half2.getDim():
-            errors.append(f"The half maps' dimensions differ: {half1.getDim()} and {half2.getDim()}.")
-        if abs(half1.getSamplingRate() - half2.getSamplingRate()) > ISOTROPY_TOLERANCE * half1.getSamplingRate():
-            errors.append(f"The half maps' sampling rates differ: {half1.getSamplingRate():g} and "
-                          f"{half2.getSamplingRate():g} Å/px.")
-        return half1.getDim(), errors
+        return half1.getDim(), gridErrors(half2, half1, "the second half map", "the first", checkOrigin=False,
+                                          advice="give the two halves of one reconstruction")
 
-    def _maskErrors(self, grid):
-        """The mask on another grid than the half maps (dimensions ``grid``)."""
+    def _maskErrors(self):
+        """The mask on another grid than the half maps."""
         if not self.inputMask.hasValue():
             return []
-        mask, sampling, errors = self.inputMask.get(), self.getSamplingRate(), []
-        if tuple(mask.getDim()) != tuple(grid):
-            errors.append(f"The mask's dimensions {mask.getDim()} differ from the half maps' {tuple(grid)}.")
-        if abs(mask.getSamplingRate() - sampling) > ISOTROPY_TOLERANCE * sampling:
-            errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
-                          f"half maps' ({sampling:g} Å/px).")
-        return errors
+        return gridErrors(self.inputMask.get(), self.getReferenceVolume(), "the mask", "the half maps",
+                          checkOrigin=False, advice="give a mask on the half maps' grid")
 
     def _localFscErrors(self, grid):
         """A window that does not fit the half maps (dimensions ``grid``), a stride below 1."""

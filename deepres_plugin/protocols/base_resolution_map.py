@@ -12,19 +12,14 @@ are converted to MRC with Scipion's origin, as every input is.
 """
 import os
 
-import numpy as np
 from pyworkflow.protocol import params
 
 from ..core.errors import DeepResError, MapFormatError
-from ..core.mrc import ISOTROPY_TOLERANCE, read_map
+from ..core.mrc import read_map
 from ..core.outputs import ReportSummary
 from ..core.resolution_maps import check_density_map
-from .base import ProtDeepResBase, sourceFile
+from .base import ProtDeepResBase, gridErrors, sourceFile
 from .files import INPUT_MAP, INPUT_RESOLUTION
-
-#: Largest difference between the origins of two grids that are one grid, in voxels (the
-#: core's ``check_same_grid`` allows the same).
-ORIGIN_TOLERANCE_VOXELS = 0.5
 
 RESOLUTION_HELP = ("A local-resolution map in Å on the map's grid (0 = no estimate): the resolution_Volume of "
                    "'deepres - estimate local resolution', 'deepres - half-map local FSC' or 'deepres - B-factor "
@@ -37,26 +32,6 @@ MAP_HELP = ("The density map the resolution map was computed for, on its grid (s
             "sharpened map).")
 
 
-def gridErrors(volume, reference, what, referenceWhat="the map", checkOrigin=True,
-               advice="compute the local resolution on the map's grid"):
-    """One-line errors when ``volume`` does not lie on ``reference``'s grid: other dimensions
-    or sampling rate, or (``checkOrigin``) an origin further than half a voxel away."""
-    sampling = reference.getSamplingRate()
-
-    def describe(image):
-        return f"{' x '.join(str(n) for n in image.getDim())} voxels of {image.getSamplingRate():g} Å"
-
-    what = f"{what[0].upper()}{what[1:]}"
-    if tuple(volume.getDim()) != tuple(reference.getDim()) \
-            or abs(volume.getSamplingRate() - sampling) > ISOTROPY_TOLERANCE * sampling:
-        return [f"{what} ({describe(volume)}) and {referenceWhat} ({describe(reference)}) lie on different grids; "
-                f"{advice}."]
-    shifts = [np.array(image.getShiftsFromOrigin(), float) for image in (volume, reference)]
-    if checkOrigin and np.max(np.abs(shifts[0] - shifts[1])) > ORIGIN_TOLERANCE_VOXELS * sampling:
-        text = [", ".join(f"{v:g}" for v in shift) for shift in shifts]
-        return [f"{what} and {referenceWhat} have different origins in Scipion (shifts {text[0]} and {text[1]} Å): "
-                "they lie on different grids; give both the same origin."]
-    return []
 
 
 class ProtDeepResResolutionMapBase(ProtDeepResBase):

@@ -12,7 +12,8 @@ from ..core.errors import ParameterError
 from ..core.localfilter import BFACTOR_SOURCES
 from ..core.outputs import LOCALFILTER_FILES, LocalFilterSummary
 from ..core.sweep import MAX_SHARPENING_EXPONENT, check_sharpening
-from .base_resolution_map import ProtDeepResResolutionMapBase, gridErrors
+from .base import gridErrors
+from .base_resolution_map import ProtDeepResResolutionMapBase
 from .files import INPUT_MASK
 
 #: Sharpening before the filter (EnumParam indices, in the order of the core's BFACTOR_SOURCES).

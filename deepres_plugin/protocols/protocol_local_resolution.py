@@ -17,7 +17,7 @@ from pyworkflow.protocol import STEPS_PARALLEL, params
 from .. import constants
 from ..core.diagnostics import AUDIENCE_SCIPION, check_map_for_range, geometry_warnings
 from ..core.errors import MapFormatError, ParameterError
-from ..core.mrc import ISOTROPY_TOLERANCE, check_map_file, voxel_size_warning
+from ..core.mrc import check_map_file, voxel_size_warning
 from ..core.outputs import MASK_FILE, RESOLUTION_FILE, ReportSummary
 from ..core.ranges import (
     AUTO_HIGH_BELOW_A,
@@ -33,6 +33,7 @@ from .base import (
     ProtDeepResBase,
     defineGpuParams,
     defineNetworkParams,
+    gridErrors,
     sourceFile,
     validateNetwork,
 )
@@ -261,12 +262,8 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
         """The errors about one map and the mask on its grid."""
         errors = []
         if self.inputMask.hasValue():
-            mask = self.inputMask.get()
-            if mask.getDim() != volume.getDim():
-                errors.append(f"The mask's dimensions {mask.getDim()} differ from the map's {volume.getDim()}.")
-            if abs(mask.getSamplingRate() - volume.getSamplingRate()) > ISOTROPY_TOLERANCE * volume.getSamplingRate():
-                errors.append(f"The mask's sampling rate ({mask.getSamplingRate():g} Å/px) differs from the "
-                              f"map's ({volume.getSamplingRate():g} Å/px).")
+            errors += gridErrors(self.inputMask.get(), volume, "the mask", checkOrigin=False,
+                                 advice="give a mask on the map's grid")
         source = sourceFile(volume)
         try:
             if source.lower().endswith(MRC_SUFFIXES):

@@ -155,3 +155,12 @@ def test_voxel_size_warning_questions_a_pixel_size_far_from_the_header():
     assert voxel_size_warning(1.77, 1.742, "m.mrc") is None            # within 2 %
     assert voxel_size_warning(0.5, 1.0, "m.mrc") is None               # a header of 1 or 0 says nothing
     assert voxel_size_warning(0.5, 0.0, "m.mrc") is None
+
+
+def test_same_voxel_size_allows_the_isotropy_tolerance_of_the_larger():
+    from deepres_plugin.core.mrc import ISOTROPY_TOLERANCE, same_voxel_size
+
+    assert same_voxel_size(1.742, 1.742 * (1 + 0.9 * ISOTROPY_TOLERANCE))
+    assert same_voxel_size(1.742 * (1 + 0.9 * ISOTROPY_TOLERANCE), 1.742)      # symmetric
+    assert not same_voxel_size(1.0, 1.0 + 2 * ISOTROPY_TOLERANCE)
+    assert not same_voxel_size(1.0, 0.5)

@@ -240,7 +240,7 @@ class TestDeepResLocalResolutionSet(BaseTest):
         prot.inputMask.setExtended("outputMask")
         errors = prot.validate()
         for index in range(1, len(LOWPASS) + 1):
-            self.assertTrue(any(e.startswith(f"Map {index} (") and "dimensions" in e for e in errors), errors)
+            self.assertTrue(any(e.startswith(f"Map {index} (") and "lie on different grids" in e for e in errors), errors)
         prot.inputMask.set(None)
         self.assertEqual(prot.warnings(), [])             # no mask is an ordinary choice: nothing to confirm
 
