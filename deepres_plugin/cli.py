@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 from typing import Sequence
 
 from .core.errors import DeepResError
+from .core.interrupts import Interrupted, interrupts_as_exceptions
 from .version import __version__
 
 #: Subcommand name -> module in ``deepres_plugin.commands``.
@@ -30,7 +32,20 @@ EXIT_OK = 0
 #: Every error a user can cause: a bad option value or usage, an unusable file, an output
 #: place that cannot be written.
 EXIT_ERROR = 1
+#: Ctrl-C; any interrupt ends with 128 + its signal (:class:`.core.interrupts.Interrupted`).
 EXIT_INTERRUPTED = 130
+#: What to change when the computation runs out of memory, unless the command's module names
+#: its own (``MEMORY_HINT``: the option that bounds its memory).
+MEMORY_HINT = "use a machine (or a queue slot) with more memory, or crop the map to the molecule"
+#: What to change when an output cannot be written, by the error's number.
+WRITE_HINTS = {
+    errno.ENOSPC: "free space or choose another folder (--out)",
+    errno.EDQUOT: "free space or choose another folder (--out)",
+    errno.EFBIG: "the file-size limit (ulimit -f) is too small for the outputs: raise it or choose another folder",
+    errno.EROFS: "choose another folder (--out)",
+    errno.EACCES: "choose another folder (--out) or check its permissions",
+    errno.EPERM: "choose another folder (--out) or check its permissions",
+}
 
 logger = logging.getLogger("deepres_plugin")
 
@@ -101,32 +116,45 @@ COMPUTATION_MODULES = ("tensorflow", "keras", "dask", "distributed", "dask_jobqu
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 130 interrupted)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
-    except SystemExit as exc:            # --help, --version, or a usage / option-value error (printed)
-        return EXIT_OK if exc.code in (None, 0) else EXIT_ERROR
-    configure_logging(args.verbose)
+    """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 128 + the
+    signal when interrupted: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
+    command = "deepres"
+    with interrupts_as_exceptions():
+        try:
+            parser = build_parser()
+            try:
+                args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else list(argv)))
+            except SystemExit as exc:        # --help, --version, or a usage / option-value error (printed)
+                return EXIT_OK if exc.code in (None, 0) else EXIT_ERROR
+            command = f"deepres {args.command}"
+            configure_logging(args.verbose)
+            return _run(args, command)
+        except KeyboardInterrupt as exc:     # at any moment, start-up included
+            signal_name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+            print(f"{command}: interrupted ({signal_name})", file=sys.stderr)
+            return exc.exit_status if isinstance(exc, Interrupted) else EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    """Run the chosen command; every error a user can cause becomes one line on stderr."""
     try:
         return int(args.run(args) or EXIT_OK)
     except DeepResError as exc:
         hint = f" ({exc.option})" if exc.option else ""
-        print(f"deepres {args.command}: error: {one_line(str(exc))}{hint}", file=sys.stderr)
-        return EXIT_ERROR
+        print(f"{command}: error: {one_line(str(exc))}{hint}", file=sys.stderr)
     except ModuleNotFoundError as exc:
         if exc.name not in COMPUTATION_MODULES:
             raise
-        print(f"deepres {args.command}: error: {exc.name} is not installed in this Python ({sys.executable}); "
+        print(f"{command}: error: {exc.name} is not installed in this Python ({sys.executable}); "
               "install the computation with: pip install 'scipion-em-deepres[compute]'", file=sys.stderr)
-        return EXIT_ERROR
+    except MemoryError:
+        module = sys.modules.get(args.run.__module__)
+        print(f"{command}: error: out of memory; {getattr(module, 'MEMORY_HINT', MEMORY_HINT)}", file=sys.stderr)
     except OSError as exc:               # the output place: read-only, full, missing, a file size limit
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"deepres {args.command}: error: cannot read or write{where}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"deepres {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        hint = f"; {WRITE_HINTS[exc.errno]}" if exc.errno in WRITE_HINTS else ""
+        print(f"{command}: error: cannot read or write{where}: {exc.strerror or exc}{hint}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..core.fileio import check_output_dir, output_directory, write_files
+from ..core.fileio import RunFolder
 from ..core.fsc import (
     FSC_THRESHOLD,
     THRESHOLDS,
@@ -26,6 +26,7 @@ from ..core.fsc import (
 from ..core.mapscale import map_scale
 from ..core.masks import read_mask
 from ..core.mrc import read_map
+from ..core.outputs import FSC_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +47,19 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    check_output_dir(args.out)
-    half1, geometry = read_map(args.half1)
-    half2, geometry2 = read_map(args.half2)
-    check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
-    for half, path in ((half1, args.half1), (half2, args.half2)):
-        map_scale(half, str(path))                         # refuses a flat half map
-    weights = None
-    if args.mask:
-        weights = fsc_mask_weights(read_mask(args.mask, half1.shape, geometry), geometry.voxel_size)
-    frequency, fsc = fsc_curve(half1, half2, geometry.voxel_size, weights)
-    resolution = fsc_resolution(frequency, fsc, args.threshold)
-    with output_directory(args.out) as folder:
-        write_files(folder, {"fsc.csv": fsc_csv(frequency, fsc).encode(),
-                             "fsc.png": fsc_png(frequency, fsc, args.threshold, resolution)})
+    with RunFolder(args.out) as run:
+        half1, geometry = read_map(args.half1)
+        half2, geometry2 = read_map(args.half2)
+        check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
+        for half, path in ((half1, args.half1), (half2, args.half2)):
+            map_scale(half, str(path))                         # refuses a flat half map
+        weights = None
+        if args.mask:
+            weights = fsc_mask_weights(read_mask(args.mask, half1.shape, geometry), geometry.voxel_size)
+        frequency, fsc = fsc_curve(half1, half2, geometry.voxel_size, weights)
+        resolution = fsc_resolution(frequency, fsc, args.threshold)
+        run.write({FSC_FILES[0]: fsc_csv(frequency, fsc).encode(),
+                   FSC_FILES[1]: fsc_png(frequency, fsc, args.threshold, resolution)})
     logger.info("FSC resolution %.2f Å at %g; curve in %s", resolution, args.threshold, args.out)
     print(f"{resolution:.3f}")
     return 0

@@ -36,7 +36,7 @@ import numpy as np
 
 from .cluster import ClusterOptions, connected, map_tasks
 from .errors import DeepResError, ParameterError
-from .fileio import check_output_dir, output_directory, write_files
+from .fileio import RunFolder
 from .models import chosen_model_path
 from .outputs import BATCH_FILES, SUMMARY_FILE, ReportSummary
 from .pipeline import PredictOptions, run_predict
@@ -279,12 +279,11 @@ def run_batch(maps: Sequence[BatchMap], out_dir: str | Path, options: PredictOpt
     cluster.validate()
     if not maps:
         raise ParameterError("no maps to predict")
-    check_output_dir(out_dir)
-    tasks = batch_tasks(maps, out_dir, options, verbose)
     rows: dict[str, dict[str, Any]] = {}
-    run = uuid.uuid4().hex[:8]
-    with connected(cluster, client) as client, output_directory(out_dir) as folder:
-        results = map_tasks(predict_task, tasks, [f"predict-{task.name}-{run}" for task in tasks], cluster,
+    key = uuid.uuid4().hex[:8]
+    with RunFolder(out_dir) as run, connected(cluster, client) as client:
+        tasks = batch_tasks(maps, out_dir, options, verbose)
+        results = map_tasks(predict_task, tasks, [f"predict-{task.name}-{key}" for task in tasks], cluster,
                             progress=progress, description="deepres predict", unit="map", client=client,
                             on_error=_failed_row)
         with contextlib.closing(results):
@@ -293,7 +292,7 @@ def run_batch(maps: Sequence[BatchMap], out_dir: str | Path, options: PredictOpt
                 if row["status"] == STATUS_FAILED:
                     logger.warning("%s failed: %s", row["map"], row["error"])
         ordered = [rows[task.name] for task in tasks]
-        write_files(folder, {BATCH_FILES["csv"]: batch_csv(ordered).encode(), BATCH_FILES["plot"]: batch_png(ordered)})
+        run.write({BATCH_FILES["csv"]: batch_csv(ordered).encode(), BATCH_FILES["plot"]: batch_png(ordered)})
     return ordered
 
 

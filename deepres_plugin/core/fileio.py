@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Union
 
 from .errors import ParameterError
+from .interrupts import deferred_interrupts
 from .outputs import SUMMARY_FILE
 
 
@@ -64,8 +67,38 @@ def check_output_dir(path: str | os.PathLike, expected_bytes: int = 0) -> Path:
     return folder
 
 
-#: Suffix of the temporary files; ``.NAME.<random>.tmp`` lies next to ``NAME`` while it is written.
+#: Suffix of the temporary files; ``.NAME.<host>-<pid>.<random>.tmp`` lies next to ``NAME``
+#: while it is written (same file system, so the rename is atomic).
 TEMPORARY_SUFFIX = ".tmp"
+#: A temporary of another machine (a shared folder) older than this (s) belongs to a killed
+#: run; on this machine a temporary is stale as soon as the process that made it is gone.
+STALE_TEMPORARY_SECONDS = 60.0
+
+
+def _owner_tag() -> str:
+    """``<host>-<pid>``: who made a temporary (dots and dashes of the host name kept out)."""
+    host = socket.gethostname().split(".")[0].replace("-", "_") or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _is_stale(path: Path, tag: str, now: float) -> bool:
+    """Whether the temporary ``path``, made by ``tag`` (``<host>-<pid>``), belongs to no running
+    process: its process on this machine is gone, or it comes from elsewhere and is old."""
+    host, _, pid = tag.rpartition("-")
+    if host == _owner_tag().rpartition("-")[0] and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:                            # alive, another user's
+            return False
+        return False
+    try:
+        return now - path.stat().st_mtime > STALE_TEMPORARY_SECONDS
+    except FileNotFoundError:
+        return False
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
@@ -73,27 +106,24 @@ def temporary_sibling(path: str | os.PathLike) -> Path:
     target = Path(path)
     parent = check_writable_dir(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMPORARY_SUFFIX, dir=parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_owner_tag()}.", suffix=TEMPORARY_SUFFIX, dir=parent)
     except OSError as exc:                 # a read-only or special file system: name the output
         raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     return Path(tmp)
 
 
-#: A temporary older than this (s) belongs to a killed run, not to one writing right now.
-STALE_TEMPORARY_SECONDS = 60.0
-
-
 def remove_stale_temporaries(path: str | os.PathLike) -> int:
-    """Delete the temporaries a killed earlier run left next to ``path`` (those older than
-    :data:`STALE_TEMPORARY_SECONDS`, so that a run writing the same folder at the same time
-    keeps its own); return how many."""
+    """Delete the temporaries a killed earlier run left next to ``path`` (:func:`_is_stale`:
+    its process is gone), keeping those of a run writing the same folder right now; return
+    how many."""
     target = Path(path)
-    count = 0
-    now = time.time()
-    for stale in target.parent.glob(f".{target.name}.*{TEMPORARY_SUFFIX}"):
-        with contextlib.suppress(FileNotFoundError):
-            if now - stale.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+    count, now = 0, time.time()
+    prefix = f".{target.name}."
+    for stale in target.parent.glob(f"{glob.escape(prefix)}*{TEMPORARY_SUFFIX}"):
+        tag = stale.name[len(prefix):].split(".")[0]
+        if _is_stale(stale, tag, now):
+            with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
                 count += 1
     return count
@@ -106,8 +136,10 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     Yields temporary paths, one per requested path; the caller writes them. When the
     block ends without an exception every temporary file is renamed onto its final name,
     in the order given (give a summary that vouches for the others last); on any exception
-    (Ctrl-C included) all temporary files are deleted and no final file is touched.
-    Temporaries left by a killed earlier run are removed first.
+    (an interrupt included) all temporary files are deleted and no final file is touched.
+    Temporaries left by a killed earlier run are removed first. The temporaries are made,
+    and renamed, with interrupts held (:func:`.interrupts.deferred_interrupts`): none is
+    made without being on the clean-up list.
 
     Example:
         >>> with atomic_outputs("map.mrc", "mask.mrc") as (tmp_map, tmp_mask):
@@ -118,13 +150,15 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         remove_stale_temporaries(path)
     temporaries: list[Path] = []
     try:
-        for path in paths:                 # one by one: an interruption here still cleans up
-            temporaries.append(temporary_sibling(path))
+        for path in paths:
+            with deferred_interrupts():
+                temporaries.append(temporary_sibling(path))
         yield temporaries
         mode = _default_file_mode()
-        for tmp, final in zip(temporaries, paths):
-            os.chmod(tmp, mode)  # mkstemp makes 0600 files; give the usual permissions
-            os.replace(tmp, final)
+        with deferred_interrupts():
+            for tmp, final in zip(temporaries, paths):
+                os.chmod(tmp, mode)  # mkstemp makes 0600 files; give the usual permissions
+                os.replace(tmp, final)
     except OSError as exc:                 # name the file the user asked for, not our temporary
         finals = {str(tmp): str(final) for tmp, final in zip(temporaries, paths)}
         if exc.filename is None and len(paths) == 1 or str(exc.filename) in finals:
@@ -139,55 +173,149 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
 #: What to write into a file: its bytes, or a function that writes a given path.
 FileContent = Union[bytes, Callable[[Path], None]]
 
+#: Hidden folders of a run folder while a run writes it: the new files (staged), and the
+#: files they replace while they are swapped in; ``<prefix><host>-<pid>.<random>``.
+STAGING_PREFIX = ".deepres-new."
+PREVIOUS_PREFIX = ".deepres-old."
 
+
+def _remove_stale_runs(folder: Path) -> None:
+    """Remove the staging folders of killed earlier runs in ``folder`` (see :func:`_is_stale`)."""
+    now = time.time()
+    for prefix in (STAGING_PREFIX, PREVIOUS_PREFIX):
+        for stale in folder.glob(f"{glob.escape(prefix)}*"):
+            if stale.is_dir() and _is_stale(stale, stale.name[len(prefix):].split(".")[0], now):
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _write_content(content: FileContent, path: Path, final: Path) -> None:
+    try:
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            content(path)
+    except OSError as exc:                 # disk full, file-size limit: say which output
+        raise OSError(exc.errno, exc.strerror, str(final)) from None
+
+
+def _swap_in(folder: Path, staged: Path, names: list[str], stale: tuple[str, ...]) -> None:
+    """Move the staged files onto their final names in ``folder`` (a summary last), the files
+    they replace (and the ``stale`` ones) aside first; on any failure put everything back:
+    the folder is the old one or the new one. Runs with interrupts held."""
+    previous = Path(tempfile.mkdtemp(prefix=f"{PREVIOUS_PREFIX}{_owner_tag()}.", dir=folder))
+    done: list[tuple[Path, Path | None, bool]] = []      # (final, its old file set aside, new file placed)
+    made: list[Path] = []
+    mode = _default_file_mode()
+    try:
+        with deferred_interrupts():
+            try:
+                summaries = [name for name in names if Path(name).name == SUMMARY_FILE]
+                old_names = summaries + [name for name in stale if name not in names] + \
+                    [name for name in names if name not in summaries]
+                for index, name in enumerate(old_names):       # the old summary goes first
+                    final = folder / name
+                    if final.is_file() or final.is_symlink():
+                        aside = previous / str(index)
+                        os.replace(final, aside)
+                        done.append((final, aside, False))
+                for name in names:                              # summaries last
+                    final = folder / name
+                    for parent in reversed(final.relative_to(folder).parents[:-1]):
+                        if not (folder / parent).is_dir():
+                            (folder / parent).mkdir()
+                            made.append(folder / parent)
+                    os.chmod(staged / name, mode)
+                    os.replace(staged / name, final)
+                    done.append((final, None, True))
+            except BaseException:
+                for final, aside, placed in reversed(done):
+                    with contextlib.suppress(OSError):
+                        if placed:
+                            final.unlink()
+                        else:
+                            os.replace(aside, final)
+                for directory in reversed(made):
+                    with contextlib.suppress(OSError):
+                        directory.rmdir()
+                raise
+    finally:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def _ordered(names) -> list[str]:
+    """Summaries last, the folder's own (top-level) one the very last."""
+    return sorted(names, key=lambda name: (Path(name).name == SUMMARY_FILE, name == SUMMARY_FILE))
+
+
+class RunFolder:
+    """The skeleton of every job's output folder, from before the computation to the last
+    rename.
+
+    Entering checks the folder and makes it (a missing one, and a hidden staging folder in
+    it: the proof that files can be written there), before any computation; :meth:`write`
+    writes the outputs into the staging folder and swaps them in all at once; leaving removes
+    the staging folder, and, when the job failed, the folder itself if this run made it and
+    it is empty. A run folder is therefore the old one or the new one, never a mix, whatever
+    happens (a full disk, an interrupt, a failed rename). Staging folders of killed earlier
+    runs are removed on entry.
+
+    Example:
+        >>> with RunFolder(out_dir, expected_bytes=volume.nbytes) as run:
+        ...     result = compute()
+        ...     run.write({"resolution.mrc": lambda tmp: write_map(tmp, result), "summary.json": data})
+    """
+
+    def __init__(self, path: str | os.PathLike, expected_bytes: int = 0):
+        self.path = Path(path)
+        self.expected_bytes = expected_bytes
+        self.created = False
+        self.staged: Path | None = None
+
+    def __enter__(self) -> "RunFolder":
+        check_output_dir(self.path, self.expected_bytes)
+        with deferred_interrupts():
+            self.created = not self.path.exists()
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                _remove_stale_runs(self.path)
+                self.staged = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{_owner_tag()}.", dir=self.path))
+            except OSError as exc:
+                self._remove_if_empty()
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from None
+        return self
+
+    def check_room(self, expected_bytes: int) -> None:
+        """Raise before the computation when the outputs (about ``expected_bytes``) cannot fit."""
+        check_output_dir(self.path, expected_bytes)
+
+    def write(self, contents: Mapping[str, FileContent], stale: tuple[str, ...] = ()) -> list[Path]:
+        """Write the outputs (name relative to the folder -> content) and swap them in; an
+        older :data:`SUMMARY_FILE` goes first and the new ones come last, so a folder with a
+        summary holds one run's complete outputs. ``stale`` names files of an earlier run that
+        this one does not write (an automatic mask when a mask is now given): they go too."""
+        names = _ordered(contents)
+        for name in names:
+            staged = self.staged / name
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            _write_content(contents[name], staged, self.path / name)
+        _swap_in(self.path, self.staged, names, stale)
+        return [self.path / name for name in names]
+
+    def __exit__(self, kind, value, traceback) -> None:
+        with deferred_interrupts():
+            if self.staged is not None:
+                shutil.rmtree(self.staged, ignore_errors=True)
+            if kind is not None:
+                self._remove_if_empty()
+
+    def _remove_if_empty(self) -> None:
+        if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
 
 
 def write_files(out_dir: str | os.PathLike, contents: Mapping[str, FileContent],
                 stale: tuple[str, ...] = ()) -> list[Path]:
-    """Write several files into ``out_dir`` all-or-nothing; return their final paths.
-
-    A :data:`SUMMARY_FILE` among them is renamed last, and an older one is removed before
-    the first rename: a folder with a summary holds that run's complete outputs (a kill
-    between renames leaves no summary). ``stale`` names files of an earlier run that this
-    one does not write (e.g. an automatic mask when a mask is now given): they are removed.
-    """
-    # summaries last, the folder's own (top-level) one the very last
-    names = sorted(contents, key=lambda name: (Path(name).name == SUMMARY_FILE, name == SUMMARY_FILE))
-    finals = [Path(out_dir) / name for name in names]
-    with atomic_outputs(*finals) as temporaries:
-        for name, tmp, final in zip(names, temporaries, finals):
-            content = contents[name]
-            try:
-                if isinstance(content, bytes):
-                    tmp.write_bytes(content)
-                else:
-                    content(tmp)
-            except OSError as exc:         # disk full, file-size limit: say which output
-                raise OSError(exc.errno, exc.strerror, str(final)) from None
-        for name in names:                 # the old summary goes before any new file lands
-            if Path(name).name == SUMMARY_FILE:
-                with contextlib.suppress(FileNotFoundError):
-                    (Path(out_dir) / name).unlink()
-        for name in stale:
-            if name not in contents:
-                with contextlib.suppress(FileNotFoundError):
-                    (Path(out_dir) / name).unlink()
-    return finals
-
-
-@contextlib.contextmanager
-def output_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Create ``path`` if needed; if the block fails, remove it again when it was created here
-    and is still empty (so a failed run leaves nothing behind)."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ParameterError(f"{folder} exists and is not a directory")
-    check_output_dir(folder)
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        yield folder
-    except BaseException:
-        if created and not any(folder.iterdir()):
-            folder.rmdir()
-        raise
+    """Write several files into ``out_dir`` all-or-nothing (:meth:`RunFolder.write`); return
+    their final paths."""
+    with RunFolder(out_dir) as run:
+        return run.write(contents, stale)

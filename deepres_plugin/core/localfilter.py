@@ -59,7 +59,7 @@ import numpy as np
 from ..version import __version__
 from .cluster import available_cpus
 from .errors import MapFormatError, ParameterError
-from .fileio import check_output_dir, output_directory, write_files
+from .fileio import RunFolder
 from .filters import RAISED_COSINE_WIDTH, bfactor_response, lowpass_zero_frequency, raised_cosine_lowpass
 from .fourier import frequency_magnitude, irfft_map, rfft_map
 from .masks import read_mask
@@ -368,33 +368,33 @@ def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathL
         raise ParameterError("give a B-factor or ask for its estimate, not both", option="--bfactor/--auto-bfactor")
     if options.palette is not None:
         check_palette(options.palette)
-    check_output_dir(out_dir)
-    maps = read_resolution_map(resolution_path, map_path)
-    volume, resolution, geometry, region = maps.volume, maps.resolution, maps.geometry, maps.region
-    check_output_dir(out_dir, expected_bytes=volume.size * 4 + 4 * 2 ** 20)
-    mask_source = "resolution > 0"
-    if options.mask:
-        mask = read_mask(options.mask, volume.shape, geometry)
-        unestimated = int(np.count_nonzero(mask & ~region))
-        if unestimated:
-            logger.warning("%d voxels of the mask have no local resolution: filtered as outside the mask", unestimated)
-        region &= mask
-        mask_source = str(Path(options.mask).resolve())
-    if not region.any():
-        raise ParameterError(f"{resolution_path} has no positive local resolution"
-                             + (" inside the mask" if options.mask else ""))
-    bfactor, map_bfactor, source = 0.0, None, BFACTOR_SOURCES[0]
-    if options.auto_bfactor:
-        bfactor, map_bfactor = estimate_sharpening(volume, geometry.voxel_size, region)
-        source = BFACTOR_SOURCES[2]
-    elif options.bfactor:
-        bfactor, source = float(options.bfactor), BFACTOR_SOURCES[1]
-    (low, high), palette = colour_range(resolution_path, np.maximum(resolution[region], 2.0 * geometry.voxel_size),
-                                        options.palette)
-    check_palette(palette)
-    result = local_lowpass(volume, resolution, geometry.voxel_size, region, bfactor, options.workers)
-    names = LOCALFILTER_FILES
-    with output_directory(out_dir) as folder:
+    with RunFolder(out_dir) as run:
+        maps = read_resolution_map(resolution_path, map_path)
+        volume, resolution, geometry, region = maps.volume, maps.resolution, maps.geometry, maps.region
+        run.check_room(volume.size * 4 + 4 * 2 ** 20)
+        mask_source = "resolution > 0"
+        if options.mask:
+            mask = read_mask(options.mask, volume.shape, geometry)
+            unestimated = int(np.count_nonzero(mask & ~region))
+            if unestimated:
+                logger.warning("%d voxels of the mask have no local resolution: filtered as outside the mask", unestimated)
+            region &= mask
+            mask_source = str(Path(options.mask).resolve())
+        if not region.any():
+            raise ParameterError(f"{resolution_path} has no positive local resolution"
+                                 + (" inside the mask" if options.mask else ""))
+        bfactor, map_bfactor, source = 0.0, None, BFACTOR_SOURCES[0]
+        if options.auto_bfactor:
+            bfactor, map_bfactor = estimate_sharpening(volume, geometry.voxel_size, region)
+            source = BFACTOR_SOURCES[2]
+        elif options.bfactor:
+            bfactor, source = float(options.bfactor), BFACTOR_SOURCES[1]
+        (low, high), palette = colour_range(resolution_path, np.maximum(resolution[region], 2.0 * geometry.voxel_size),
+                                            options.palette)
+        check_palette(palette)
+        result = local_lowpass(volume, resolution, geometry.voxel_size, region, bfactor, options.workers)
+        names = LOCALFILTER_FILES
+        folder = run.path
         relative = {name: os.path.relpath(Path(path).resolve(), folder.resolve())
                     for name, path in (("map", map_path), ("resolution", resolution_path))}
         summary = {
@@ -411,7 +411,7 @@ def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathL
         }
         summary["run_seconds"] = round(time.perf_counter() - start, 3)
         level = surface_level(result.filtered, region)
-        write_files(folder, {
+        run.write({
             names["map"]: lambda tmp: write_map(tmp, result.filtered, geometry),
             names["slices"]: slices_png(volume, result.filtered, resolution, region, low, high, palette),
             names["chimerax"]: chimerax_commands(names["map"], relative["map"], relative["resolution"], geometry,

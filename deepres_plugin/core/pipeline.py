@@ -25,7 +25,7 @@ from .diagnostics import (
     nyquist_note,
 )
 from .errors import MaskError
-from .fileio import check_output_dir, output_directory, write_files
+from .fileio import RunFolder
 from .fsc import FSC_THRESHOLD, HalfMaps, load_half_maps
 from .inference import DEFAULT_SLAB_BYTES, predict_map
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
@@ -94,79 +94,79 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
     """
     options = options or PredictOptions()
     start = time.perf_counter()
-    check_output_dir(out_dir)
-    volume, geometry = read_map(map_path, voxel_size=options.sampling)
-    check_density_map(volume, str(map_path))
-    check_output_dir(out_dir, expected_bytes=2 * volume.size * 4 + REPORT_BYTES)     # resolution map, mask
-    range_name = first_range_name(options.range_name, check_model_file(options.model).range_name
-                                  if options.model and options.range_name == AUTO_RANGE else None)
-    check_map_for_range(geometry.voxel_size, volume.shape, get_range(range_name), str(map_path))
-    model_path = chosen_model_path(options.model, range_name)
-    check_model_file(model_path, range_name)     # a bad network fails now, not after the map work
-    loader = model_loader or load_model
-    # TensorFlow's import and the model load (2-3 s) overlap the mask
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        loading = pool.submit(loader, model_path, range_name)
-        try:
-            scaled, mask, mask_source, envelope = _prepare_map(volume, geometry, map_path, options)
-        finally:
-            network, info = loading.result()
-    # after the load: numpy and scipy sharing the interpreter with TensorFlow's import took twice as long
-    selection = select_signal(scaled, geometry.voxel_size, mask, envelope)
-    # on the estimated voxels: the region that a local filter of this run's map measures its B on
-    condition = measure_map(scaled, geometry.voxel_size, selection.estimated)
-    if not info.trained:
-        logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
-    logger.info("map condition: %s", condition.describe())
-    selection.log()
+    with RunFolder(out_dir) as run:
+        volume, geometry = read_map(map_path, voxel_size=options.sampling)
+        check_density_map(volume, str(map_path))
+        run.check_room(2 * volume.size * 4 + REPORT_BYTES)     # resolution map, mask
+        range_name = first_range_name(options.range_name, check_model_file(options.model).range_name
+                                      if options.model and options.range_name == AUTO_RANGE else None)
+        check_map_for_range(geometry.voxel_size, volume.shape, get_range(range_name), str(map_path))
+        model_path = chosen_model_path(options.model, range_name)
+        check_model_file(model_path, range_name)     # a bad network fails now, not after the map work
+        loader = model_loader or load_model
+        # TensorFlow's import and the model load (2-3 s) overlap the mask
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            loading = pool.submit(loader, model_path, range_name)
+            try:
+                scaled, mask, mask_source, envelope = _prepare_map(volume, geometry, map_path, options)
+            finally:
+                network, info = loading.result()
+        # after the load: numpy and scipy sharing the interpreter with TensorFlow's import took twice as long
+        selection = select_signal(scaled, geometry.voxel_size, mask, envelope)
+        # on the estimated voxels: the region that a local filter of this run's map measures its B on
+        condition = measure_map(scaled, geometry.voxel_size, selection.estimated)
+        if not info.trained:
+            logger.warning("%s is an UNTRAINED network: its numbers mean nothing (tests only)", model_path.name)
+        logger.info("map condition: %s", condition.describe())
+        selection.log()
 
-    def predict(network, info):
-        return predict_map(scaled, geometry.voxel_size, selection.estimated, network, info, device=options.device,
-                           path=options.path, progress=options.progress, slab_bytes=options.slab_bytes,
-                           precision=options.precision)
+        def predict(network, info):
+            return predict_map(scaled, geometry.voxel_size, selection.estimated, network, info, device=options.device,
+                               path=options.path, progress=options.progress, slab_bytes=options.slab_bytes,
+                               precision=options.precision)
 
-    prediction, choice = predict(network, info), None
-    values = prediction.resolution[selection.estimated]
-    if options.range_name == AUTO_RANGE and not options.model:
-        choice = choose_range(values)
-        logger.info(choice.why)
-        if choice.name != info.range_name:
-            check_map_for_range(geometry.voxel_size, volume.shape, get_range(choice.name), str(map_path))
-            model_path = chosen_model_path(None, choice.name)
-            network, info = loader(model_path, choice.name)
-            prediction = predict(network, info)
-            values = prediction.resolution[selection.estimated]
-    note = nyquist_note(geometry.voxel_size, get_range(info.range_name))
-    if note:
-        logger.info(note)
-    warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name),
-                            options.audience)
-    warnings += limit_warnings(values, prediction.clamp, get_range(info.range_name))
-    warnings += selection.warnings()
-    if options.sampling:
-        header = check_map_file(map_path)[1][0]
-        warnings += [w for w in [voxel_size_warning(geometry.voxel_size, header, Path(map_path).name)] if w]
-    for warning in warnings:
-        logger.warning(warning)
-    low, high = prediction.clamp
-    extra = {
-        "range": {"name": info.range_name, "min_resolution_A": info.min_resolution,
-                  "max_resolution_A": info.max_resolution, "requested": options.range_name,
-                  **({"choice": choice.why} if choice else {})},
-        "model": {"name": info.name, "version": info.version, "architecture": info.architecture,
-                  "trained": info.trained, "file": str(model_path.resolve())},
-        "input_voxel_size_A": geometry.voxel_size, "model_voxel_size_A": info.voxel_size,
-        "input_shape_zyx": list(volume.shape), "model_grid_shape_zyx": list(prediction.model_shape),
-        "clamp": {"low_A": low, "high_A": high, "note": CLAMP_NOTE},
-        "background_level": prediction.background, "mask": mask_source, "left_out": selection.as_dict(),
-        "map_condition": condition.as_dict(), "warnings": warnings,
-        "voxels_by_path": prediction.voxels_by_path, "device": prediction.device,
-        "device_requested": options.device, "precision": options.precision,
-        "prediction_seconds": round(prediction.seconds, 3),
-        "deepres_version": __version__, "python": platform.python_version(),
-        "map": str(Path(map_path).resolve()),
-    }
-    with output_directory(out_dir) as folder:
+        prediction, choice = predict(network, info), None
+        values = prediction.resolution[selection.estimated]
+        if options.range_name == AUTO_RANGE and not options.model:
+            choice = choose_range(values)
+            logger.info(choice.why)
+            if choice.name != info.range_name:
+                check_map_for_range(geometry.voxel_size, volume.shape, get_range(choice.name), str(map_path))
+                model_path = chosen_model_path(None, choice.name)
+                network, info = loader(model_path, choice.name)
+                prediction = predict(network, info)
+                values = prediction.resolution[selection.estimated]
+        note = nyquist_note(geometry.voxel_size, get_range(info.range_name))
+        if note:
+            logger.info(note)
+        warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name),
+                                options.audience)
+        warnings += limit_warnings(values, prediction.clamp, get_range(info.range_name))
+        warnings += selection.warnings()
+        if options.sampling:
+            header = check_map_file(map_path)[1][0]
+            warnings += [w for w in [voxel_size_warning(geometry.voxel_size, header, Path(map_path).name)] if w]
+        for warning in warnings:
+            logger.warning(warning)
+        low, high = prediction.clamp
+        extra = {
+            "range": {"name": info.range_name, "min_resolution_A": info.min_resolution,
+                      "max_resolution_A": info.max_resolution, "requested": options.range_name,
+                      **({"choice": choice.why} if choice else {})},
+            "model": {"name": info.name, "version": info.version, "architecture": info.architecture,
+                      "trained": info.trained, "file": str(model_path.resolve())},
+            "input_voxel_size_A": geometry.voxel_size, "model_voxel_size_A": info.voxel_size,
+            "input_shape_zyx": list(volume.shape), "model_grid_shape_zyx": list(prediction.model_shape),
+            "clamp": {"low_A": low, "high_A": high, "note": CLAMP_NOTE},
+            "background_level": prediction.background, "mask": mask_source, "left_out": selection.as_dict(),
+            "map_condition": condition.as_dict(), "warnings": warnings,
+            "voxels_by_path": prediction.voxels_by_path, "device": prediction.device,
+            "device_requested": options.device, "precision": options.precision,
+            "prediction_seconds": round(prediction.seconds, 3),
+            "deepres_version": __version__, "python": platform.python_version(),
+            "map": str(Path(map_path).resolve()),
+        }
+        folder = run.path
         resolution_path = folder / RESOLUTION_FILE
         extra["run_seconds"] = round(time.perf_counter() - start, 3)
         automatic = {} if options.mask else {MASK_ROLE: MASK_FILE}
@@ -176,7 +176,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, prediction.resolution, geometry)
         if automatic:
             contents[MASK_FILE] = lambda tmp: write_map(tmp, mask.astype(np.float32), geometry)
-        write_files(folder, contents, stale=(MASK_FILE,))
+        run.write(contents, stale=(MASK_FILE,))
     return summary
 
 
@@ -211,24 +211,24 @@ def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, 
     positive value are the estimated ones. The colour scale spans the values unless
     ``range_min``/``range_max`` (A) are given.
     """
-    check_output_dir(out_dir)
-    resolution, geometry = read_map(resolution_path)
-    check_resolution_values(resolution, str(resolution_path))
-    volume, map_geometry = read_map(map_path)
-    check_density_map(volume, str(map_path))
-    if volume.shape != resolution.shape:
-        raise MaskError(f"map shape {volume.shape} differs from resolution map shape {resolution.shape}")
-    mask = read_mask(mask_path, resolution.shape, geometry) if mask_path else resolution > 0
-    values = resolution_values(resolution, mask)
-    low = float(values.min()) if range_min is None else float(range_min)
-    high = float(values.max()) if range_max is None else float(range_max)
-    if low == high:
-        low, high = low - 0.5, high + 0.5
-    with output_directory(out_dir) as folder:
+    with RunFolder(out_dir) as run:
+        resolution, geometry = read_map(resolution_path)
+        check_resolution_values(resolution, str(resolution_path))
+        volume, map_geometry = read_map(map_path)
+        check_density_map(volume, str(map_path))
+        if volume.shape != resolution.shape:
+            raise MaskError(f"map shape {volume.shape} differs from resolution map shape {resolution.shape}")
+        mask = read_mask(mask_path, resolution.shape, geometry) if mask_path else resolution > 0
+        values = resolution_values(resolution, mask)
+        low = float(values.min()) if range_min is None else float(range_min)
+        high = float(values.max()) if range_max is None else float(range_max)
+        if low == high:
+            low, high = low - 0.5, high + 0.5
+        folder = run.path
         summary, contents = report_contents(folder, map_path, volume, resolution_path, resolution, geometry, mask,
                                             (low, high), palette,
                                             {"resolution_map": str(Path(resolution_path).resolve())})
-        write_files(folder, contents)
+        run.write(contents)
     return summary
 
 
@@ -301,23 +301,23 @@ def run_local_fsc(half1_path: str | os.PathLike, half2_path: str | os.PathLike, 
     """
     options = options or LocalFscOptions()
     start = time.perf_counter()
-    check_output_dir(out_dir)
-    halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
-    local = _local_fsc(halves, options)
-    values = resolution_values(local.resolution, halves.mask)
-    extra = {"method": "local FSC", "threshold": options.threshold, **local.summary(),
-             "global_fsc_resolution_A": halves.global_resolution,
-             "information_limit_A": halves.information_limit, "mask": halves.mask_source,
-             "input_voxel_size_A": halves.geometry.voxel_size, "input_shape_zyx": list(halves.half1.shape),
-             "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
-             "localfsc_seconds": round(local.seconds, 3), "deepres_version": __version__}
-    with output_directory(out_dir) as folder:
+    with RunFolder(out_dir) as run:
+        halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
+        local = _local_fsc(halves, options)
+        values = resolution_values(local.resolution, halves.mask)
+        extra = {"method": "local FSC", "threshold": options.threshold, **local.summary(),
+                 "global_fsc_resolution_A": halves.global_resolution,
+                 "information_limit_A": halves.information_limit, "mask": halves.mask_source,
+                 "input_voxel_size_A": halves.geometry.voxel_size, "input_shape_zyx": list(halves.half1.shape),
+                 "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
+                 "localfsc_seconds": round(local.seconds, 3), "deepres_version": __version__}
+        folder = run.path
         extra["run_seconds"] = round(time.perf_counter() - start, 3)
         summary, contents = _report_files(folder, folder / AVERAGE_FILE, halves.average, local.resolution, halves,
                                           _value_range(values), options.palette, extra,
                                           other_files=_mask_role(halves))
         contents.update({**halves.fsc_files(options.threshold), **_mask_file(halves)})
-        write_files(folder, contents, stale=(MASK_FILE,))
+        run.write(contents, stale=(MASK_FILE,))
     return summary
 
 
@@ -350,53 +350,53 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     from .sweep import check_sharpening, parse_bfactors, recommend, sweep_csv, sweep_png, sweep_rows
 
     start = time.perf_counter()
-    check_output_dir(out_dir)
-    bfactors = parse_bfactors(options.bfactors)
-    model_path = chosen_model_path(options.model, options.range_name)
-    network, info = load_model(model_path, options.range_name)
-    halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
-    voxel = halves.geometry.voxel_size
-    lowpass = max(halves.global_resolution, 2.0 * voxel)
-    check_sharpening(bfactors, lowpass)
-    local = _local_fsc(halves, options)
-    average = halves.average
-    # both estimates are compared on the voxels where the average shows density
-    selection = select_signal(average, voxel, halves.mask)
-    selection.log()
-    for warning in selection.warnings():
-        logger.warning(warning)
-    estimated = selection.estimated
-    fsc_values = resolution_values(local.resolution, estimated)
-    fsc_p20 = float(np.percentile(fsc_values, 20))
-    maps, predictions, values = [], [], []
-    for bfactor in bfactors:
-        sharpened = apply_bfactor(average, voxel, bfactor, lowpass)
-        prediction = predict_map(unit_scale(sharpened), voxel, estimated, network, info, device=options.device)
-        maps.append(sharpened)
-        predictions.append(prediction)
-        values.append(resolution_values(prediction.resolution, estimated))
-        logger.info("B = %g Å²: DeepRes median %.2f Å, 20th percentile %.2f Å (local FSC %.2f Å)", bfactor,
-                    np.median(values[-1]), np.percentile(values[-1], 20), fsc_p20)
-    rows = sweep_rows(bfactors, values, fsc_p20)
-    best = recommend(bfactors, [row["deepres_p20_A"] for row in rows], fsc_p20, [row["verdict"] for row in rows])
-    low, high = predictions[best].clamp
-    if fsc_p20 < low:
-        logger.warning("the local FSC 20th percentile (%.2f Å) is finer than the %s range's minimum (%.2f Å): "
-                       "DeepRes cannot match it; use the high range", fsc_p20, info.range_name, low)
-    summary = {
-        "recommended_bfactor_A2": bfactors[best], "recommended_verdict": rows[best]["verdict"],
-        "global_fsc_resolution_A": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
-        "localfsc_p20_A": fsc_p20, "localfsc_median_A": float(np.median(fsc_values)),
-        **local.summary(), "information_limit_A": halves.information_limit, "mask": halves.mask_source,
-        "left_out": selection.as_dict(), "range": info.range_name, "model": {"name": info.name, "version": info.version,
-                                            "file": str(model_path.resolve()), "trained": info.trained},
-        "sweep": rows, "input_voxel_size_A": voxel,
-        "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
-        "files": {**SWEEP_FILES, "sharpened_map": SHARPENED_FILE,
-                  "localfsc": LOCALFSC_DIR, "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES), **_mask_role(halves)},
-        "deepres_version": __version__,
-    }
-    with output_directory(out_dir) as folder:
+    with RunFolder(out_dir) as run:
+        bfactors = parse_bfactors(options.bfactors)
+        model_path = chosen_model_path(options.model, options.range_name)
+        network, info = load_model(model_path, options.range_name)
+        halves = load_half_maps(half1_path, half2_path, options.mask, options.threshold, options.sampling)
+        voxel = halves.geometry.voxel_size
+        lowpass = max(halves.global_resolution, 2.0 * voxel)
+        check_sharpening(bfactors, lowpass)
+        local = _local_fsc(halves, options)
+        average = halves.average
+        # both estimates are compared on the voxels where the average shows density
+        selection = select_signal(average, voxel, halves.mask)
+        selection.log()
+        for warning in selection.warnings():
+            logger.warning(warning)
+        estimated = selection.estimated
+        fsc_values = resolution_values(local.resolution, estimated)
+        fsc_p20 = float(np.percentile(fsc_values, 20))
+        maps, predictions, values = [], [], []
+        for bfactor in bfactors:
+            sharpened = apply_bfactor(average, voxel, bfactor, lowpass)
+            prediction = predict_map(unit_scale(sharpened), voxel, estimated, network, info, device=options.device)
+            maps.append(sharpened)
+            predictions.append(prediction)
+            values.append(resolution_values(prediction.resolution, estimated))
+            logger.info("B = %g Å²: DeepRes median %.2f Å, 20th percentile %.2f Å (local FSC %.2f Å)", bfactor,
+                        np.median(values[-1]), np.percentile(values[-1], 20), fsc_p20)
+        rows = sweep_rows(bfactors, values, fsc_p20)
+        best = recommend(bfactors, [row["deepres_p20_A"] for row in rows], fsc_p20, [row["verdict"] for row in rows])
+        low, high = predictions[best].clamp
+        if fsc_p20 < low:
+            logger.warning("the local FSC 20th percentile (%.2f Å) is finer than the %s range's minimum (%.2f Å): "
+                           "DeepRes cannot match it; use the high range", fsc_p20, info.range_name, low)
+        summary = {
+            "recommended_bfactor_A2": bfactors[best], "recommended_verdict": rows[best]["verdict"],
+            "global_fsc_resolution_A": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
+            "localfsc_p20_A": fsc_p20, "localfsc_median_A": float(np.median(fsc_values)),
+            **local.summary(), "information_limit_A": halves.information_limit, "mask": halves.mask_source,
+            "left_out": selection.as_dict(), "range": info.range_name, "model": {"name": info.name, "version": info.version,
+                                                "file": str(model_path.resolve()), "trained": info.trained},
+            "sweep": rows, "input_voxel_size_A": voxel,
+            "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
+            "files": {**SWEEP_FILES, "sharpened_map": SHARPENED_FILE,
+                      "localfsc": LOCALFSC_DIR, "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES), **_mask_role(halves)},
+            "deepres_version": __version__,
+        }
+        folder = run.path
         summary["run_seconds"] = round(time.perf_counter() - start, 3)
         _, local_contents = _report_files(
             folder / LOCALFSC_DIR, folder / LOCALFSC_DIR / AVERAGE_FILE, average, local.resolution, halves, _value_range(fsc_values),
@@ -412,7 +412,5 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
                     **halves.fsc_files(options.threshold), **_mask_file(halves)}
         contents.update({f"{LOCALFSC_DIR}/{name}": data for name, data in local_contents.items()})
         contents.update({f"{DEEPRES_DIR}/{name}": data for name, data in deepres_contents.items()})
-        (folder / LOCALFSC_DIR).mkdir(exist_ok=True)
-        (folder / DEEPRES_DIR).mkdir(exist_ok=True)
-        write_files(folder, contents)
+        run.write(contents)    # the report folders are made with their files
     return summary

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..version import __version__
 from .errors import StructureError
-from .fileio import check_output_dir, output_directory, write_files
+from .fileio import RunFolder
 from .mrc import MapGeometry
 from .outputs import RESIDUE_FILES, SUMMARY_FILE, ResiduesSummary
 from .report import (
@@ -446,43 +446,43 @@ def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLi
     check_model_name(model_path)
     if options.palette is not None:
         check_palette(options.palette)
-    check_output_dir(out_dir)
-    maps = read_resolution_map(resolution_path, options.map)
-    model = read_model(model_path, EVERY_ATOM)
-    residues = model_residues(model)
-    values, status = sample_at_atoms(maps.resolution, maps.geometry, residues.positions)
-    _check_overlap(status, residues, maps, model_path, resolution_path)
-    warnings = placement_warnings(status, Path(model_path).name)
-    for warning in warnings:
-        logger.warning(warning)
-    counts, table = residue_percentiles(values, residues.atom_residue, len(residues.names))
-    outside = np.bincount(residues.atom_residue[status != INSIDE], minlength=len(residues.names))
-    medians = table[:, 0]
-    chains = chain_summaries(residues, counts, medians, status)
-    for chain in chains:
-        _log_chain(chain)
-    mean_b, comparison = None, None
-    if options.compare_bfactors:
-        atoms = np.bincount(residues.atom_residue, minlength=len(residues.names))
-        sums = np.bincount(residues.atom_residue, weights=residues.bfactors, minlength=len(residues.names))
-        mean_b = np.where(atoms > 0, sums / np.maximum(atoms, 1), np.nan)
-        comparison = bfactor_correlation(medians, mean_b)
-        if comparison["spearman"] is None:
-            logger.warning("no rank correlation with the B-factors: %s", comparison["reason"])
-        else:
-            logger.info("Spearman rank correlation of residue medians with mean B-factors: %.3f over %d residues "
-                        "(p = %.2g)", comparison["spearman"], comparison["residues"], comparison["p_value"])
-    estimated = maps.resolution[maps.region]
-    (low, high), palette = colour_range(resolution_path, estimated, options.palette)
-    check_palette(palette)
-    structure = model_with_resolution(model, medians, Path(model_path).name.split(".")[0])
-    names = dict(RESIDUE_FILES)
-    try:
-        pdb_text = structure.make_pdb_string()
-    except RuntimeError as exc:               # chain names longer than 2 characters, too many atoms
-        logger.warning("the model cannot be written as PDB (%s): mmCIF only", exc)
-        pdb_text, names["model_pdb"] = None, None
-    with output_directory(out_dir) as folder:
+    with RunFolder(out_dir) as run:
+        maps = read_resolution_map(resolution_path, options.map)
+        model = read_model(model_path, EVERY_ATOM)
+        residues = model_residues(model)
+        values, status = sample_at_atoms(maps.resolution, maps.geometry, residues.positions)
+        _check_overlap(status, residues, maps, model_path, resolution_path)
+        warnings = placement_warnings(status, Path(model_path).name)
+        for warning in warnings:
+            logger.warning(warning)
+        counts, table = residue_percentiles(values, residues.atom_residue, len(residues.names))
+        outside = np.bincount(residues.atom_residue[status != INSIDE], minlength=len(residues.names))
+        medians = table[:, 0]
+        chains = chain_summaries(residues, counts, medians, status)
+        for chain in chains:
+            _log_chain(chain)
+        mean_b, comparison = None, None
+        if options.compare_bfactors:
+            atoms = np.bincount(residues.atom_residue, minlength=len(residues.names))
+            sums = np.bincount(residues.atom_residue, weights=residues.bfactors, minlength=len(residues.names))
+            mean_b = np.where(atoms > 0, sums / np.maximum(atoms, 1), np.nan)
+            comparison = bfactor_correlation(medians, mean_b)
+            if comparison["spearman"] is None:
+                logger.warning("no rank correlation with the B-factors: %s", comparison["reason"])
+            else:
+                logger.info("Spearman rank correlation of residue medians with mean B-factors: %.3f over %d residues "
+                            "(p = %.2g)", comparison["spearman"], comparison["residues"], comparison["p_value"])
+        estimated = maps.resolution[maps.region]
+        (low, high), palette = colour_range(resolution_path, estimated, options.palette)
+        check_palette(palette)
+        structure = model_with_resolution(model, medians, Path(model_path).name.split(".")[0])
+        names = dict(RESIDUE_FILES)
+        try:
+            pdb_text = structure.make_pdb_string()
+        except RuntimeError as exc:               # chain names longer than 2 characters, too many atoms
+            logger.warning("the model cannot be written as PDB (%s): mmCIF only", exc)
+            pdb_text, names["model_pdb"] = None, None
+        folder = run.path
         relative = {key: os.path.relpath(Path(path).resolve(), folder.resolve())
                     for key, path in (("resolution", resolution_path), ("model", model_path), ("map", options.map))
                     if path is not None}
@@ -511,7 +511,7 @@ def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLi
         }
         if pdb_text is not None:
             contents[names["model_pdb"]] = pdb_text.encode()
-        write_files(folder, contents, stale=(RESIDUE_FILES["model_pdb"],))   # an earlier run's PDB is not this model
+        run.write(contents, stale=(RESIDUE_FILES["model_pdb"],))   # an earlier run's PDB is not this model
     return ResiduesSummary.from_dict(summary)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
+import time
 import zlib
 from pathlib import Path
 
@@ -258,14 +260,27 @@ def test_interrupted_writes_leave_nothing_and_killed_ones_are_cleaned_next_time(
             tmp_a.write_bytes(b"half")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
-    stale = tmp_path / ".a.bin.killed.tmp"                    # what a SIGKILL leaves
-    stale.write_bytes(b"partial")
-    live = tmp_path / ".a.bin.writing.tmp"                    # another run's, being written now
-    live.write_bytes(b"partial")
-    old = stale.stat().st_mtime - 2 * fileio.STALE_TEMPORARY_SECONDS
-    os.utime(stale, (old, old))
-    fileio.write_files(tmp_path, {"a.bin": b"new"})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.bin.writing.tmp", "a.bin"]
+    gone = subprocess.Popen(["true"])
+    gone.wait()                                                # a process that no longer runs
+    host = fileio._owner_tag().rpartition("-")[0]
+    temporaries = {
+        "killed": f".a.bin.{host}-{gone.pid}.x1.tmp",              # a SIGKILLed run of this machine, just now
+        "running": f".a.bin.{host}-{os.getppid()}.x2.tmp",         # a run of this machine writing now
+        "elsewhere_now": ".a.bin.node7-12.x3.tmp",                 # a run of another machine writing now
+        "elsewhere_old": ".a.bin.node7-13.x4.tmp",                 # another machine's, long ago
+    }
+    for name in temporaries.values():
+        (tmp_path / name).write_bytes(b"partial")
+    staging = tmp_path / f"{fileio.STAGING_PREFIX}{host}-{gone.pid}.x5"    # a killed run's staged files
+    staging.mkdir()
+    (staging / "summary.json").write_text("{}")
+    old = time.time() - 2 * fileio.STALE_TEMPORARY_SECONDS
+    os.utime(tmp_path / temporaries["elsewhere_old"], (old, old))
+    with fileio.atomic_outputs(target) as (tmp,):
+        tmp.write_bytes(b"new")
+    fileio.write_files(tmp_path, {"b.bin": b"new"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [temporaries["running"], temporaries["elsewhere_now"], "a.bin", "b.bin"])
 
 
 def test_summary_is_renamed_last_and_an_old_one_removed_first(tmp_path, monkeypatch):
@@ -276,7 +291,9 @@ def test_summary_is_renamed_last_and_an_old_one_removed_first(tmp_path, monkeypa
     real_replace = os.replace
 
     def replace(source, target):
-        renamed.append(str(Path(target).relative_to(tmp_path)))
+        name = str(Path(target).relative_to(tmp_path))
+        if not name.startswith("."):                               # not the old files set aside
+            renamed.append(name)
         if Path(target).name == RESOLUTION_FILE:
             assert not (tmp_path / "summary.json").exists()          # the old summary went first
         real_replace(source, target)
