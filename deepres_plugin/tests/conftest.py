@@ -36,7 +36,7 @@ LAYERS = {
              "test_localfilter", "test_localfsc", "test_masks", "test_models", "test_mrc", "test_ranges",
              "test_report", "test_resample", "test_residues", "test_signal", "test_simulate", "test_sweep",
              "test_tfquiet", "test_training"),
-    "cli": ("test_cli", "test_bad_inputs"),
+    "cli": ("test_cli", "test_bad_inputs", "test_interrupts"),
     "scipion": ("test_plugin", "test_protocols", "test_protocols_environment", "test_protocols_halfmaps",
                 "test_protocols_localfilter", "test_protocols_realmaps", "test_protocols_sets",
                 "test_workflow_localfilter", "test_workflow_runs"),
