@@ -32,14 +32,14 @@ from pathlib import Path
 from ..core.batch import STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, BatchMap, read_batch_csv, run_batch
 from ..core.diagnostics import AUDIENCE_CLI, AUDIENCES
 from ..core.errors import ParameterError
-from ..core.inference import DEVICES, PRECISIONS
+from ..core.inference import DEFAULT_SLAB_BYTES, DEVICES, PRECISIONS
 from ..core.outputs import BATCH_FILES, ReportSummary
 from ..core.pipeline import PredictOptions, run_predict
 from ..core.ranges import AUTO_HIGH_BELOW_A, AUTO_HIGH_SHARE, AUTO_RANGE, RANGE_CHOICES
 from ..core.report import DEFAULT_PALETTE
 from ..core.tfquiet import quiet_tensorflow
 from .cluster_options import add_cluster_args, cluster_options
-from .options import SAMPLING
+from .options import POSITIVE_INT, SAMPLING
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_DIR = Path("deepres_batch")
 #: Exit status of a batch in which some map failed (the others done).
 EXIT_SOME_FAILED = 1
+#: MiB in a MB of --slab-mb.
+MIB = 2 ** 20
+#: What to change when a prediction runs out of memory (the command line's one-line message).
+MEMORY_HINT = (f"lower --slab-mb (default {DEFAULT_SLAB_BYTES // MIB}), give a tighter --mask, or use a machine "
+               "(or a queue slot) with more memory")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -71,6 +76,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="arithmetic of the network (default float32; bfloat16 needs an AVX-512 BF16 CPU, "
                              "float16 a GPU; both are slower on CPUs without them)")
     parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
+    parser.add_argument("--slab-mb", type=POSITIVE_INT, default=DEFAULT_SLAB_BYTES // MIB, metavar="MB",
+                        help="memory for the network's first layer per slab of the map, in MB (default "
+                             f"{DEFAULT_SLAB_BYTES // MIB}); lower it when memory runs out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     # whose words the warnings' advice uses: the Scipion protocols name protocols, not commands
     parser.add_argument("--audience", choices=AUDIENCES, default=AUDIENCE_CLI, help=argparse.SUPPRESS)
@@ -86,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
         raise ParameterError("give a map (or several, or a batch file)", option="--batch")
     options = PredictOptions(mask=args.mask, range_name=args.range_name, model=args.model, sampling=args.sampling,
                              device=args.device, path=args.path, palette=args.palette, precision=args.precision,
-                             progress=not args.no_progress, audience=args.audience)
+                             progress=not args.no_progress, audience=args.audience, slab_bytes=args.slab_mb * MIB)
     if len(args.maps) == 1:
         return predict_one(args.maps[0], args.out, options)
     maps = read_batch_csv(args.batch) if args.batch else [BatchMap(path) for path in args.maps]

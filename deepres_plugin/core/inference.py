@@ -139,6 +139,7 @@ def tensorflow_device(device: str) -> Iterator[str]:
 
     Raises:
         ParameterError: unknown device, or ``gpu`` asked for and none is visible.
+        MemoryError: TensorFlow ran out of memory within the block.
     """
     import tensorflow as tf
 
@@ -150,7 +151,10 @@ def tensorflow_device(device: str) -> Iterator[str]:
                              "installed?)", option="--device")
     name = gpus[0].name if gpus and device != "cpu" else "/CPU:0"
     with tf.device(name):
-        yield name
+        try:
+            yield name
+        except tf.errors.ResourceExhaustedError:     # one kind of failure: out of memory, whoever allocates
+            raise MemoryError(f"TensorFlow could not allocate memory on {device_label(name)}") from None
 
 
 def device_label(name: str) -> str:

@@ -298,3 +298,22 @@ def test_a_resolution_file_replaced_by_a_folder_fails_cleanly(files, finished, t
     assert cli.main(command_line("localfsc", files, out)) == cli.EXIT_ERROR
     assert "Is a directory" in capsys.readouterr().err
     assert folder_state(out) == before and (out / RESOLUTION_FILE).is_dir() and leftovers(out) == []
+
+
+def test_out_of_memory_is_one_line_naming_what_to_change(files, tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from deepres_plugin.commands import predict
+    from deepres_plugin.core.inference import tensorflow_device
+
+    with pytest.raises(MemoryError, match="TensorFlow could not allocate memory on CPU"):
+        with tensorflow_device("cpu"):                 # what TensorFlow raises, as every other allocation fails
+            raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 1.53 GiB for an array with shape (224, 224, 224, 32)")
+
+    monkeypatch.setattr(predict, "run_predict", exhausted)
+    assert cli.main(command_line("predict", files, tmp_path / "out") + ["--slab-mb", "8"]) == cli.EXIT_ERROR
+    assert capsys.readouterr().err == f"deepres predict: error: out of memory; {predict.MEMORY_HINT}\n"
+    assert "--slab-mb (default 32)" in predict.MEMORY_HINT and not (tmp_path / "out").exists()
