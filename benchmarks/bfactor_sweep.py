@@ -67,7 +67,7 @@ def run_case(path: Path, noise_sd: float, folder: Path, rng: np.random.Generator
     write_map(folder / "mask.mrc", mask_from_points(envelope.shape, 1.0, simulated.atoms_zyx, 3.0).astype(np.float32), 1.0)
     start = time.perf_counter()
     summary = run_bfactor_sweep(folder / "half1.mrc", folder / "half2.mrc", folder / "out",
-                                SweepOptions(mask=folder / "mask.mrc", bfactors=SWEEP))
+                                SweepOptions(mask=folder / "mask.mrc", bfactors=SWEEP)).to_dict()
     rows = summary["sweep"]
     flagged = all(r["verdict"] == "oversharpened" for r in rows if r["bfactor_A2"] <= OVERSHARPENED_FROM)
     recommended = summary["recommended_bfactor_A2"]

@@ -197,7 +197,7 @@ def predict(volume: np.ndarray, case: NoiseCase, mask_path: Path | None, model: 
         map_path, out = Path(work) / "map.mrc", Path(work) / "out"
         write_map(map_path, volume, case.geometry)
         options = PredictOptions(mask=mask_path, range_name=case.range_name, model=model)
-        summary = run_predict(map_path, out, options, model_loader=cached_model)
+        summary = run_predict(map_path, out, options, model_loader=cached_model).to_dict()
         resolution, _ = read_map(out / RESOLUTION_FILE)
         automatic = read_map(out / MASK_FILE)[0] > 0.5 if mask_path is None else None
     return resolution, summary, automatic, time.perf_counter() - start

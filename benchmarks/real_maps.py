@@ -64,7 +64,7 @@ TARGET_FRACTION = 0.2
 
 def predict(path: Path, out: Path, model: Path | None) -> tuple[dict, np.ndarray, float]:
     start = time.perf_counter()
-    summary = run_predict(path, out, PredictOptions(model=model))
+    summary = run_predict(path, out, PredictOptions(model=model)).to_dict()
     seconds = time.perf_counter() - start
     resolution, _ = read_map(out / RESOLUTION_FILE)
     return summary, resolution[resolution > 0], seconds

@@ -31,6 +31,9 @@ ENV_PACKAGE = "deepres"
 ENV_FOLDER = "venv"
 #: The command line as a module (no console script needed in the computation's environment).
 CLI_MODULE = "deepres_plugin.cli"
+#: Variables of Scipion's own Python that another Python must not inherit: its packages would
+#: shadow (or break) those of the computation's environment.
+PYTHON_ONLY_VARIABLES = ("PYTHONPATH", "PYTHONHOME")
 #: Threads of the numerical libraries in a computation process (one per Scipion thread).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -72,8 +75,13 @@ class Plugin(pwem.Plugin):
     def getEnviron(cls, gpus=None, threads: int = 1) -> pwutils.Environ:
         """The environment of one computation process: Scipion's, with ``CUDA_VISIBLE_DEVICES``
         set to ``gpus`` (ids; an empty list hides every GPU; None keeps what the process has,
-        e.g. the GPUs a queue gave the job) and the numerical libraries held to ``threads``."""
+        e.g. the GPUs a queue gave the job) and the numerical libraries held to ``threads``;
+        without Scipion's ``PYTHONPATH`` and ``PYTHONHOME`` when the computation has a Python
+        of its own."""
         env = pwutils.Environ(os.environ)
+        if os.path.abspath(cls.getComputePython()) != os.path.abspath(sys.executable):
+            for name in PYTHON_ONLY_VARIABLES:
+                env.pop(name, None)
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(gpu) for gpu in dict.fromkeys(gpus))
         env.update({name: str(max(1, int(threads))) for name in THREAD_VARIABLES})

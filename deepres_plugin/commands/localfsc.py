@@ -22,7 +22,6 @@ import logging
 from pathlib import Path
 
 from ..core.localfsc import DEFAULT_METHOD, DEFAULT_STRIDE, METHODS, WINDOW_RESOLUTION_FACTOR
-from ..core.outputs import ReportSummary
 from ..core.pipeline import LocalFscOptions, run_local_fsc
 from ..core.report import DEFAULT_PALETTE
 from .fsc import add_half_map_args
@@ -55,7 +54,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     options = LocalFscOptions(mask=args.mask, method=args.method, window=args.window, stride=args.stride, threshold=args.threshold,
                               sampling=args.sampling, palette=args.palette, progress=not args.no_progress)
-    summary = ReportSummary.from_dict(run_local_fsc(args.half1, args.half2, args.out, options))
+    summary = run_local_fsc(args.half1, args.half2, args.out, options)
     logger.info("local FSC median %.2f Å (20-80 %%: %.2f-%.2f Å), global FSC %.2f Å; outputs in %s",
                 summary.median, summary.percentile_20, summary.percentile_80, summary.global_fsc_resolution, args.out)
     return 0

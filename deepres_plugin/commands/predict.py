@@ -33,7 +33,7 @@ from ..core.batch import STATUS_DONE, STATUS_FAILED, STATUS_SKIPPED, BatchMap, r
 from ..core.diagnostics import AUDIENCE_CLI, AUDIENCES
 from ..core.errors import ParameterError
 from ..core.inference import DEFAULT_SLAB_BYTES, DEVICES, PRECISIONS
-from ..core.outputs import BATCH_FILES, ReportSummary
+from ..core.outputs import BATCH_FILES
 from ..core.pipeline import PredictOptions, run_predict
 from ..core.ranges import AUTO_HIGH_BELOW_A, AUTO_HIGH_SHARE, AUTO_RANGE, RANGE_CHOICES
 from ..core.report import DEFAULT_PALETTE
@@ -111,7 +111,7 @@ def main(args: argparse.Namespace) -> int:
 def predict_one(map_path: Path, out: Path | None, options: PredictOptions) -> int:
     """One map, as `deepres predict MAP` always did."""
     out = out or Path(f"{map_path.name.split('.')[0]}_deepres")
-    summary = ReportSummary.from_dict(run_predict(map_path, out, options))
+    summary = run_predict(map_path, out, options)
     logger.info("median %.2f Å (20-80 %%: %.2f-%.2f Å) over %d voxels; outputs in %s",
                 summary.median, summary.percentile_20, summary.percentile_80, summary.voxels, out)
     return 0

@@ -12,7 +12,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..core.outputs import ReportSummary
 from ..core.pipeline import run_report
 from ..core.report import DEFAULT_PALETTE
 from .options import RESOLUTION
@@ -31,7 +30,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    summary = ReportSummary.from_dict(run_report(args.resolution, args.map, args.out, args.mask, args.palette,
-                                                 args.range_min, args.range_max))
+    summary = run_report(args.resolution, args.map, args.out, args.mask, args.palette, args.range_min,
+                         args.range_max)
     logger.info("median %.2f Å over %d voxels; report in %s", summary.median, summary.voxels, args.out)
     return 0

@@ -24,7 +24,6 @@ import contextlib
 import csv
 import dataclasses
 import io
-import json
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from .cluster import ClusterOptions, connected, map_tasks
 from .errors import DeepResError, ParameterError
 from .fileio import RunFolder
 from .models import chosen_model_path
-from .outputs import BATCH_FILES, SUMMARY_FILE, ReportSummary
+from .outputs import BATCH_FILES, ReportSummary
 from .pipeline import PredictOptions, run_predict
 from .ranges import AUTO_RANGE, RANGE_CHOICES
 from .report import RESOLUTION_AXIS_LABEL, histogram
@@ -179,12 +178,12 @@ def loaded_models() -> int:
     return _LOADS
 
 
-def previous_summary(task: BatchTask) -> dict[str, Any] | None:
+def previous_summary(task: BatchTask) -> ReportSummary | None:
     """The summary of a complete earlier prediction of the same map, range and network in
     the task's folder, or None."""
     try:
-        summary = json.loads((task.folder / SUMMARY_FILE).read_text())
-        asked = task.options.range_name
+        found = ReportSummary.read(task.folder)
+        summary, asked = found.fields, task.options.range_name
         same = (summary["map"] == str(task.map_path)
                 and summary["range"].get("requested", summary["range"]["name"]) == asked
                 and (asked == AUTO_RANGE and not task.options.model
@@ -192,7 +191,7 @@ def previous_summary(task: BatchTask) -> dict[str, Any] | None:
                                                                           summary["range"]["name"]).resolve())))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return summary if same else None
+    return found if same else None
 
 
 def predict_task(task: BatchTask) -> dict[str, Any]:
@@ -211,12 +210,11 @@ def predict_task(task: BatchTask) -> dict[str, Any]:
             quiet_tensorflow(task.verbose)             # a fresh worker: before TensorFlow's import
             summary = run_predict(task.map_path, task.folder, options, model_loader=cached_model)
             status = STATUS_DONE
-        figures = ReportSummary.from_dict(summary)
-        row.update({key: getattr(figures, key) for key in ReportSummary.STATISTICS})
-        row.update(zip(("percentile_5", "percentile_95"), _whiskers(task.folder / summary["files"]["resolution"])))
-        row.update(status=status, range=summary["range"]["name"], voxel_size=figures.input_voxel_size,
-                   seconds=summary.get("run_seconds"),
-                   left_out_voxels=figures.left_out_voxels)
+        row.update({key: getattr(summary, key) for key in ReportSummary.STATISTICS})
+        row.update(zip(("percentile_5", "percentile_95"),
+                       _whiskers(task.folder / summary.fields["files"]["resolution"])))
+        row.update(status=status, range=summary.range_name, voxel_size=summary.input_voxel_size,
+                   seconds=summary.run_seconds, left_out_voxels=summary.left_out_voxels)
     except Exception as exc:                           # noqa: BLE001 - one map's failure is its row's
         row.update(status=STATUS_FAILED, error=error_message(exc), seconds=round(time.perf_counter() - start, 3))
     return row

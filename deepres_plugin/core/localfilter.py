@@ -397,25 +397,26 @@ def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathL
         folder = run.path
         relative = {name: os.path.relpath(Path(path).resolve(), folder.resolve())
                     for name, path in (("map", map_path), ("resolution", resolution_path))}
-        summary = {
-            "method": "local low-pass", "interpolation": "linear in 1/resolution between the two nearest bank members",
-            "bank_resolutions_A": [round(r, 4) for r in result.bank], "bank_members": len(result.bank),
-            "bank_step_per_voxel": BANK_STEP, "finest_A": result.bank[0], "coarsest_A": result.bank[-1],
-            "bfactor_A2": bfactor, "bfactor_source": source, "map_bfactor_A2": map_bfactor,
-            "outside": OUTSIDE_NOTE, "mask": mask_source, "voxels": int(np.count_nonzero(region)),
-            "voxels_clamped_to_nyquist": result.clamped_voxels, "input_voxel_size_A": geometry.voxel_size,
-            "input_shape_zyx": list(volume.shape), "colour_range_A": [low, high], "palette": palette,
-            "map": str(Path(map_path).resolve()), "resolution_map": str(Path(resolution_path).resolve()),
-            "filter_seconds": round(result.seconds, 3), "deepres_version": __version__,
-            "files": {**names, "input_map": relative["map"], "resolution": relative["resolution"]},
-        }
-        summary["run_seconds"] = round(time.perf_counter() - start, 3)
+        summary = LocalFilterSummary(
+            bank_resolutions=tuple(round(r, 4) for r in result.bank), bfactor=bfactor, bfactor_source=source,
+            map_bfactor=map_bfactor, voxels=int(np.count_nonzero(region)), colour_range=(low, high),
+            palette=palette, fields={
+                "method": "local low-pass",
+                "interpolation": "linear in 1/resolution between the two nearest bank members",
+                "bank_members": len(result.bank), "bank_step_per_voxel": BANK_STEP, "finest_A": result.bank[0],
+                "coarsest_A": result.bank[-1], "outside": OUTSIDE_NOTE, "mask": mask_source,
+                "voxels_clamped_to_nyquist": result.clamped_voxels, "input_voxel_size_A": geometry.voxel_size,
+                "input_shape_zyx": list(volume.shape), "map": str(Path(map_path).resolve()),
+                "resolution_map": str(Path(resolution_path).resolve()), "filter_seconds": round(result.seconds, 3),
+                "deepres_version": __version__,
+                "files": {**names, "input_map": relative["map"], "resolution": relative["resolution"]},
+                "run_seconds": round(time.perf_counter() - start, 3)})
         level = surface_level(result.filtered, region)
         run.write({
             names["map"]: lambda tmp: write_map(tmp, result.filtered, geometry),
             names["slices"]: slices_png(volume, result.filtered, resolution, region, low, high, palette),
             names["chimerax"]: chimerax_commands(names["map"], relative["map"], relative["resolution"], geometry,
                                                  low, high, level, palette).encode(),
-            SUMMARY_FILE: (json.dumps(summary, indent=2) + "\n").encode(),
+            SUMMARY_FILE: summary.to_json(),
         })
-    return LocalFilterSummary.from_dict(summary)
+    return summary

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 #: The local-resolution map (A), on the input's grid, 0 outside the mask.
 RESOLUTION_FILE = "resolution.mrc"
@@ -94,6 +94,14 @@ STATISTIC_KEYS = {"median": "median_A", "mean": "mean_A", "std": "std_A", "min":
 SWEEP_ROW_KEYS = {"bfactor": "bfactor_A2", "deepres_median": "deepres_median_A", "deepres_p20": "deepres_p20_A",
                   "deepres_p80": "deepres_p80_A", "localfsc_p20": "localfsc_p20_A", "difference": "difference_A",
                   "verdict": "verdict"}
+#: The keys of a per-residue summary's figures over residue medians (Å), by field of
+#: :class:`ResiduesSummary` and :class:`ChainResolution`.
+RESIDUE_FIGURE_KEYS = {"median": "median_A", "percentile_20": "percentile_20_A", "percentile_80": "percentile_80_A"}
+#: The keys of a per-residue summary's counts (residues, atoms), by field.
+RESIDUE_COUNT_KEYS = {name: name for name in ("residues", "residues_estimated", "atoms", "atoms_outside_map",
+                                              "atoms_outside_region")}
+#: The colour scale of a report's figures and scripts (Å) and its colour map, by field.
+COLOUR_KEYS = {"colour_range": "colour_range_A", "palette": "palette"}
 #: Keys of summary.json files written before the units were part of the names (run folders of
 #: DeepRes 0.1.0): the old key -> the present one, at the top level of a summary ...
 OLD_SUMMARY_KEYS = {
@@ -108,6 +116,7 @@ OLD_NESTED_KEYS = {
     "range": {"min_resolution": "min_resolution_A", "max_resolution": "max_resolution_A"},
     "clamp": {"low": "low_A", "high": "high_A"},
     "sweep": {old: new for old, new in SWEEP_ROW_KEYS.items() if old != new},
+    "chains": RESIDUE_FIGURE_KEYS,
 }
 
 
@@ -135,10 +144,60 @@ def read_summary(folder: str | os.PathLike) -> dict[str, Any]:
     return current_summary(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
 
 
-class _SummaryFields:
-    """What every summary may carry, read from its ``fields`` (the whole summary.json)."""
+def _json_value(value: Any) -> Any:
+    """A field's value as summary.json holds it: records as dicts, tuples as lists."""
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_json_value(item) for item in value]
+    return value
+
+
+class _Record:
+    """A typed record of summary.json: each field of :attr:`KEYS` under its key (the one
+    definition of the key, for writing and reading alike)."""
+
+    #: field -> key in summary.json.
+    KEYS: ClassVar[dict[str, str]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: _json_value(getattr(self, field)) for field, key in self.KEYS.items()}
+
+    @classmethod
+    def _decode(cls, field: str, value: Any) -> Any:
+        """A field's value from its JSON form (lists become tuples)."""
+        return tuple(value) if isinstance(value, list) else value
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]):
+        return cls(**{field: cls._decode(field, entry[key]) for field, key in cls.KEYS.items()})
+
+
+class _SummaryFields(_Record):
+    """A whole summary.json: the typed figures (:attr:`KEYS`) and, in ``fields``, everything
+    else a run writes (settings, provenance, files). A job builds one and saves
+    :meth:`to_json`; a reader gets one from :meth:`from_dict` (``fields`` then holds the whole
+    summary, so ``from_dict(s.to_dict()).to_dict() == s.to_dict()``)."""
 
     fields: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.fields, **super().to_dict()}
+
+    def to_json(self) -> bytes:
+        """The contents of summary.json."""
+        return (json.dumps(self.to_dict(), indent=2) + "\n").encode()
+
+    @classmethod
+    def from_dict(cls, summary: dict[str, Any]):
+        """From a summary.json's contents, of this version or an earlier one (:func:`current_summary`)."""
+        summary = current_summary(summary)
+        return cls(**{field: cls._decode(field, summary[key]) for field, key in cls.KEYS.items()}, fields=summary)
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike):
+        """The summary of a run folder."""
+        return cls.from_dict(read_summary(folder))
 
     @property
     def run_seconds(self) -> float | None:
@@ -157,14 +216,20 @@ class _SummaryFields:
     @property
     def method_description(self) -> str | None:
         """How a half-map local resolution was estimated (local FSC, B-factor sweep)."""
-        return self.fields.get("localfsc_description")
+        return self.fields.get(LOCALFSC_DESCRIPTION_KEY)
+
+
+#: Where a local-FSC summary says how the local resolution was estimated.
+LOCALFSC_DESCRIPTION_KEY = "localfsc_description"
 
 
 @dataclasses.dataclass(frozen=True)
 class ReportSummary(_SummaryFields):
     """The figures of a report folder's ``summary.json`` (resolutions in A), with the whole
     summary in ``fields`` for what only some runs write (``map_condition``, ``model``, the
-    local-FSC settings, ...). Written by :func:`deepres_plugin.core.report.report_contents`."""
+    local-FSC settings, ...). Written by :func:`deepres_plugin.core.report.report_contents`;
+    the files, among them the map the report was made for (relative to the folder), are under
+    ``files``."""
 
     median: float
     mean: float
@@ -176,24 +241,16 @@ class ReportSummary(_SummaryFields):
     voxels: int
     colour_range: tuple[float, float]
     palette: str
-    map_file: str                      # relative to the folder
     fields: dict[str, Any]
 
+    KEYS: ClassVar[dict[str, str]] = {**STATISTIC_KEYS, **COLOUR_KEYS}
     #: The figures above read from summary.json (their keys there: :data:`STATISTIC_KEYS`).
     STATISTICS = tuple(STATISTIC_KEYS)
 
-    @classmethod
-    def from_dict(cls, summary: dict[str, Any]) -> "ReportSummary":
-        """From a summary.json's contents, of this version or an earlier one (:func:`current_summary`)."""
-        summary = current_summary(summary)
-        return cls(**{field: summary[STATISTIC_KEYS[field]] for field in cls.STATISTICS},
-                   colour_range=tuple(summary["colour_range_A"]), palette=summary["palette"],
-                   map_file=summary["files"]["map"], fields=summary)
-
-    @classmethod
-    def read(cls, folder: str | os.PathLike) -> "ReportSummary":
-        """The summary of a report folder."""
-        return cls.from_dict(read_summary(folder))
+    @property
+    def map_file(self) -> str:
+        """The density map of the report, relative to the folder."""
+        return self.fields["files"]["map"]
 
     def map_path(self, folder: str | os.PathLike) -> str:
         """The density map the report was made for."""
@@ -276,7 +333,7 @@ class ReportSummary(_SummaryFields):
 
 
 @dataclasses.dataclass(frozen=True)
-class SweepRow:
+class SweepRow(_Record):
     """One B-factor of a sweep: DeepRes' median and percentiles (A), the local-FSC 20th
     percentile, their difference and the verdict."""
 
@@ -288,10 +345,13 @@ class SweepRow:
     difference: float
     verdict: str
 
+    KEYS: ClassVar[dict[str, str]] = SWEEP_ROW_KEYS
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepSummary(_SummaryFields):
-    """A B-factor sweep's ``summary.json``: the recommendation, the references and every row."""
+    """A B-factor sweep's ``summary.json``: the recommendation, the references and every row.
+    Written by :func:`deepres_plugin.core.pipeline.run_bfactor_sweep`."""
 
     recommended_bfactor: float
     recommended_verdict: str
@@ -302,17 +362,15 @@ class SweepSummary(_SummaryFields):
     rows: tuple[SweepRow, ...]
     fields: dict[str, Any]
 
+    KEYS: ClassVar[dict[str, str]] = {
+        "recommended_bfactor": "recommended_bfactor_A2", "recommended_verdict": "recommended_verdict",
+        "global_fsc_resolution": "global_fsc_resolution_A", "localfsc_p20": "localfsc_p20_A",
+        "localfsc_median": "localfsc_median_A", "threshold": "threshold", "rows": "sweep",
+    }
+
     @classmethod
-    def read(cls, folder: str | os.PathLike) -> "SweepSummary":
-        """The summary of a sweep folder (of this version or an earlier one)."""
-        summary = read_summary(folder)
-        return cls(recommended_bfactor=summary["recommended_bfactor_A2"],
-                   recommended_verdict=summary["recommended_verdict"],
-                   global_fsc_resolution=summary["global_fsc_resolution_A"], localfsc_p20=summary["localfsc_p20_A"],
-                   localfsc_median=summary["localfsc_median_A"], threshold=summary["threshold"],
-                   rows=tuple(SweepRow(**{field: row[key] for field, key in SWEEP_ROW_KEYS.items()})
-                              for row in summary["sweep"]),
-                   fields=summary)
+    def _decode(cls, field: str, value: Any) -> Any:
+        return tuple(SweepRow.from_dict(row) for row in value) if field == "rows" else value
 
     @property
     def recommended(self) -> SweepRow:
@@ -322,7 +380,6 @@ class SweepSummary(_SummaryFields):
     def sharpened_map(self) -> str:
         """The recommended map, relative to the folder."""
         return self.fields["files"]["sharpened_map"]
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,17 +399,10 @@ class LocalFilterSummary(_SummaryFields):
     palette: str
     fields: dict[str, Any]
 
-    @classmethod
-    def from_dict(cls, summary: dict[str, Any]) -> "LocalFilterSummary":
-        summary = current_summary(summary)
-        return cls(bank_resolutions=tuple(summary["bank_resolutions_A"]), bfactor=summary["bfactor_A2"],
-                   bfactor_source=summary["bfactor_source"], map_bfactor=summary["map_bfactor_A2"],
-                   voxels=summary["voxels"], colour_range=tuple(summary["colour_range_A"]),
-                   palette=summary["palette"], fields=summary)
-
-    @classmethod
-    def read(cls, folder: str | os.PathLike) -> "LocalFilterSummary":
-        return cls.from_dict(read_summary(folder))
+    KEYS: ClassVar[dict[str, str]] = {
+        "bank_resolutions": "bank_resolutions_A", "bfactor": "bfactor_A2", "bfactor_source": "bfactor_source",
+        "map_bfactor": "map_bfactor_A2", "voxels": "voxels", **COLOUR_KEYS,
+    }
 
     def filtered_map_path(self, folder: str | os.PathLike) -> str:
         """The filtered map (:data:`LOCALFILTER_FILES` ``map``)."""
@@ -360,7 +410,7 @@ class LocalFilterSummary(_SummaryFields):
 
 
 @dataclasses.dataclass(frozen=True)
-class ChainResolution:
+class ChainResolution(_Record):
     """One chain of a per-residue summary: its residues (all, and those with an estimate), the
     atoms sampled and those outside the map's box or outside the estimated region, and the
     median and 20th/80th percentiles (A) of its residues' medians (None without estimates)."""
@@ -375,6 +425,8 @@ class ChainResolution:
     percentile_20: float | None
     percentile_80: float | None
 
+    KEYS: ClassVar[dict[str, str]] = {"chain": "chain", **RESIDUE_COUNT_KEYS, **RESIDUE_FIGURE_KEYS}
+
 
 @dataclasses.dataclass(frozen=True)
 class ResiduesSummary(_SummaryFields):
@@ -385,9 +437,9 @@ class ResiduesSummary(_SummaryFields):
 
     residues: int
     residues_estimated: int
-    median: float
-    percentile_20: float
-    percentile_80: float
+    median: float | None
+    percentile_20: float | None
+    percentile_80: float | None
     atoms: int
     atoms_outside_map: int
     atoms_outside_region: int
@@ -396,21 +448,12 @@ class ResiduesSummary(_SummaryFields):
     palette: str
     fields: dict[str, Any]
 
-    #: The keys of summary.json that the figures above are read from.
-    FIGURES = ("residues", "residues_estimated", "median", "percentile_20", "percentile_80", "atoms",
-               "atoms_outside_map", "atoms_outside_region")
+    KEYS: ClassVar[dict[str, str]] = {**RESIDUE_COUNT_KEYS, **RESIDUE_FIGURE_KEYS, "chains": "chains", **COLOUR_KEYS}
 
     @classmethod
-    def from_dict(cls, summary: dict[str, Any]) -> "ResiduesSummary":
-        names = [f.name for f in dataclasses.fields(ChainResolution)]
-        return cls(**{key: summary[key] for key in cls.FIGURES},
-                   chains=tuple(ChainResolution(**{name: chain[name] for name in names})
-                                for chain in summary["chains"]),
-                   colour_range=tuple(summary["colour_range"]), palette=summary["palette"], fields=summary)
-
-    @classmethod
-    def read(cls, folder: str | os.PathLike) -> "ResiduesSummary":
-        return cls.from_dict(json.loads((Path(folder) / SUMMARY_FILE).read_text()))
+    def _decode(cls, field: str, value: Any) -> Any:
+        return tuple(ChainResolution.from_dict(chain) for chain in value) if field == "chains" else \
+            super()._decode(field, value)
 
     @property
     def bfactor_correlation(self) -> float | None:

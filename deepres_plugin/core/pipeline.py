@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -45,6 +44,9 @@ from .outputs import (
     SHARPENED_FILE,
     SUMMARY_FILE,
     SWEEP_FILES,
+    ReportSummary,
+    SweepRow,
+    SweepSummary,
 )
 from .ranges import AUTO_RANGE, choose_range, first_range_name, get_range
 from .report import DEFAULT_PALETTE, report_contents, resolution_values
@@ -77,7 +79,7 @@ class PredictOptions:
 
 def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
                 options: PredictOptions | None = None, *,
-                model_loader: Callable[[Path, str], tuple[Any, Any]] | None = None) -> dict[str, Any]:
+                model_loader: Callable[[Path, str], tuple[Any, Any]] | None = None) -> ReportSummary:
     """Predict the local resolution of a map and write all outputs into ``out_dir``.
 
     Outputs: ``resolution.mrc`` (input grid, voxel size and origin), ``summary.json``,
@@ -90,7 +92,7 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
             loads each network once (:func:`.batch.cached_model`).
 
     Returns:
-        the summary (as written to ``summary.json``).
+        the summary (as written to ``summary.json``: :meth:`.outputs.ReportSummary.to_dict`).
     """
     options = options or PredictOptions()
     start = time.perf_counter()
@@ -204,7 +206,7 @@ REPORT_BYTES = 4 * 2 ** 20
 
 def run_report(resolution_path: str | os.PathLike, map_path: str | os.PathLike, out_dir: str | os.PathLike,
                mask_path: str | os.PathLike | None = None, palette: str = DEFAULT_PALETTE,
-               range_min: float | None = None, range_max: float | None = None) -> dict[str, Any]:
+               range_min: float | None = None, range_max: float | None = None) -> ReportSummary:
     """Rebuild summary, histogram, slices and scripts for an existing resolution map.
 
     The resolution map may come from any program; without a mask, the voxels with a
@@ -292,12 +294,12 @@ def _value_range(values: np.ndarray) -> tuple[float, float]:
 
 
 def run_local_fsc(half1_path: str | os.PathLike, half2_path: str | os.PathLike, out_dir: str | os.PathLike,
-                  options: LocalFscOptions | None = None) -> dict[str, Any]:
+                  options: LocalFscOptions | None = None) -> ReportSummary:
     """Local FSC resolution from two half maps; writes the outputs of :func:`run_predict`
     (with the halves' average as the map, ``average_map.mrc``) plus the global ``fsc.csv``/``.png``.
 
     Returns:
-        the summary (as written to ``summary.json``).
+        the summary (as written to ``summary.json``: :meth:`.outputs.ReportSummary.to_dict`).
     """
     options = options or LocalFscOptions()
     start = time.perf_counter()
@@ -332,7 +334,7 @@ class SweepOptions(LocalFscOptions):
 
 
 def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLike, out_dir: str | os.PathLike,
-                      options: SweepOptions | None = None) -> dict[str, Any]:
+                      options: SweepOptions | None = None) -> SweepSummary:
     """Sweep global B-factors on the halves' average, compare DeepRes with the local FSC and
     recommend a B-factor (see :mod:`.sweep`).
 
@@ -343,7 +345,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
     computation has succeeded.
 
     Returns:
-        the summary (as written to ``summary.json``).
+        the summary (as written to ``summary.json``: :meth:`.outputs.SweepSummary.to_dict`).
     """
     options = options or SweepOptions()
     from .filters import apply_bfactor
@@ -383,21 +385,21 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         if fsc_p20 < low:
             logger.warning("the local FSC 20th percentile (%.2f Å) is finer than the %s range's minimum (%.2f Å): "
                            "DeepRes cannot match it; use the high range", fsc_p20, info.range_name, low)
-        summary = {
-            "recommended_bfactor_A2": bfactors[best], "recommended_verdict": rows[best]["verdict"],
-            "global_fsc_resolution_A": halves.global_resolution, "lowpass_A": lowpass, "threshold": options.threshold,
-            "localfsc_p20_A": fsc_p20, "localfsc_median_A": float(np.median(fsc_values)),
-            **local.summary(), "information_limit_A": halves.information_limit, "mask": halves.mask_source,
-            "left_out": selection.as_dict(), "range": info.range_name, "model": {"name": info.name, "version": info.version,
-                                                "file": str(model_path.resolve()), "trained": info.trained},
-            "sweep": rows, "input_voxel_size_A": voxel,
-            "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
-            "files": {**SWEEP_FILES, "sharpened_map": SHARPENED_FILE,
-                      "localfsc": LOCALFSC_DIR, "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES), **_mask_role(halves)},
-            "deepres_version": __version__,
-        }
+        summary = SweepSummary(
+            recommended_bfactor=bfactors[best], recommended_verdict=rows[best]["verdict"],
+            global_fsc_resolution=halves.global_resolution, localfsc_p20=fsc_p20,
+            localfsc_median=float(np.median(fsc_values)), threshold=options.threshold,
+            rows=tuple(SweepRow.from_dict(row) for row in rows), fields={
+                "lowpass_A": lowpass, **local.summary(), "information_limit_A": halves.information_limit,
+                "mask": halves.mask_source, "left_out": selection.as_dict(), "range": info.range_name,
+                "model": {"name": info.name, "version": info.version, "file": str(model_path.resolve()),
+                          "trained": info.trained},
+                "input_voxel_size_A": voxel,
+                "half_maps": [str(Path(half1_path).resolve()), str(Path(half2_path).resolve())],
+                "files": {**SWEEP_FILES, "sharpened_map": SHARPENED_FILE, "localfsc": LOCALFSC_DIR,
+                          "deepres": DEEPRES_DIR, "fsc": list(FSC_FILES), **_mask_role(halves)},
+                "deepres_version": __version__, "run_seconds": round(time.perf_counter() - start, 3)})
         folder = run.path
-        summary["run_seconds"] = round(time.perf_counter() - start, 3)
         _, local_contents = _report_files(
             folder / LOCALFSC_DIR, folder / LOCALFSC_DIR / AVERAGE_FILE, average, local.resolution, halves, _value_range(fsc_values),
             options.palette, {"method": "local FSC", **local.summary(), "threshold": options.threshold}, estimated)
@@ -408,7 +410,7 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         contents = {SWEEP_FILES["csv"]: sweep_csv(rows, best).encode(),
                     SWEEP_FILES["plot"]: sweep_png(bfactors, values, fsc_p20, best, halves.global_resolution),
                     SHARPENED_FILE: lambda tmp: write_map(tmp, maps[best], halves.geometry),
-                    SUMMARY_FILE: (json.dumps(summary, indent=2) + "\n").encode(),
+                    SUMMARY_FILE: summary.to_json(),
                     **halves.fsc_files(options.threshold), **_mask_file(halves)}
         contents.update({f"{LOCALFSC_DIR}/{name}": data for name, data in local_contents.items()})
         contents.update({f"{DEEPRES_DIR}/{name}": data for name, data in deepres_contents.items()})

@@ -17,7 +17,7 @@ import numpy as np
 from .errors import ParameterError
 from .masks import otsu_threshold
 from .mrc import MapGeometry
-from .outputs import REPORT_FILES, STATISTIC_KEYS
+from .outputs import REPORT_FILES, ReportSummary
 
 #: Histogram bin width in A (as Xmipp's DeepRes viewer).
 HISTOGRAM_BIN_A = 0.25
@@ -251,7 +251,7 @@ def report_contents(out_dir: str | os.PathLike, map_path: str | os.PathLike, vol
                     resolution_path: str | os.PathLike, resolution: np.ndarray, geometry: MapGeometry,
                     mask: np.ndarray, colour_range: tuple[float, float], palette: str = DEFAULT_PALETTE,
                     summary_extra: dict[str, Any] | None = None,
-                    other_files: dict[str, str] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+                    other_files: dict[str, str] | None = None) -> tuple[ReportSummary, dict[str, bytes]]:
     """The summary and every report file's bytes, keyed by file name (the caller writes them).
 
     Args:
@@ -273,11 +273,11 @@ def report_contents(out_dir: str | os.PathLike, map_path: str | os.PathLike, vol
     edges, counts = histogram(values)
     level = surface_level(volume, mask)
     map_name, resolution_name = _relative(map_path, out_dir), _relative(resolution_path, out_dir)
-    summary = {**{STATISTIC_KEYS[name]: value for name, value in stats.items()}, **(summary_extra or {}),
-               "colour_range_A": [low, high], "palette": palette,
-               "files": {"map": map_name, "resolution": resolution_name, **REPORT_FILES, **(other_files or {})}}
+    summary = ReportSummary(**stats, colour_range=(low, high), palette=palette, fields={
+        **(summary_extra or {}),
+        "files": {"map": map_name, "resolution": resolution_name, **REPORT_FILES, **(other_files or {})}})
     return summary, {
-        REPORT_FILES["summary"]: (json.dumps(summary, indent=2) + "\n").encode(),
+        REPORT_FILES["summary"]: summary.to_json(),
         REPORT_FILES["histogram_csv"]: histogram_csv(edges, counts).encode(),
         REPORT_FILES["histogram_png"]: histogram_png(edges, counts, stats),
         REPORT_FILES["slices"]: slices_png(volume, resolution, mask, low, high, palette),

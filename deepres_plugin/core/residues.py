@@ -44,7 +44,7 @@ from ..version import __version__
 from .errors import StructureError
 from .fileio import RunFolder
 from .mrc import MapGeometry
-from .outputs import RESIDUE_FILES, SUMMARY_FILE, ResiduesSummary
+from .outputs import RESIDUE_FILES, SUMMARY_FILE, ChainResolution, ResiduesSummary
 from .report import (
     DEFAULT_PALETTE,
     FIGURE_DPI,
@@ -221,7 +221,8 @@ def bfactor_correlation(medians: np.ndarray, bfactors: np.ndarray) -> dict[str, 
 
 
 def _figures(values: np.ndarray) -> dict[str, float | None]:
-    """Median and percentiles (A) of some residue medians (None when there are none)."""
+    """Median and percentiles (A) of some residue medians (None when there are none), by
+    field of :class:`.outputs.ChainResolution`."""
     values = values[~np.isnan(values)]
     if values.size == 0:
         return {"median": None, "percentile_20": None, "percentile_80": None}
@@ -229,22 +230,25 @@ def _figures(values: np.ndarray) -> dict[str, float | None]:
     return {"median": float(np.median(values)), "percentile_20": float(low), "percentile_80": float(high)}
 
 
+def _atom_counts(status: np.ndarray) -> dict[str, int]:
+    """Atoms sampled, outside the map's box and outside the estimated region."""
+    return {"atoms": int((status == INSIDE).sum()), "atoms_outside_map": int((status == OUTSIDE_MAP).sum()),
+            "atoms_outside_region": int((status == OUTSIDE_REGION).sum())}
+
+
 def chain_summaries(residues: ModelResidues, counts: np.ndarray, medians: np.ndarray,
-                    status: np.ndarray) -> list[dict[str, Any]]:
+                    status: np.ndarray) -> list[ChainResolution]:
     """Per chain, in the model's order: residues, those with an estimate, atoms sampled,
     outside the map's box and outside the estimated region, and the figures of its residues'
-    medians (the fields of :class:`.outputs.ChainResolution`)."""
+    medians."""
     chains = np.array(residues.chains, dtype=object)
     atom_chain = chains[residues.atom_residue] if residues.atom_residue.size else np.array([], dtype=object)
     summaries = []
     for name in dict.fromkeys(residues.chains):
         in_chain = chains == name
-        atom_status = status[atom_chain == name]
-        summaries.append({
-            "chain": name, "residues": int(in_chain.sum()), "residues_estimated": int((counts[in_chain] > 0).sum()),
-            "atoms": int((atom_status == INSIDE).sum()), "atoms_outside_map": int((atom_status == OUTSIDE_MAP).sum()),
-            "atoms_outside_region": int((atom_status == OUTSIDE_REGION).sum()), **_figures(medians[in_chain]),
-        })
+        summaries.append(ChainResolution(
+            chain=name, residues=int(in_chain.sum()), residues_estimated=int((counts[in_chain] > 0).sum()),
+            **_atom_counts(status[atom_chain == name]), **_figures(medians[in_chain])))
     return summaries
 
 
@@ -486,19 +490,15 @@ def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLi
         relative = {key: os.path.relpath(Path(path).resolve(), folder.resolve())
                     for key, path in (("resolution", resolution_path), ("model", model_path), ("map", options.map))
                     if path is not None}
-        summary = {
-            "residues": len(residues.names), "residues_estimated": int((counts > 0).sum()),
-            **_figures(medians), "atoms": int((status == INSIDE).sum()),
-            "atoms_outside_map": int((status == OUTSIDE_MAP).sum()),
-            "atoms_outside_region": int((status == OUTSIDE_REGION).sum()),
-            "chains": chains, "bfactor_comparison": comparison, "attribute": ATTRIBUTE, "warnings": warnings,
-            "sampling": "trilinear at atom positions over voxels with an estimate; hydrogens and waters left out",
-            "colour_range": [low, high], "palette": palette, "resolution_map": str(Path(resolution_path).resolve()),
-            "model": str(Path(model_path).resolve()),
-            "map": str(Path(options.map).resolve()) if options.map else None,
-            "deepres_version": __version__, "files": {**names, **{f"input_{k}": v for k, v in relative.items()}},
-        }
-        summary["run_seconds"] = round(time.perf_counter() - start, 3)
+        summary = ResiduesSummary(
+            residues=len(residues.names), residues_estimated=int((counts > 0).sum()), **_figures(medians),
+            **_atom_counts(status), chains=tuple(chains), colour_range=(low, high), palette=palette, fields={
+                "bfactor_comparison": comparison, "attribute": ATTRIBUTE, "warnings": warnings,
+                "sampling": "trilinear at atom positions over voxels with an estimate; hydrogens and waters left out",
+                "resolution_map": str(Path(resolution_path).resolve()), "model": str(Path(model_path).resolve()),
+                "map": str(Path(options.map).resolve()) if options.map else None,
+                "deepres_version": __version__, "files": {**names, **{f"input_{k}": v for k, v in relative.items()}},
+                "run_seconds": round(time.perf_counter() - start, 3)})
         level = surface_level(maps.volume, maps.region) if maps.volume is not None else None
         contents = {
             names["csv"]: residues_csv(residues, counts, outside, table, mean_b).encode(),
@@ -507,25 +507,25 @@ def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLi
             names["chimerax"]: chimerax_commands(names["model_cif"], names["defattr"], low, high, palette,
                                                  relative.get("map"), level).encode(),
             names["model_cif"]: structure.make_mmcif_document().as_string().encode(),
-            SUMMARY_FILE: (json.dumps(summary, indent=2) + "\n").encode(),
+            SUMMARY_FILE: summary.to_json(),
         }
         if pdb_text is not None:
             contents[names["model_pdb"]] = pdb_text.encode()
         run.write(contents, stale=(RESIDUE_FILES["model_pdb"],))   # an earlier run's PDB is not this model
-    return ResiduesSummary.from_dict(summary)
+    return summary
 
 
 def _angstrom(value: float | None) -> str:
     return "none" if value is None else f"{value:.2f} Å"
 
 
-def _log_chain(chain: dict[str, Any]) -> None:
-    outside = chain["atoms_outside_map"] + chain["atoms_outside_region"]
-    spread = ("" if chain["median"] is None else
-              f" (20-80 %: {chain['percentile_20']:.2f}-{chain['percentile_80']:.2f} Å)")
-    logger.info("chain %s: %d residues (%d with an estimate), median %s%s%s", chain["chain"],
-                chain["residues"], chain["residues_estimated"], _angstrom(chain["median"]), spread,
-                f"; {chain['atoms_outside_map']} atoms outside the map, {chain['atoms_outside_region']} outside "
+def _log_chain(chain: ChainResolution) -> None:
+    outside = chain.atoms_outside_map + chain.atoms_outside_region
+    spread = ("" if chain.median is None else
+              f" (20-80 %: {chain.percentile_20:.2f}-{chain.percentile_80:.2f} Å)")
+    logger.info("chain %s: %d residues (%d with an estimate), median %s%s%s", chain.chain,
+                chain.residues, chain.residues_estimated, _angstrom(chain.median), spread,
+                f"; {chain.atoms_outside_map} atoms outside the map, {chain.atoms_outside_region} outside "
                 "the estimated region" if outside else "")
 
 

@@ -256,7 +256,7 @@ def test_sharpened_halves_keep_the_default_window(regions, tmp_path):
             write_map(tmp_path / f"h{i}.mrc", apply_bfactor(half, 1.0, bfactor), 1.0)
         summary = run_local_fsc(tmp_path / "h0.mrc", tmp_path / "h1.mrc", tmp_path / f"out{bfactor:g}",
                                 LocalFscOptions(mask=tmp_path / "mask.mrc", method="window"))
-        windows.append(summary["window_A"])
+        windows.append(summary.fields["window_A"])
     # the whitened global FSC does not move, so neither does the window (6 x 3.6 A, not 6 x 60 A)
     assert windows[0] == windows[1] and windows[0] <= 24.0
     with pytest.raises(ParameterError, match="positive"):

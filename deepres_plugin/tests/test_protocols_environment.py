@@ -10,8 +10,11 @@ Runs with pytest (conftest sets up a private Scipion).
 import os
 import shutil
 import stat
+import subprocess
 import sys
+import sysconfig
 import tempfile
+import unittest
 
 import numpy as np
 from pwem.protocols import ProtImportPdb, ProtImportVolumes
@@ -156,3 +159,77 @@ class TestDeepResWithoutTensorFlow(BaseTest):
                                  labelsPerStructure=4, boxesPerLabel=50)
         train = self._launch(train)
         self.assertTrue(os.path.exists(train.outputModel.getFileName()))
+
+
+def separate_environment(folder):
+    """A virtual environment of its own for the computation, as ``scipion3 installb deepres``
+    makes one: ``python -m venv``, then this plugin installed into it by pip from the source
+    tree (a copy of its own, not this checkout). Its dependencies (TensorFlow, Dask) come from
+    this test's environment through a ``.pth`` file rather than a download. Returns its
+    Python, or raises ``unittest.SkipTest`` naming why it cannot be built here."""
+    source = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.exists(os.path.join(source, "pyproject.toml")):
+        raise unittest.SkipTest("the plugin is not installed from a source tree: nothing to install a copy from")
+    venv = os.path.join(folder, "venv")
+    python = os.path.join(venv, "bin", "python")
+    result = subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], capture_output=True, text=True)
+    if result.returncode:
+        raise unittest.SkipTest(f"cannot make a virtual environment here: {result.stderr.strip()[-300:]}")
+    ours = sysconfig.get_paths()["purelib"]
+    theirs = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(theirs, "_deepres_test_dependencies.pth"), "w") as handle:
+        handle.write(ours + "\n")
+    result = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", source], capture_output=True,
+                            text=True, cwd=folder)
+    if result.returncode:       # pip builds the package with setuptools from the package index
+        raise unittest.SkipTest(f"cannot install the plugin into a new environment here: "
+                                f"{result.stderr.strip().splitlines()[-1:]}")
+    return python, os.path.join(theirs, "deepres_plugin")
+
+
+class TestDeepResInASeparateEnvironment(BaseTest):
+    """A Scipion environment without TensorFlow runs the local resolution through a real
+    virtual environment of the computation's own (``DEEPRES_PYTHON``), with the plugin
+    installed there by pip; Scipion's ``PYTHONPATH`` is not passed on to it."""
+
+    @classmethod
+    def setUpClass(cls):
+        setupTestProject(cls)
+        cls.folder = tempfile.mkdtemp(prefix="deepres-venv-")
+        cls.environ = dict(os.environ)
+        try:
+            cls.python, cls.installed = separate_environment(cls.folder)
+        except unittest.SkipTest:
+            shutil.rmtree(cls.folder, ignore_errors=True)
+            raise
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [poisoned_path(os.path.join(cls.folder, "poison"))] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        os.environ[PYTHON_VAR] = cls.python
+        cls.mapFile = os.path.join(cls.folder, "example_map.mrc")
+        volume, geometry = read_map(os.path.join(DATA, "example_map.mrc"))
+        write_map(cls.mapFile, volume, geometry)
+
+    @classmethod
+    def tearDownClass(cls):
+        os.environ.clear()
+        os.environ.update(cls.environ)
+        shutil.rmtree(cls.folder, ignore_errors=True)
+
+    def test_local_resolution_runs_in_the_separate_environment(self):
+        where = subprocess.run([self.python, "-c", "import deepres_plugin; print(deepres_plugin.__file__)"],
+                               capture_output=True, text=True, cwd=self.folder).stdout.strip()
+        self.assertEqual(os.path.dirname(where), self.installed)          # the copy pip installed there
+        importMap = self.newProtocol(ProtImportVolumes, filesPath=self.mapFile, samplingRate=1.0)
+        self.launchProtocol(importMap)
+        prediction = self.newProtocol(ProtDeepResLocalResolution)
+        prediction.inputVolume.set(importMap)
+        prediction.inputVolume.setExtended("outputVolume")
+        self.proj.launchProtocol(prediction, wait=True)
+        prediction = self.proj.getProtocol(prediction.getObjId())
+        log = open(prediction.getLogPaths()[0]).read()
+        self.assertTrue(prediction.isFinished(), f"{prediction.getErrorMessage()}\n{log[-3000:]}")
+        self.assertIn(f"{self.python} -m deepres_plugin.cli", log)
+        resolution = read_map(prediction.getOutputFile(RESOLUTION_FILE))[0]
+        self.assertAlmostEqual(prediction.medianResolution.get(), float(np.median(resolution[resolution > 0])),
+                               places=4)

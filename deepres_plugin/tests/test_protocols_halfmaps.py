@@ -103,7 +103,7 @@ class TestDeepResHalfMapProtocols(BaseTest):
         self.assertTrue(4.35 <= prot.medianResolution.get() < 5.5, prot.medianResolution.get())
         # the same numbers as the core on the original files (Scipion stores 15 significant digits)
         reference = run_local_fsc(self.half1File, self.half2File, os.path.join(self.folder, "core_localfsc"),
-                                  LocalFscOptions(mask=self.maskFile, sampling=1.0))
+                                  LocalFscOptions(mask=self.maskFile, sampling=1.0)).to_dict()
         self.assertAlmostEqual(prot.medianResolution.get(), reference["median_A"], places=12)
         self.assertAlmostEqual(prot.globalFscResolution.get(), reference["global_fsc_resolution_A"], places=12)
         self.assertEqual(prot.localMethod.get(), reference["localfsc_description"])

@@ -16,7 +16,7 @@ from pyworkflow.tests import BaseTest, setupTestProject
 from deepres_plugin.core.filters import lowpass_filter
 from deepres_plugin.core.mapscale import unit_scale
 from deepres_plugin.core.mrc import read_map, write_map
-from deepres_plugin.core.outputs import RESOLUTION_FILE, ReportSummary
+from deepres_plugin.core.outputs import RESOLUTION_FILE
 from deepres_plugin.core.signal import select_signal
 from deepres_plugin.protocols import ProtDeepResLocalResolution
 from deepres_plugin.protocols.files import VIEWER_SCRIPT, protocol_volume_dir
@@ -67,7 +67,7 @@ def core_predictions(maps, folder, mask=None):
     for index, path in enumerate(maps, start=1):
         out = os.path.join(folder, f"core_{'mask' if mask else 'auto'}_{index}")
         summary = run_predict(path, out, PredictOptions(mask=mask, sampling=SAMPLING, device="cpu"))
-        results.append((ReportSummary.from_dict(summary), read_map(os.path.join(out, RESOLUTION_FILE))[0]))
+        results.append((summary, read_map(os.path.join(out, RESOLUTION_FILE))[0]))
     return results
 
 

@@ -69,7 +69,7 @@ def test_auto_range_on_simulated_maps(tmp_path, data_dir, resolution, expected):
     path = tmp_path / "map.mrc"
     header = 1.0 if expected == "high" else 1.05          # a pixel size given that differs from the header's
     write_map(path, volume, MapGeometry(header))
-    summary = run_predict(path, tmp_path / "out", PredictOptions(device="cpu", sampling=1.0))
+    summary = run_predict(path, tmp_path / "out", PredictOptions(device="cpu", sampling=1.0)).to_dict()
     assert any(warning == "the voxel size used for map.mrc, 1 Å/px, differs from its header's, 1.05 Å/px, by 5 %: "
                "resolutions scale with it; check the pixel size" for warning in summary["warnings"]) \
         == (header == 1.05)                                   # a header of 1 Å/px is "not set"

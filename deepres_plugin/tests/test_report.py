@@ -1,5 +1,6 @@
 """`deepres predict` and `deepres report` outputs: content checked against numpy, bad inputs."""
 import csv
+import dataclasses
 import json
 
 import mrcfile
@@ -259,3 +260,42 @@ def test_predict_summary_keys_carry_their_units(predicted):
     numbers = {key for key, value in summary.items() if isinstance(value, (int, float, list)) and key not in unitless}
     assert numbers and all(key.endswith(("_A", "_A2", "_seconds")) for key in numbers), numbers
     assert not set(summary) & set(OLD_SUMMARY_KEYS)
+
+
+def test_every_summary_is_written_and_read_through_one_definition_of_its_keys():
+    from deepres_plugin.core.outputs import (
+        ChainResolution,
+        LocalFilterSummary,
+        ReportSummary,
+        ResiduesSummary,
+        SweepRow,
+        SweepSummary,
+    )
+
+    report = ReportSummary(median=4.0, mean=4.2, std=0.5, min=3.0, max=6.0, percentile_20=3.6, percentile_80=4.8,
+                           voxels=10, colour_range=(3.0, 6.0), palette="jet",
+                           fields={"files": {"map": "../map.mrc"}, "run_seconds": 1.5})
+    row = SweepRow(bfactor=-50.0, deepres_median=4.0, deepres_p20=3.5, deepres_p80=4.5, localfsc_p20=3.6,
+                   difference=-0.1, verdict="good")
+    sweep = SweepSummary(recommended_bfactor=-50.0, recommended_verdict="good", global_fsc_resolution=3.8,
+                         localfsc_p20=3.6, localfsc_median=4.0, threshold=0.143, rows=(row,), fields={})
+    local = LocalFilterSummary(bank_resolutions=(2.0, 3.0), bfactor=0.0, bfactor_source="none", map_bfactor=None,
+                               voxels=7, colour_range=(2.0, 3.0), palette="viridis", fields={})
+    chain = ChainResolution(chain="A", residues=3, residues_estimated=2, atoms=20, atoms_outside_map=0,
+                            atoms_outside_region=1, median=4.0, percentile_20=3.5, percentile_80=4.5)
+    residues = ResiduesSummary(residues=3, residues_estimated=2, median=4.0, percentile_20=3.5, percentile_80=4.5,
+                               atoms=20, atoms_outside_map=0, atoms_outside_region=1, chains=(chain,),
+                               colour_range=(3.0, 5.0), palette="jet", fields={})
+    for summary in (report, sweep, local, residues):
+        written = json.loads(summary.to_json())
+        again = type(summary).from_dict(written)
+        assert again.to_dict() == written and again == dataclasses.replace(summary, fields=written)
+    assert json.loads(report.to_json())["median_A"] == 4.0 and report.map_file == "../map.mrc"
+    assert json.loads(sweep.to_json())["sweep"][0]["bfactor_A2"] == -50.0
+    assert json.loads(residues.to_json())["chains"][0]["median_A"] == 4.0
+    # a per-residue summary of DeepRes 0.1.0 (figures without their unit)
+    old = {**{key: value for key, value in json.loads(residues.to_json()).items()
+              if key not in ("median_A", "percentile_20_A", "percentile_80_A", "colour_range_A", "chains")},
+           "median": 4.0, "percentile_20": 3.5, "percentile_80": 4.5, "colour_range": [3.0, 5.0],
+           "chains": [{**dataclasses.asdict(chain)}]}
+    assert ResiduesSummary.from_dict(old).chains == (chain,) and ResiduesSummary.from_dict(old).median == 4.0

@@ -103,7 +103,7 @@ def test_predict_with_a_loose_mask_counts_only_the_density(tmp_path, rng):
     geometry = MapGeometry(1.0, (0.0, 0.0, 0.0))
     write_map(tmp_path / "map.mrc", volume, geometry)
     write_map(tmp_path / "mask.mrc", np.ones(volume.shape, np.float32), geometry)
-    summary = run_predict(tmp_path / "map.mrc", tmp_path / "out", PredictOptions(mask=tmp_path / "mask.mrc"))
+    summary = run_predict(tmp_path / "map.mrc", tmp_path / "out", PredictOptions(mask=tmp_path / "mask.mrc")).to_dict()
     resolution, _ = read_map(tmp_path / "out" / "resolution.mrc")
     envelope = automatic_mask(volume / volume.std(), 1.0)
     assert np.array_equal(resolution > 0, envelope)
