@@ -13,7 +13,7 @@ Then, each in a fresh process limited to two CPUs (peak memory is then its own):
 * ``deepres localfilter`` end to end (process start to every output written), and the
   filter alone (:func:`deepres_plugin.core.localfilter.local_lowpass`) with its peak memory
   above that of a process that only read the two maps;
-* ``deepres residues`` end to end, and :func:`deepres_plugin.core.residues.run_residues`
+* ``deepres residues`` end to end, and :func:`deepres_plugin.core.pipeline.run_residues`
   alone.
 
 Each measurement is repeated (--repeat, default 3) and the fastest run is kept: on a shared
@@ -118,7 +118,7 @@ def worker(kind: str, folder: Path) -> dict:
         return {"seconds": time.perf_counter() - start, "members": len(result.bank), "peak_mb": peak_rss_mb(),
                 "map_mb": volume.nbytes / 2 ** 20, "filtered_voxels": int(np.count_nonzero(resolution))}
     if kind == "residues":
-        from deepres_plugin.core.residues import run_residues
+        from deepres_plugin.core.pipeline import run_residues
 
         start = time.perf_counter()
         summary = run_residues(folder / "resolution.mrc", folder / "model.pdb", folder / "residues_core")

@@ -23,7 +23,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..core.localfilter import LocalFilterOptions, run_localfilter
+from ..core.pipeline import LocalFilterOptions, run_localfilter
 from .options import BFACTOR, POSITIVE_INT
 
 logger = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..core.residues import ResidueOptions, run_residues
+from ..core.pipeline import ResidueOptions, run_residues
 
 logger = logging.getLogger(__name__)
 

@@ -49,22 +49,16 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import time
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from ..version import __version__
 from .cluster import available_cpus
 from .errors import MapFormatError, ParameterError
-from .fileio import RunFolder
 from .filters import RAISED_COSINE_WIDTH, bfactor_response, lowpass_zero_frequency, raised_cosine_lowpass
 from .fourier import frequency_magnitude, irfft_map, rfft_map
-from .masks import read_mask
-from .mrc import MapGeometry, write_map
-from .outputs import LOCALFILTER_FILES, SUMMARY_FILE, LocalFilterSummary
+from .mrc import MapGeometry
 from .report import (
     DEFAULT_PALETTE,
     FIGURE_DPI,
@@ -73,9 +67,7 @@ from .report import (
     draw_colorbar,
     draw_slice,
     slice_grid,
-    surface_level,
 )
-from .resolution_maps import colour_range, read_resolution_map
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +264,7 @@ def estimate_sharpening(volume: np.ndarray, voxel_size: float, region: np.ndarra
     return -condition.bfactor, condition.bfactor
 
 
-def slices_png(volume: np.ndarray, filtered: np.ndarray, resolution: np.ndarray, region: np.ndarray,
+def comparison_slices_png(volume: np.ndarray, filtered: np.ndarray, resolution: np.ndarray, region: np.ndarray,
                low: float, high: float, palette: str = DEFAULT_PALETTE) -> bytes:
     """Three orthogonal central slices of the map before (top) and after (middle) the local
     filter, on one grey scale, and the local resolution over the filtered map (bottom), with
@@ -309,7 +301,7 @@ def slices_png(volume: np.ndarray, filtered: np.ndarray, resolution: np.ndarray,
     return buffer.getvalue()
 
 
-def chimerax_commands(filtered_file: str, original_file: str, resolution_file: str, geometry: MapGeometry,
+def localfilter_chimerax_script(filtered_file: str, original_file: str, resolution_file: str, geometry: MapGeometry,
                       low: float, high: float, level: float, palette: str = DEFAULT_PALETTE) -> str:
     """ChimeraX commands: the filtered map's surface coloured by local resolution with the key of
     :func:`.report.chimerax_script` (models #1 and #2), and the original map as a hidden mesh
@@ -328,95 +320,3 @@ def chimerax_commands(filtered_file: str, original_file: str, resolution_file: s
     ])
 
 
-@dataclasses.dataclass
-class LocalFilterOptions:
-    """Options of :func:`run_localfilter` (the ``deepres localfilter`` flags).
-
-    Attributes:
-        mask: the region to filter to its local resolution (default: resolution > 0).
-        bfactor: global B-factor (A^2) applied first; negative sharpens.
-        auto_bfactor: estimate the B-factor from the map instead (:func:`estimate_sharpening`).
-        palette: colour map of the figure and script (default: the resolution map's report's).
-        workers: FFT threads (default: the CPUs this process may use, :func:`.cluster.available_cpus`).
-    """
-
-    mask: str | os.PathLike | None = None
-    bfactor: float | None = None
-    auto_bfactor: bool = False
-    palette: str | None = None
-    workers: int | None = None
-
-
-def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathLike, out_dir: str | os.PathLike,
-                    options: LocalFilterOptions | None = None) -> LocalFilterSummary:
-    """Filter a map to its local resolution and write every output into ``out_dir``:
-    :data:`.outputs.LOCALFILTER_FILES` (the filtered map on the input's grid and geometry,
-    the before/after slices, the ChimeraX script and ``summary.json``, renamed last).
-    Nothing is written unless everything succeeded.
-
-    Raises:
-        MapFormatError: unreadable maps, or maps on different grids
-            (:func:`.resolution_maps.check_same_grid`).
-        MaskError: a mask that does not fit the map.
-        ParameterError: both a B-factor and its estimate asked for, a B-factor that cannot be
-            measured or that sharpens beyond sense, no voxel to filter, an output folder
-            that cannot be written.
-    """
-    options = options or LocalFilterOptions()
-    start = time.perf_counter()
-    if options.bfactor is not None and options.auto_bfactor:
-        raise ParameterError("give a B-factor or ask for its estimate, not both", option="--bfactor/--auto-bfactor")
-    if options.palette is not None:
-        check_palette(options.palette)
-    with RunFolder(out_dir) as run:
-        maps = read_resolution_map(resolution_path, map_path)
-        volume, resolution, geometry, region = maps.volume, maps.resolution, maps.geometry, maps.region
-        run.check_room(volume.size * 4 + 4 * 2 ** 20)
-        mask_source = "resolution > 0"
-        if options.mask:
-            mask = read_mask(options.mask, volume.shape, geometry)
-            unestimated = int(np.count_nonzero(mask & ~region))
-            if unestimated:
-                logger.warning("%d voxels of the mask have no local resolution: filtered as outside the mask", unestimated)
-            region &= mask
-            mask_source = str(Path(options.mask).resolve())
-        if not region.any():
-            raise ParameterError(f"{resolution_path} has no positive local resolution"
-                                 + (" inside the mask" if options.mask else ""))
-        bfactor, map_bfactor, source = 0.0, None, BFACTOR_SOURCES[0]
-        if options.auto_bfactor:
-            bfactor, map_bfactor = estimate_sharpening(volume, geometry.voxel_size, region)
-            source = BFACTOR_SOURCES[2]
-        elif options.bfactor:
-            bfactor, source = float(options.bfactor), BFACTOR_SOURCES[1]
-        (low, high), palette = colour_range(resolution_path, np.maximum(resolution[region], 2.0 * geometry.voxel_size),
-                                            options.palette)
-        check_palette(palette)
-        result = local_lowpass(volume, resolution, geometry.voxel_size, region, bfactor, options.workers)
-        names = LOCALFILTER_FILES
-        folder = run.path
-        relative = {name: os.path.relpath(Path(path).resolve(), folder.resolve())
-                    for name, path in (("map", map_path), ("resolution", resolution_path))}
-        summary = LocalFilterSummary(
-            bank_resolutions=tuple(round(r, 4) for r in result.bank), bfactor=bfactor, bfactor_source=source,
-            map_bfactor=map_bfactor, voxels=int(np.count_nonzero(region)), colour_range=(low, high),
-            palette=palette, fields={
-                "method": "local low-pass",
-                "interpolation": "linear in 1/resolution between the two nearest bank members",
-                "bank_members": len(result.bank), "bank_step_per_voxel": BANK_STEP, "finest_A": result.bank[0],
-                "coarsest_A": result.bank[-1], "outside": OUTSIDE_NOTE, "mask": mask_source,
-                "voxels_clamped_to_nyquist": result.clamped_voxels, "input_voxel_size_A": geometry.voxel_size,
-                "input_shape_zyx": list(volume.shape), "map": str(Path(map_path).resolve()),
-                "resolution_map": str(Path(resolution_path).resolve()), "filter_seconds": round(result.seconds, 3),
-                "deepres_version": __version__,
-                "files": {**names, "input_map": relative["map"], "resolution": relative["resolution"]},
-                "run_seconds": round(time.perf_counter() - start, 3)})
-        level = surface_level(result.filtered, region)
-        run.write({
-            names["map"]: lambda tmp: write_map(tmp, result.filtered, geometry),
-            names["slices"]: slices_png(volume, result.filtered, resolution, region, low, high, palette),
-            names["chimerax"]: chimerax_commands(names["map"], relative["map"], relative["resolution"], geometry,
-                                                 low, high, level, palette).encode(),
-            SUMMARY_FILE: summary.to_json(),
-        })
-    return summary

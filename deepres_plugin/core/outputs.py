@@ -388,7 +388,7 @@ class LocalFilterSummary(_SummaryFields):
     (A, finest first), the sharpening B-factor (A^2) and where it came from (``none``,
     ``given``, ``estimated``; the map's own Guinier B when estimated), the voxels filtered to
     their own resolution, and the colour scale of the figure and script. Written by
-    :func:`deepres_plugin.core.localfilter.run_localfilter`."""
+    :func:`deepres_plugin.core.pipeline.run_localfilter`."""
 
     bank_resolutions: tuple[float, ...]
     bfactor: float
@@ -433,7 +433,7 @@ class ResiduesSummary(_SummaryFields):
     """A per-residue folder's ``summary.json`` (``deepres residues``): the figures over every
     residue's median (A), the atoms not sampled, each chain (:class:`ChainResolution`), and
     the rank correlation with the model's B-factors when asked for. Written by
-    :func:`deepres_plugin.core.residues.run_residues`."""
+    :func:`deepres_plugin.core.pipeline.run_residues`."""
 
     residues: int
     residues_estimated: int

@@ -1,6 +1,15 @@
-"""End-to-end jobs shared by the ``deepres`` command and the Scipion protocols:
-predict a local-resolution map and write every output; rebuild the report of an existing
-resolution map."""
+"""The jobs: every ``deepres`` command that makes a run folder, end to end, as the command
+line and the Scipion protocols (through it) run them: :func:`run_predict` (local resolution
+by DeepRes), :func:`run_report` (the report of an existing resolution map),
+:func:`run_local_fsc` (half-map local resolution), :func:`run_bfactor_sweep`,
+:func:`run_localfilter` (a map filtered to its local resolution) and :func:`run_residues`
+(per-residue resolution); a batch of predictions is :func:`.batch.run_batch`.
+
+Each has an options dataclass (default None: the defaults) and one skeleton: the output folder
+checked and made before any computation (:class:`.fileio.RunFolder`), the inputs and options
+checked by the core's checks, the computation, then the outputs and the typed summary
+(:mod:`.outputs`) written into a staging folder and swapped in at once, the summary last.
+The science lives in the modules they call."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -23,10 +32,19 @@ from .diagnostics import (
     measure_map,
     nyquist_note,
 )
-from .errors import MaskError
+from .errors import MaskError, ParameterError, StructureError
 from .fileio import RunFolder
 from .fsc import FSC_THRESHOLD, HalfMaps, load_half_maps
 from .inference import DEFAULT_SLAB_BYTES, predict_map
+from .localfilter import (
+    BANK_STEP,
+    BFACTOR_SOURCES,
+    OUTSIDE_NOTE,
+    comparison_slices_png,
+    estimate_sharpening,
+    local_lowpass,
+    localfilter_chimerax_script,
+)
 from .localfsc import DEFAULT_METHOD, DEFAULT_STRIDE
 from .mapscale import check_not_flat, unit_scale
 from .masks import automatic_mask, log_automatic_mask, read_mask
@@ -37,21 +55,56 @@ from .outputs import (
     AVERAGE_FILE,
     DEEPRES_DIR,
     FSC_FILES,
+    LOCALFILTER_FILES,
     LOCALFSC_DIR,
     MASK_FILE,
     MASK_ROLE,
+    RESIDUE_FILES,
     RESOLUTION_FILE,
     SHARPENED_FILE,
     SUMMARY_FILE,
     SWEEP_FILES,
+    ChainResolution,
+    LocalFilterSummary,
     ReportSummary,
+    ResiduesSummary,
     SweepRow,
     SweepSummary,
 )
 from .ranges import AUTO_RANGE, choose_range, first_range_name, get_range
-from .report import DEFAULT_PALETTE, report_contents, resolution_values
-from .resolution_maps import check_density_map, check_resolution_values
+from .report import DEFAULT_PALETTE, check_palette, report_contents, resolution_values, surface_level
+from .residues import (
+    ATTRIBUTE,
+    EVERY_ATOM,
+    INSIDE,
+    OUTSIDE_MAP,
+    OUTSIDE_REGION,
+    ModelResidues,
+    atom_counts,
+    bfactor_correlation,
+    chain_summaries,
+    check_model_name,
+    defattr_text,
+    model_and_box_spans,
+    model_residues,
+    model_with_resolution,
+    placement_warnings,
+    residue_figures,
+    residue_percentiles,
+    residues_chimerax_script,
+    residues_csv,
+    residues_png,
+    sample_at_atoms,
+)
+from .resolution_maps import (
+    ResolutionMap,
+    check_density_map,
+    check_resolution_values,
+    colour_range,
+    read_resolution_map,
+)
 from .signal import select_signal
+from .simulate import read_model
 
 logger = logging.getLogger(__name__)
 
@@ -416,3 +469,227 @@ def run_bfactor_sweep(half1_path: str | os.PathLike, half2_path: str | os.PathLi
         contents.update({f"{DEEPRES_DIR}/{name}": data for name, data in deepres_contents.items()})
         run.write(contents)    # the report folders are made with their files
     return summary
+
+
+@dataclasses.dataclass
+class LocalFilterOptions:
+    """Options of :func:`run_localfilter` (the ``deepres localfilter`` flags).
+
+    Attributes:
+        mask: the region to filter to its local resolution (default: resolution > 0).
+        bfactor: global B-factor (A^2) applied first; negative sharpens.
+        auto_bfactor: estimate the B-factor from the map instead (:func:`estimate_sharpening`).
+        palette: colour map of the figure and script (default: the resolution map's report's).
+        workers: FFT threads (default: the CPUs this process may use, :func:`.cluster.available_cpus`).
+    """
+
+    mask: str | os.PathLike | None = None
+    bfactor: float | None = None
+    auto_bfactor: bool = False
+    palette: str | None = None
+    workers: int | None = None
+
+
+def run_localfilter(map_path: str | os.PathLike, resolution_path: str | os.PathLike, out_dir: str | os.PathLike,
+                    options: LocalFilterOptions | None = None) -> LocalFilterSummary:
+    """Filter a map to its local resolution and write every output into ``out_dir``:
+    :data:`.outputs.LOCALFILTER_FILES` (the filtered map on the input's grid and geometry,
+    the before/after slices, the ChimeraX script and ``summary.json``, renamed last).
+    Nothing is written unless everything succeeded.
+
+    Raises:
+        MapFormatError: unreadable maps, or maps on different grids
+            (:func:`.resolution_maps.check_same_grid`).
+        MaskError: a mask that does not fit the map.
+        ParameterError: both a B-factor and its estimate asked for, a B-factor that cannot be
+            measured or that sharpens beyond sense, no voxel to filter, an output folder
+            that cannot be written.
+    """
+    options = options or LocalFilterOptions()
+    start = time.perf_counter()
+    if options.bfactor is not None and options.auto_bfactor:
+        raise ParameterError("give a B-factor or ask for its estimate, not both", option="--bfactor/--auto-bfactor")
+    if options.palette is not None:
+        check_palette(options.palette)
+    with RunFolder(out_dir) as run:
+        maps = read_resolution_map(resolution_path, map_path)
+        volume, resolution, geometry, region = maps.volume, maps.resolution, maps.geometry, maps.region
+        run.check_room(volume.size * 4 + 4 * 2 ** 20)
+        mask_source = "resolution > 0"
+        if options.mask:
+            mask = read_mask(options.mask, volume.shape, geometry)
+            unestimated = int(np.count_nonzero(mask & ~region))
+            if unestimated:
+                logger.warning("%d voxels of the mask have no local resolution: filtered as outside the mask", unestimated)
+            region &= mask
+            mask_source = str(Path(options.mask).resolve())
+        if not region.any():
+            raise ParameterError(f"{resolution_path} has no positive local resolution"
+                                 + (" inside the mask" if options.mask else ""))
+        bfactor, map_bfactor, source = 0.0, None, BFACTOR_SOURCES[0]
+        if options.auto_bfactor:
+            bfactor, map_bfactor = estimate_sharpening(volume, geometry.voxel_size, region)
+            source = BFACTOR_SOURCES[2]
+        elif options.bfactor:
+            bfactor, source = float(options.bfactor), BFACTOR_SOURCES[1]
+        (low, high), palette = colour_range(resolution_path, np.maximum(resolution[region], 2.0 * geometry.voxel_size),
+                                            options.palette)
+        check_palette(palette)
+        result = local_lowpass(volume, resolution, geometry.voxel_size, region, bfactor, options.workers)
+        names = LOCALFILTER_FILES
+        folder = run.path
+        relative = {name: os.path.relpath(Path(path).resolve(), folder.resolve())
+                    for name, path in (("map", map_path), ("resolution", resolution_path))}
+        summary = LocalFilterSummary(
+            bank_resolutions=tuple(round(r, 4) for r in result.bank), bfactor=bfactor, bfactor_source=source,
+            map_bfactor=map_bfactor, voxels=int(np.count_nonzero(region)), colour_range=(low, high),
+            palette=palette, fields={
+                "method": "local low-pass",
+                "interpolation": "linear in 1/resolution between the two nearest bank members",
+                "bank_members": len(result.bank), "bank_step_per_voxel": BANK_STEP, "finest_A": result.bank[0],
+                "coarsest_A": result.bank[-1], "outside": OUTSIDE_NOTE, "mask": mask_source,
+                "voxels_clamped_to_nyquist": result.clamped_voxels, "input_voxel_size_A": geometry.voxel_size,
+                "input_shape_zyx": list(volume.shape), "map": str(Path(map_path).resolve()),
+                "resolution_map": str(Path(resolution_path).resolve()), "filter_seconds": round(result.seconds, 3),
+                "deepres_version": __version__,
+                "files": {**names, "input_map": relative["map"], "resolution": relative["resolution"]},
+                "run_seconds": round(time.perf_counter() - start, 3)})
+        level = surface_level(result.filtered, region)
+        run.write({
+            names["map"]: lambda tmp: write_map(tmp, result.filtered, geometry),
+            names["slices"]: comparison_slices_png(volume, result.filtered, resolution, region, low, high, palette),
+            names["chimerax"]: localfilter_chimerax_script(names["map"], relative["map"], relative["resolution"], geometry,
+                                                 low, high, level, palette).encode(),
+            SUMMARY_FILE: summary.to_json(),
+        })
+    return summary
+
+
+@dataclasses.dataclass
+class ResidueOptions:
+    """Options of :func:`run_residues` (the ``deepres residues`` flags).
+
+    Attributes:
+        map: the density map (checked to share the resolution map's grid, shown in the script).
+        compare_bfactors: rank-correlate the residues' medians with their refined B-factors.
+        palette: colour map (default: that of the resolution map's report, or jet).
+    """
+
+    map: str | os.PathLike | None = None
+    compare_bfactors: bool = False
+    palette: str | None = None
+
+
+def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLike, out_dir: str | os.PathLike,
+                 options: ResidueOptions | None = None) -> ResiduesSummary:
+    """Local resolution per residue of a model placed on a resolution map; writes
+    :data:`.outputs.RESIDUE_FILES` into ``out_dir`` (``summary.json`` last), nothing unless
+    everything succeeded.
+
+    Raises:
+        StructureError: not a model file, unreadable, or no atom inside the map (or inside
+            its estimated region).
+        MapFormatError: unreadable maps, or a map on another grid than the resolution map.
+        ParameterError: unknown palette, an output folder that cannot be written.
+    """
+    options = options or ResidueOptions()
+    start = time.perf_counter()
+    check_model_name(model_path)
+    if options.palette is not None:
+        check_palette(options.palette)
+    with RunFolder(out_dir) as run:
+        maps = read_resolution_map(resolution_path, options.map)
+        model = read_model(model_path, EVERY_ATOM)
+        residues = model_residues(model)
+        values, status = sample_at_atoms(maps.resolution, maps.geometry, residues.positions)
+        _check_overlap(status, residues, maps, model_path, resolution_path)
+        warnings = placement_warnings(status, Path(model_path).name)
+        for warning in warnings:
+            logger.warning(warning)
+        counts, table = residue_percentiles(values, residues.atom_residue, len(residues.names))
+        outside = np.bincount(residues.atom_residue[status != INSIDE], minlength=len(residues.names))
+        medians = table[:, 0]
+        chains = chain_summaries(residues, counts, medians, status)
+        for chain in chains:
+            _log_chain(chain)
+        mean_b, comparison = None, None
+        if options.compare_bfactors:
+            atoms = np.bincount(residues.atom_residue, minlength=len(residues.names))
+            sums = np.bincount(residues.atom_residue, weights=residues.bfactors, minlength=len(residues.names))
+            mean_b = np.where(atoms > 0, sums / np.maximum(atoms, 1), np.nan)
+            comparison = bfactor_correlation(medians, mean_b)
+            if comparison["spearman"] is None:
+                logger.warning("no rank correlation with the B-factors: %s", comparison["reason"])
+            else:
+                logger.info("Spearman rank correlation of residue medians with mean B-factors: %.3f over %d residues "
+                            "(p = %.2g)", comparison["spearman"], comparison["residues"], comparison["p_value"])
+        estimated = maps.resolution[maps.region]
+        (low, high), palette = colour_range(resolution_path, estimated, options.palette)
+        check_palette(palette)
+        structure = model_with_resolution(model, medians, Path(model_path).name.split(".")[0])
+        names = dict(RESIDUE_FILES)
+        try:
+            pdb_text = structure.make_pdb_string()
+        except RuntimeError as exc:               # chain names longer than 2 characters, too many atoms
+            logger.warning("the model cannot be written as PDB (%s): mmCIF only", exc)
+            pdb_text, names["model_pdb"] = None, None
+        folder = run.path
+        relative = {key: os.path.relpath(Path(path).resolve(), folder.resolve())
+                    for key, path in (("resolution", resolution_path), ("model", model_path), ("map", options.map))
+                    if path is not None}
+        summary = ResiduesSummary(
+            residues=len(residues.names), residues_estimated=int((counts > 0).sum()), **residue_figures(medians),
+            **atom_counts(status), chains=tuple(chains), colour_range=(low, high), palette=palette, fields={
+                "bfactor_comparison": comparison, "attribute": ATTRIBUTE, "warnings": warnings,
+                "sampling": "trilinear at atom positions over voxels with an estimate; hydrogens and waters left out",
+                "resolution_map": str(Path(resolution_path).resolve()), "model": str(Path(model_path).resolve()),
+                "map": str(Path(options.map).resolve()) if options.map else None,
+                "deepres_version": __version__, "files": {**names, **{f"input_{k}": v for k, v in relative.items()}},
+                "run_seconds": round(time.perf_counter() - start, 3)})
+        level = surface_level(maps.volume, maps.region) if maps.volume is not None else None
+        contents = {
+            names["csv"]: residues_csv(residues, counts, outside, table, mean_b).encode(),
+            names["plot"]: residues_png(residues, table, low, high, palette),
+            names["defattr"]: defattr_text(residues, medians).encode(),
+            names["chimerax"]: residues_chimerax_script(names["model_cif"], names["defattr"], low, high, palette,
+                                                 relative.get("map"), level).encode(),
+            names["model_cif"]: structure.make_mmcif_document().as_string().encode(),
+            SUMMARY_FILE: summary.to_json(),
+        }
+        if pdb_text is not None:
+            contents[names["model_pdb"]] = pdb_text.encode()
+        run.write(contents, stale=(RESIDUE_FILES["model_pdb"],))   # an earlier run's PDB is not this model
+    return summary
+
+
+def _angstrom(value: float | None) -> str:
+    return "none" if value is None else f"{value:.2f} Å"
+
+
+def _log_chain(chain: ChainResolution) -> None:
+    outside = chain.atoms_outside_map + chain.atoms_outside_region
+    spread = ("" if chain.median is None else
+              f" (20-80 %: {chain.percentile_20:.2f}-{chain.percentile_80:.2f} Å)")
+    logger.info("chain %s: %d residues (%d with an estimate), median %s%s%s", chain.chain,
+                chain.residues, chain.residues_estimated, _angstrom(chain.median), spread,
+                f"; {chain.atoms_outside_map} atoms outside the map, {chain.atoms_outside_region} outside "
+                "the estimated region" if outside else "")
+
+
+def _check_overlap(status: np.ndarray, residues: ModelResidues, maps: ResolutionMap, model_path: str | os.PathLike,
+                   resolution_path: str | os.PathLike) -> None:
+    """Refuse a model with no atom where the map has an estimate.
+
+    Raises:
+        StructureError: no atom to sample (none, none in the box, none in the estimated region).
+    """
+    if status.size == 0:
+        raise StructureError(f"{model_path} has no atom other than hydrogens and waters")
+    if not np.any(status == INSIDE):
+        if np.all(status == OUTSIDE_MAP):
+            spans = model_and_box_spans(residues.positions, maps.geometry, maps.resolution.shape)
+            raise StructureError(f"no atom of {model_path} lies inside {resolution_path}: {spans}; place the model "
+                                 "on the map first")
+        raise StructureError(f"no atom of {model_path} lies where {resolution_path} has a local resolution "
+                             f"({int(np.sum(status == OUTSIDE_REGION))} atoms in the box, all on voxels without "
+                             "an estimate)")

@@ -33,28 +33,22 @@ import io
 import json
 import logging
 import os
-import time
-from pathlib import Path
 from typing import Any
 
 import gemmi
 import numpy as np
 
-from ..version import __version__
 from .errors import StructureError
-from .fileio import RunFolder
 from .mrc import MapGeometry
-from .outputs import RESIDUE_FILES, SUMMARY_FILE, ChainResolution, ResiduesSummary
+from .outputs import ChainResolution
 from .report import (
     DEFAULT_PALETTE,
     FIGURE_DPI,
     RESOLUTION_AXIS_LABEL,
     check_palette,
     palette_stops,
-    surface_level,
 )
-from .resolution_maps import ResolutionMap, colour_range, read_resolution_map
-from .simulate import MODEL_SUFFIXES, AtomSelection, is_model_file, read_model
+from .simulate import MODEL_SUFFIXES, AtomSelection, is_model_file
 
 logger = logging.getLogger(__name__)
 
@@ -220,7 +214,7 @@ def bfactor_correlation(medians: np.ndarray, bfactors: np.ndarray) -> dict[str, 
     return {**result, "spearman": float(rho), "p_value": float(p_value)}
 
 
-def _figures(values: np.ndarray) -> dict[str, float | None]:
+def residue_figures(values: np.ndarray) -> dict[str, float | None]:
     """Median and percentiles (A) of some residue medians (None when there are none), by
     field of :class:`.outputs.ChainResolution`."""
     values = values[~np.isnan(values)]
@@ -230,7 +224,7 @@ def _figures(values: np.ndarray) -> dict[str, float | None]:
     return {"median": float(np.median(values)), "percentile_20": float(low), "percentile_80": float(high)}
 
 
-def _atom_counts(status: np.ndarray) -> dict[str, int]:
+def atom_counts(status: np.ndarray) -> dict[str, int]:
     """Atoms sampled, outside the map's box and outside the estimated region."""
     return {"atoms": int((status == INSIDE).sum()), "atoms_outside_map": int((status == OUTSIDE_MAP).sum()),
             "atoms_outside_region": int((status == OUTSIDE_REGION).sum())}
@@ -248,7 +242,7 @@ def chain_summaries(residues: ModelResidues, counts: np.ndarray, medians: np.nda
         in_chain = chains == name
         summaries.append(ChainResolution(
             chain=name, residues=int(in_chain.sum()), residues_estimated=int((counts[in_chain] > 0).sum()),
-            **_atom_counts(status[atom_chain == name]), **_figures(medians[in_chain])))
+            **atom_counts(status[atom_chain == name]), **residue_figures(medians[in_chain])))
     return summaries
 
 
@@ -313,7 +307,7 @@ def palette_and_key(low: float, high: float, palette: str = DEFAULT_PALETTE) -> 
             " ".join(f"{colour}:{value:.3g}" for value, colour in stops))
 
 
-def chimerax_commands(model_file: str, defattr_file: str, low: float, high: float, palette: str = DEFAULT_PALETTE,
+def residues_chimerax_script(model_file: str, defattr_file: str, low: float, high: float, palette: str = DEFAULT_PALETTE,
                       map_file: str | None = None, level: float | None = None) -> str:
     """ChimeraX commands: the model (#1) as a cartoon coloured by each residue's local
     resolution with the key of the map scripts, residues without an estimate grey, and the
@@ -418,116 +412,6 @@ def check_model_name(path: str | os.PathLike) -> None:
         raise StructureError(f"{path} is not an atomic model: expected one of {', '.join(MODEL_SUFFIXES)}")
 
 
-@dataclasses.dataclass
-class ResidueOptions:
-    """Options of :func:`run_residues` (the ``deepres residues`` flags).
-
-    Attributes:
-        map: the density map (checked to share the resolution map's grid, shown in the script).
-        compare_bfactors: rank-correlate the residues' medians with their refined B-factors.
-        palette: colour map (default: that of the resolution map's report, or jet).
-    """
-
-    map: str | os.PathLike | None = None
-    compare_bfactors: bool = False
-    palette: str | None = None
-
-
-def run_residues(resolution_path: str | os.PathLike, model_path: str | os.PathLike, out_dir: str | os.PathLike,
-                 options: ResidueOptions | None = None) -> ResiduesSummary:
-    """Local resolution per residue of a model placed on a resolution map; writes
-    :data:`.outputs.RESIDUE_FILES` into ``out_dir`` (``summary.json`` last), nothing unless
-    everything succeeded.
-
-    Raises:
-        StructureError: not a model file, unreadable, or no atom inside the map (or inside
-            its estimated region).
-        MapFormatError: unreadable maps, or a map on another grid than the resolution map.
-        ParameterError: unknown palette, an output folder that cannot be written.
-    """
-    options = options or ResidueOptions()
-    start = time.perf_counter()
-    check_model_name(model_path)
-    if options.palette is not None:
-        check_palette(options.palette)
-    with RunFolder(out_dir) as run:
-        maps = read_resolution_map(resolution_path, options.map)
-        model = read_model(model_path, EVERY_ATOM)
-        residues = model_residues(model)
-        values, status = sample_at_atoms(maps.resolution, maps.geometry, residues.positions)
-        _check_overlap(status, residues, maps, model_path, resolution_path)
-        warnings = placement_warnings(status, Path(model_path).name)
-        for warning in warnings:
-            logger.warning(warning)
-        counts, table = residue_percentiles(values, residues.atom_residue, len(residues.names))
-        outside = np.bincount(residues.atom_residue[status != INSIDE], minlength=len(residues.names))
-        medians = table[:, 0]
-        chains = chain_summaries(residues, counts, medians, status)
-        for chain in chains:
-            _log_chain(chain)
-        mean_b, comparison = None, None
-        if options.compare_bfactors:
-            atoms = np.bincount(residues.atom_residue, minlength=len(residues.names))
-            sums = np.bincount(residues.atom_residue, weights=residues.bfactors, minlength=len(residues.names))
-            mean_b = np.where(atoms > 0, sums / np.maximum(atoms, 1), np.nan)
-            comparison = bfactor_correlation(medians, mean_b)
-            if comparison["spearman"] is None:
-                logger.warning("no rank correlation with the B-factors: %s", comparison["reason"])
-            else:
-                logger.info("Spearman rank correlation of residue medians with mean B-factors: %.3f over %d residues "
-                            "(p = %.2g)", comparison["spearman"], comparison["residues"], comparison["p_value"])
-        estimated = maps.resolution[maps.region]
-        (low, high), palette = colour_range(resolution_path, estimated, options.palette)
-        check_palette(palette)
-        structure = model_with_resolution(model, medians, Path(model_path).name.split(".")[0])
-        names = dict(RESIDUE_FILES)
-        try:
-            pdb_text = structure.make_pdb_string()
-        except RuntimeError as exc:               # chain names longer than 2 characters, too many atoms
-            logger.warning("the model cannot be written as PDB (%s): mmCIF only", exc)
-            pdb_text, names["model_pdb"] = None, None
-        folder = run.path
-        relative = {key: os.path.relpath(Path(path).resolve(), folder.resolve())
-                    for key, path in (("resolution", resolution_path), ("model", model_path), ("map", options.map))
-                    if path is not None}
-        summary = ResiduesSummary(
-            residues=len(residues.names), residues_estimated=int((counts > 0).sum()), **_figures(medians),
-            **_atom_counts(status), chains=tuple(chains), colour_range=(low, high), palette=palette, fields={
-                "bfactor_comparison": comparison, "attribute": ATTRIBUTE, "warnings": warnings,
-                "sampling": "trilinear at atom positions over voxels with an estimate; hydrogens and waters left out",
-                "resolution_map": str(Path(resolution_path).resolve()), "model": str(Path(model_path).resolve()),
-                "map": str(Path(options.map).resolve()) if options.map else None,
-                "deepres_version": __version__, "files": {**names, **{f"input_{k}": v for k, v in relative.items()}},
-                "run_seconds": round(time.perf_counter() - start, 3)})
-        level = surface_level(maps.volume, maps.region) if maps.volume is not None else None
-        contents = {
-            names["csv"]: residues_csv(residues, counts, outside, table, mean_b).encode(),
-            names["plot"]: residues_png(residues, table, low, high, palette),
-            names["defattr"]: defattr_text(residues, medians).encode(),
-            names["chimerax"]: chimerax_commands(names["model_cif"], names["defattr"], low, high, palette,
-                                                 relative.get("map"), level).encode(),
-            names["model_cif"]: structure.make_mmcif_document().as_string().encode(),
-            SUMMARY_FILE: summary.to_json(),
-        }
-        if pdb_text is not None:
-            contents[names["model_pdb"]] = pdb_text.encode()
-        run.write(contents, stale=(RESIDUE_FILES["model_pdb"],))   # an earlier run's PDB is not this model
-    return summary
-
-
-def _angstrom(value: float | None) -> str:
-    return "none" if value is None else f"{value:.2f} Å"
-
-
-def _log_chain(chain: ChainResolution) -> None:
-    outside = chain.atoms_outside_map + chain.atoms_outside_region
-    spread = ("" if chain.median is None else
-              f" (20-80 %: {chain.percentile_20:.2f}-{chain.percentile_80:.2f} Å)")
-    logger.info("chain %s: %d residues (%d with an estimate), median %s%s%s", chain.chain,
-                chain.residues, chain.residues_estimated, _angstrom(chain.median), spread,
-                f"; {chain.atoms_outside_map} atoms outside the map, {chain.atoms_outside_region} outside "
-                "the estimated region" if outside else "")
-
 
 def placement_warnings(status: np.ndarray, model_name: str) -> list[str]:
     """A warning when fewer than :data:`MIN_PLACED_ATOM_SHARE` of the model's atoms lie where
@@ -552,20 +436,3 @@ def model_and_box_spans(positions: np.ndarray, geometry: MapGeometry, shape_zyx:
     return f"the model spans x, y, z = {span} Å, the map {box} Å"
 
 
-def _check_overlap(status: np.ndarray, residues: ModelResidues, maps: ResolutionMap, model_path: str | os.PathLike,
-                   resolution_path: str | os.PathLike) -> None:
-    """Refuse a model with no atom where the map has an estimate.
-
-    Raises:
-        StructureError: no atom to sample (none, none in the box, none in the estimated region).
-    """
-    if status.size == 0:
-        raise StructureError(f"{model_path} has no atom other than hydrogens and waters")
-    if not np.any(status == INSIDE):
-        if np.all(status == OUTSIDE_MAP):
-            spans = model_and_box_spans(residues.positions, maps.geometry, maps.resolution.shape)
-            raise StructureError(f"no atom of {model_path} lies inside {resolution_path}: {spans}; place the model "
-                                 "on the map first")
-        raise StructureError(f"no atom of {model_path} lies where {resolution_path} has a local resolution "
-                             f"({int(np.sum(status == OUTSIDE_REGION))} atoms in the box, all on voxels without "
-                             "an estimate)")

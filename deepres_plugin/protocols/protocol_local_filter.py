@@ -1,5 +1,5 @@
 """Local low-pass filtering as a Scipion protocol: a thin layer over
-:func:`deepres_plugin.core.localfilter.run_localfilter`."""
+:func:`deepres_plugin.core.pipeline.run_localfilter`."""
 from enum import Enum
 
 import pyworkflow.object as pwobj

@@ -1,5 +1,5 @@
 """Local resolution per residue of an atomic model as a Scipion protocol: a thin layer over
-:func:`deepres_plugin.core.residues.run_residues`."""
+:func:`deepres_plugin.core.pipeline.run_residues`."""
 import os
 from enum import Enum
 
@@ -12,7 +12,8 @@ from .. import constants
 from ..core.errors import DeepResError, StructureError
 from ..core.mrc import MapGeometry, read_header_geometry
 from ..core.outputs import RESIDUE_FILES, ResiduesSummary
-from ..core.residues import ATTRIBUTE, INSIDE, ResidueOptions, model_and_box_spans, sample_at_atoms
+from ..core.pipeline import ResidueOptions
+from ..core.residues import ATTRIBUTE, INSIDE, model_and_box_spans, sample_at_atoms
 from .base import scipionOrigin, sourceFile
 from .base_resolution_map import ProtDeepResResolutionMapBase
 

@@ -7,10 +7,9 @@ import scipy.ndimage
 
 from deepres_plugin.core.diagnostics import GUINIER_LOW_A, guinier_fit, map_spectrum, measure_map
 from deepres_plugin.core.fourier import frequency_magnitude, irfft_map, rfft_map
-from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE, ReportSummary
-from deepres_plugin.core.pipeline import PredictOptions, run_predict
+from deepres_plugin.core.pipeline import LocalFilterOptions, PredictOptions, run_localfilter, run_predict
 
 #: The B-factor (A^2) of the synthetic map.
 KNOWN_B = 100.0

@@ -17,9 +17,9 @@ from pwem.protocols import ProtImportMask, ProtImportPdb, ProtImportVolumes
 from pyworkflow.tests import BaseTest, setupTestProject
 from pyworkflow.viewer import MessageView
 
-from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
 from deepres_plugin.core.mrc import MapGeometry, read_header_geometry, read_map, write_map
 from deepres_plugin.core.outputs import LOCALFILTER_FILES, RESIDUE_FILES, SUMMARY_FILE
+from deepres_plugin.core.pipeline import LocalFilterOptions, run_localfilter
 from deepres_plugin.protocols import ProtDeepResLocalFilter, ProtDeepResModelResolution
 from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
 from deepres_plugin.tests.units import bare_units

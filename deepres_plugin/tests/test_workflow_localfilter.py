@@ -14,9 +14,9 @@ import gemmi
 import numpy as np
 import pytest
 
-from deepres_plugin.core.localfilter import LocalFilterOptions, run_localfilter
 from deepres_plugin.core.mrc import read_map, write_map
 from deepres_plugin.core.outputs import RESIDUE_FILES, ReportSummary
+from deepres_plugin.core.pipeline import LocalFilterOptions, run_localfilter
 from deepres_plugin.protocols import ProtDeepResLocalFilter
 from deepres_plugin.protocols.files import INPUT_MAP
 from deepres_plugin.protocols.protocol_local_filter import BFACTOR_GIVEN
