@@ -23,9 +23,24 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
+def _can_write_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder``, found by making one (and removing it): the
+    permission bits say yes to root on a read-only export, an immutable folder or one that
+    another user's sticky bit guards; only making a file tells."""
+    try:
+        with deferred_interrupts():
+            fd, probe = tempfile.mkstemp(prefix=f".deepres-probe.{_owner_tag()}.", suffix=TEMPORARY_SUFFIX,
+                                         dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError:
+        return False
+    return True
+
+
 def check_writable_dir(path: str | os.PathLike) -> Path:
     """Return the directory that will hold the file ``path``; raise unless a file can be
-    written there under that name.
+    written there under that name (found by writing one, before any computation).
 
     Raises:
         ParameterError: the parent directory is missing, not a directory or not writable,
@@ -36,10 +51,10 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     if not parent.is_dir():
         missing = "is not a directory" if parent.exists() else "does not exist"
         raise ParameterError(f"output directory {parent} {missing}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ParameterError(f"output directory {parent} is not writable")
     if target.is_dir():
         raise ParameterError(f"output {target} is a directory; give a file name")
+    if not _can_write_in(parent):
+        raise ParameterError(f"output directory {parent} is not writable")
     return parent
 
 
@@ -58,7 +73,7 @@ def check_output_dir(path: str | os.PathLike, expected_bytes: int = 0) -> Path:
         probe = probe.parent
     if not probe.is_dir():
         raise ParameterError(f"cannot make output folder {folder}: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if not _can_write_in(probe):
         raise ParameterError(f"output folder {folder} cannot be written ({probe} is not writable)")
     free = shutil.disk_usage(probe).free
     if expected_bytes > free:

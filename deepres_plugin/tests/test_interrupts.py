@@ -264,15 +264,25 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=False)
 
 
-def test_a_full_disk_is_one_line_and_keeps_the_old_folder(files, finished, small_disk, capsys):
+@pytest.mark.parametrize("command", ["localfsc", "bfactor-sweep"])
+def test_a_full_disk_is_one_line_and_keeps_the_old_folder(command, files, finished, small_disk, capsys):
     out = small_disk / "run"
     shutil.copytree(finished / "residues", out)
     before = folder_state(out)
-    assert cli.main(command_line("localfsc", files, small_disk / "fresh")) == cli.EXIT_ERROR
+    assert cli.main(command_line(command, files, small_disk / "fresh")) == cli.EXIT_ERROR
     err = capsys.readouterr().err.strip().splitlines()
     assert "No space left on device" in err[-1] and "another folder" in err[-1], err
-    assert not (small_disk / "fresh").exists() and leftovers(small_disk / "fresh") == []
+    assert not (small_disk / "fresh").exists() and leftovers(small_disk / "fresh") == []   # no empty report folders
     assert folder_state(out) == before
+
+
+@pytest.mark.parametrize("command", ["predict", "localfsc", "residues"])
+def test_an_output_folder_that_cannot_be_made_fails_before_the_computation(command, files, tmp_path, capsys):
+    out = tmp_path / ("x" * 300)                               # longer than a file name may be
+    assert cli.main(command_line(command, files, out)) == cli.EXIT_ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"deepres {command}: error: cannot read or write ({out}): File name too long"]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_deferred_interrupts_hold_a_signal_until_the_section_ends():
