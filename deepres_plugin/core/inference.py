@@ -392,6 +392,19 @@ class Prediction:
     seconds: float
     device: str = "CPU"
 
+    def summary_fields(self) -> dict:
+        """How the prediction was made, as summary.json keys."""
+        low, high = self.clamp
+        return {"model_grid_shape_zyx": list(self.model_shape),
+                "clamp": {"low_A": low, "high_A": high, "note": CLAMP_NOTE},
+                "background_level": self.background, "voxels_by_path": self.voxels_by_path,
+                "device": self.device, "prediction_seconds": round(self.seconds, 3)}
+
+
+#: What :func:`clamp_bounds` does, in a summary's words.
+CLAMP_NOTE = ("values clamped to [max(2 x input voxel size, range minimum), range maximum], as Xmipp's "
+              "DeepRes does: the network cannot report beyond its training range nor beyond Nyquist")
+
 
 def clamp_bounds(info: ModelInfo, input_voxel_size: float) -> tuple[float, float]:
     """[max(2 x input voxel size, range minimum), range maximum] in A (Xmipp's rule)."""

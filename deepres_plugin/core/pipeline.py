@@ -108,10 +108,6 @@ from .simulate import read_model
 
 logger = logging.getLogger(__name__)
 
-CLAMP_NOTE = ("values clamped to [max(2 x input voxel size, range minimum), range maximum], as Xmipp's "
-              "DeepRes does: the network cannot report beyond its training range nor beyond Nyquist")
-
-
 @dataclasses.dataclass
 class PredictOptions:
     """Options of :func:`run_predict` (the ``deepres predict`` flags)."""
@@ -194,16 +190,8 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
         note = nyquist_note(geometry.voxel_size, get_range(info.range_name))
         if note:
             logger.info(note)
-        warnings = map_warnings(condition, geometry.voxel_size, volume.shape, get_range(info.range_name),
-                                options.audience)
-        warnings += limit_warnings(values, prediction.clamp, get_range(info.range_name))
-        warnings += selection.warnings()
-        if options.sampling:
-            header = check_map_file(map_path)[1][0]
-            warnings += [w for w in [voxel_size_warning(geometry.voxel_size, header, Path(map_path).name)] if w]
-        for warning in warnings:
-            logger.warning(warning)
-        low, high = prediction.clamp
+        warnings = _prediction_warnings(map_path, volume.shape, geometry, condition, selection, values, prediction,
+                                        info, options)
         extra = {
             "range": {"name": info.range_name, "min_resolution_A": info.min_resolution,
                       "max_resolution_A": info.max_resolution, "requested": options.range_name,
@@ -211,28 +199,37 @@ def run_predict(map_path: str | os.PathLike, out_dir: str | os.PathLike,
             "model": {"name": info.name, "version": info.version, "architecture": info.architecture,
                       "trained": info.trained, "file": str(model_path.resolve())},
             "input_voxel_size_A": geometry.voxel_size, "model_voxel_size_A": info.voxel_size,
-            "input_shape_zyx": list(volume.shape), "model_grid_shape_zyx": list(prediction.model_shape),
-            "clamp": {"low_A": low, "high_A": high, "note": CLAMP_NOTE},
-            "background_level": prediction.background, "mask": mask_source, "left_out": selection.as_dict(),
-            "map_condition": condition.as_dict(), "warnings": warnings,
-            "voxels_by_path": prediction.voxels_by_path, "device": prediction.device,
+            "input_shape_zyx": list(volume.shape), "mask": mask_source, "left_out": selection.as_dict(),
+            "map_condition": condition.as_dict(), "warnings": warnings, **prediction.summary_fields(),
             "device_requested": options.device, "precision": options.precision,
-            "prediction_seconds": round(prediction.seconds, 3),
             "deepres_version": __version__, "python": platform.python_version(),
-            "map": str(Path(map_path).resolve()),
+            "map": str(Path(map_path).resolve()), "run_seconds": round(time.perf_counter() - start, 3),
         }
-        folder = run.path
-        resolution_path = folder / RESOLUTION_FILE
-        extra["run_seconds"] = round(time.perf_counter() - start, 3)
         automatic = {} if options.mask else {MASK_ROLE: MASK_FILE}
-        summary, contents = report_contents(folder, map_path, volume, resolution_path, prediction.resolution,
-                                            geometry, selection.estimated, (low, high), options.palette, extra,
-                                            other_files=automatic)
+        summary, contents = report_contents(run.path, map_path, volume, run.path / RESOLUTION_FILE,
+                                            prediction.resolution, geometry, selection.estimated, prediction.clamp,
+                                            options.palette, extra, other_files=automatic)
         contents[RESOLUTION_FILE] = lambda tmp: write_map(tmp, prediction.resolution, geometry)
         if automatic:
             contents[MASK_FILE] = lambda tmp: write_map(tmp, mask.astype(np.float32), geometry)
         run.write(contents, stale=(MASK_FILE,))
     return summary
+
+
+def _prediction_warnings(map_path, shape: tuple[int, ...], geometry, condition, selection, values: np.ndarray,
+                         prediction, info, options: PredictOptions) -> list[str]:
+    """Every warning of a prediction (logged here): the map's condition, estimates piled up at
+    the range's limit, voxels left out, a voxel size far from the header's."""
+    resolution_range = get_range(info.range_name)
+    warnings = map_warnings(condition, geometry.voxel_size, shape, resolution_range, options.audience)
+    warnings += limit_warnings(values, prediction.clamp, resolution_range)
+    warnings += selection.warnings()
+    if options.sampling:
+        header = check_map_file(map_path)[1][0]
+        warnings += [w for w in [voxel_size_warning(geometry.voxel_size, header, Path(map_path).name)] if w]
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
 
 
 def _prepare_map(volume: np.ndarray, geometry, map_path, options: PredictOptions):
