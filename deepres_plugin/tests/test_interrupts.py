@@ -25,14 +25,13 @@ import pytest
 
 from deepres_plugin import cli
 from deepres_plugin.core import fileio
-from deepres_plugin.core.filters import lowpass_filter
 from deepres_plugin.core.interrupts import SIGNAL_EXIT_BASE, Interrupted, deferred_interrupts, interrupts_as_exceptions
 from deepres_plugin.core.mrc import MapGeometry, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE, SUMMARY_FILE
 from deepres_plugin.core.simulate import simulate_map
+from deepres_plugin.tests.synthetic import noisy, signal_and_mask
 
 PROTEIN = "BM5_1PPE_l_u.pdb.gz"
-SHAPE = (40, 40, 40)
 #: Names a run may leave behind only while it runs.
 HIDDEN_MARKS = (fileio.STAGING_PREFIX, fileio.PREVIOUS_PREFIX, fileio.TEMPORARY_SUFFIX)
 
@@ -43,15 +42,10 @@ def files(tmp_path_factory, data_dir):
     simulated from it and a resolution map on that map's grid."""
     folder = tmp_path_factory.mktemp("interrupt_inputs")
     rng = np.random.default_rng(3)
-    signal_map = lowpass_filter(rng.standard_normal(SHAPE).astype(np.float32), 1.0, 5.0)
-    signal_map[:8] = signal_map[-8:] = 0
-    mask = np.zeros(SHAPE, np.float32)
-    mask[10:30, 10:30, 10:30] = 1
+    signal_map, mask = signal_and_mask(rng)
     paths = {}
-    for name, data in (("map", signal_map + 0.02 * rng.standard_normal(SHAPE).astype(np.float32)),
-                       ("half1", signal_map + 0.3 * rng.standard_normal(SHAPE).astype(np.float32)),
-                       ("half2", signal_map + 0.3 * rng.standard_normal(SHAPE).astype(np.float32)),
-                       ("mask", mask)):
+    for name, data in (("map", noisy(signal_map, 0.02, rng)), ("half1", noisy(signal_map, 0.3, rng)),
+                       ("half2", noisy(signal_map, 0.3, rng)), ("mask", mask)):
         paths[name] = folder / f"{name}.mrc"
         write_map(paths[name], data, MapGeometry(1.0))
     simulated, density = simulate_map(data_dir / PROTEIN, 1.0, 4.0)
