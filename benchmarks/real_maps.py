@@ -41,6 +41,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from deepres_plugin.core.diagnostics import UNSHARPENED_MARGIN  # noqa: E402
 from deepres_plugin.core.errors import DeepResError  # noqa: E402
 from deepres_plugin.core.filters import apply_bfactor  # noqa: E402
 from deepres_plugin.core.fsc import fsc_curve, fsc_mask_weights, fsc_resolution  # noqa: E402
@@ -144,13 +145,14 @@ def markdown_table(rows: list[dict], model: str) -> str:
         if "sharpened_median" in r:
             sharp = (f"{r['sharpened_median']:.2f} ({r['sharpened_p20']:.2f}–{r['sharpened_p80']:.2f}), "
                      f"ΔB {r['sharpening_bfactor']:+.0f}", deviation(r["sharpened_median"], r["reported"]))
-        bfactor = f"{c['bfactor_A2']:.0f}" + ("" if c["sharpened"] else " (unsharpened)")
+        bfactor = f"{c['bfactor_A2']:.0f}" + {False: " (unsharpened)", None: " (not judged)"}.get(c["sharpened"], "")
         model_fsc = f"{r['map_model_fsc']:.2f}" if "map_model_fsc" in r else "–"
         lines.append(f"| {r['entry']} ({r['what']}) | {r['voxel_size']:g} | {r['reported']:g}{fsc} | {model_fsc} | "
                      f"{r['median']:.2f} ({r['p20']:.2f}–{r['p80']:.2f}) | {deviation(r['median'], r['reported'])} | "
                      f"{bfactor} | {c['solvent']} | {sharp[0]} | {sharp[1]} | {r['seconds']:.1f} |")
     lines.append(f"\nNetwork: {model}; automatic masks. Deviations beyond ±{100 * TARGET_FRACTION:.0f} % in bold; "
-                 f"unsharpened: Guinier B above the threshold of `core/diagnostics.py`.")
+                 "unsharpened: Guinier B above a sharpened map's at the same support plus "
+                 f"{UNSHARPENED_MARGIN:g} Å² (`core/diagnostics.py`); not judged: a support too coarse to tell.")
     return "\n".join(lines)
 
 

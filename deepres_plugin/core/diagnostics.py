@@ -14,12 +14,14 @@ Every prediction measures, besides the local resolution:
   at 10 A whatever the box (the shell across it counts in part). A prediction measures on
   its estimated voxels, which a local filter of its resolution map reads as its region, so
   both report the same B. The fit includes the fall-off that the protein's structure, the
-  atoms' form factors and a final low-pass give any map: maps simulated from atoms with
-  B = 0 and low-passed at 3.5 A measure about 35 A^2 (the low-pass edge, in the last
-  shells of the support, weighs in it: a B measured one shell short of it is smaller), so
-  a map is taken as unsharpened above :data:`UNSHARPENED_BFACTOR`
-  (100 A^2, about +60 A^2 of blur on top of that). DeepRes reads unsharpened maps worse
-  (paper 3.3);
+  atoms' form factors and a final low-pass give any map, and the coarser the support, the
+  more of the fit the low-pass's fall-off fills: maps simulated from atoms with B = 0,
+  low-passed and given noise, measure about 40 A^2 with a support of 3.3 A, 130 A^2 at 4.2 A
+  and 300 A^2 at 4.8 A (:data:`SHARP_MAP_BFACTOR`). A map is taken as unsharpened when its
+  B exceeds that of such a sharp map with its support by more than
+  :data:`UNSHARPENED_MARGIN` (60 A^2; :func:`unsharpened_threshold`), and is not judged
+  with a support coarser than 4.8 A (there a 200 A^2 blur moves the B by a tenth).
+  DeepRes reads unsharpened maps worse (paper 3.3);
 - the **noise** outside the mask: its SD in map units and relative to the molecule's SD;
 - the **solvent**: ``noisy`` (as reconstructed), ``flattened`` (a constant) or ``masked``
   (zero).
@@ -59,8 +61,15 @@ MOLECULE_EDGE_A = 3.0
 #: The measurement works on the mask's bounding box grown by this much (A): memory follows
 #: the molecule, not the box, and the solvent shell is wide enough to measure the noise.
 SOLVENT_SHELL_A = 15.0
-#: Above this B-factor (A^2) a map is taken as unsharpened (module docstring).
-UNSHARPENED_BFACTOR = 100.0
+#: The Guinier B (A^2) of a map with no blur beyond its atoms' own, by the resolution (A) its
+#: support reaches: medians of maps simulated from four training structures (B = 0,
+#: low-passed at 3, 3.5, 4, 5 and 6 A, white noise SD 0.3 x the molecule's; seed 1). Coarser
+#: supports are not judged: at 8 A (support 5.1-5.7 A, B about 720 A^2) a 200 A^2 blur moves
+#: the B by less than its spread between structures.
+SHARP_MAP_BFACTOR = ((2.85, 37.0), (3.3, 42.0), (3.7, 51.0), (4.2, 134.0), (4.8, 299.0))
+#: A map is taken as unsharpened when its B exceeds a sharp map's (:data:`SHARP_MAP_BFACTOR`)
+#: by more than this (A^2).
+UNSHARPENED_MARGIN = 60.0
 #: Solvent SD below this fraction of the molecule's SD: the solvent was flattened.
 FLAT_SOLVENT_FRACTION = 1e-3
 #: Fraction of exact zeros in the solvent above which it was masked to zero.
@@ -71,6 +80,16 @@ MIN_SOLVENT_VOXELS = 1000
 AUDIENCE_CLI = "cli"
 AUDIENCE_SCIPION = "scipion"
 AUDIENCES = (AUDIENCE_CLI, AUDIENCE_SCIPION)
+
+
+def unsharpened_threshold(support_A: float) -> float | None:
+    """The Guinier B (A^2) above which a map whose support reaches ``support_A`` is taken as
+    unsharpened: a sharp map's B there (:data:`SHARP_MAP_BFACTOR`, interpolated) plus
+    :data:`UNSHARPENED_MARGIN`; None beyond the table's coarsest support (not judged)."""
+    supports, bfactors = np.array(SHARP_MAP_BFACTOR).T
+    if support_A > supports[-1]:
+        return None
+    return float(np.interp(support_A, supports, bfactors)) + UNSHARPENED_MARGIN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,9 +107,17 @@ class MapCondition:
     solvent: str
 
     @property
+    def unsharpened_above(self) -> float | None:
+        """The B (A^2) above which this map is taken as unsharpened (:func:`unsharpened_threshold`)."""
+        return None if self.support_resolution is None else unsharpened_threshold(self.support_resolution)
+
+    @property
     def sharpened(self) -> bool | None:
-        """False when the B-factor says the map is unsharpened, None when unknown."""
-        return None if self.bfactor is None else bool(self.bfactor <= UNSHARPENED_BFACTOR)
+        """False when the B-factor says the map is unsharpened, None when unknown (no B, or a
+        support too coarse to tell)."""
+        if self.bfactor is None or self.unsharpened_above is None:
+            return None
+        return bool(self.bfactor <= self.unsharpened_above)
 
     def as_dict(self) -> dict:
         def rounded(v, digits):
@@ -98,7 +125,7 @@ class MapCondition:
         return {"bfactor_A2": rounded(self.bfactor, 1),
                 "guinier_range_A": None if self.guinier_range is None else [round(v, 2) for v in self.guinier_range],
                 "support_resolution_A": rounded(self.support_resolution, 2),
-                "sharpened": self.sharpened, "unsharpened_above_A2": UNSHARPENED_BFACTOR,
+                "sharpened": self.sharpened, "unsharpened_above_A2": rounded(self.unsharpened_above, 1),
                 "noise_sd": rounded(self.noise_sd, 6), "noise_to_signal": rounded(self.noise_to_signal, 4),
                 "solvent": self.solvent}
 
@@ -348,7 +375,9 @@ def map_warnings(condition: MapCondition, voxel_size: float, shape: tuple[int, .
     map, whose advice names what ``audience`` runs (:func:`bfactor_sweep_advice`)."""
     warnings = geometry_warnings(voxel_size, shape, resolution_range)
     if condition.sharpened is False:
-        warnings.append(f"the map looks unsharpened (B-factor {condition.bfactor:.0f} Å² > {UNSHARPENED_BFACTOR:g} Å²): "
+        warnings.append(f"the map looks unsharpened (B-factor {condition.bfactor:.0f} Å², above the "
+                        f"{condition.unsharpened_above:.0f} Å² of a sharpened map whose detail reaches "
+                        f"{condition.support_resolution:.1f} Å): "
                         "DeepRes reads unsharpened maps worse than their FSC resolution (paper 3.3); sharpen it "
                         f"first, or {bfactor_sweep_advice(audience)}")
     return warnings

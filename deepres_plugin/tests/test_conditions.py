@@ -7,7 +7,8 @@ from deepres_plugin.core import conditions as cond
 from deepres_plugin.core.diagnostics import (
     AUDIENCE_CLI,
     AUDIENCE_SCIPION,
-    UNSHARPENED_BFACTOR,
+    SHARP_MAP_BFACTOR,
+    UNSHARPENED_MARGIN,
     MapCondition,
     bfactor_sweep_advice,
     check_map_for_range,
@@ -16,6 +17,7 @@ from deepres_plugin.core.diagnostics import (
     map_warnings,
     measure_map,
     nyquist_note,
+    unsharpened_threshold,
 )
 from deepres_plugin.core.errors import ParameterError
 from deepres_plugin.core.filters import (
@@ -24,6 +26,7 @@ from deepres_plugin.core.filters import (
     LowpassShape,
     apply_bfactor,
     lowpass_bank,
+    lowpass_filter,
     raised_cosine_lowpass,
 )
 from deepres_plugin.core.fourier import frequency_magnitude, rfft_map
@@ -153,7 +156,7 @@ def test_guinier_bfactor_follows_an_applied_bfactor(rng):
     assert slope == pytest.approx(1.0, abs=0.25)
     assert abs(intercept) < 40
     blurred = _measured(200.0, rng)
-    assert blurred.sharpened is False and blurred.bfactor > UNSHARPENED_BFACTOR
+    assert blurred.sharpened is False and blurred.bfactor > blurred.unsharpened_above
     assert any("unsharpened" in w for w in map_warnings(blurred, 1.0, (64, 64, 64), WIDE))
     sharp = _measured(0.0, rng)
     assert sharp.sharpened is True and map_warnings(sharp, 1.0, (64, 64, 64), WIDE) == []
@@ -195,3 +198,23 @@ def test_grid_warnings_and_refusal():
     with pytest.raises(ParameterError, match="high range"):
         check_map_for_range(3.0, (20, 20, 20), HIGH)
     check_map_for_range(6.4, (20, 20, 20), WIDE)
+
+
+def test_the_unsharpened_threshold_follows_the_support():
+    """A sharp map's B grows as its support coarsens (the low-pass fills the fit): the
+    threshold is that B plus the margin, interpolated, and none beyond the table."""
+    (fine, fine_b), (coarse, coarse_b) = SHARP_MAP_BFACTOR[0], SHARP_MAP_BFACTOR[-1]
+    assert unsharpened_threshold(fine) == fine_b + UNSHARPENED_MARGIN
+    assert unsharpened_threshold(3.5) == pytest.approx((42.0 + 51.0) / 2 + UNSHARPENED_MARGIN)
+    assert unsharpened_threshold(coarse) == coarse_b + UNSHARPENED_MARGIN and unsharpened_threshold(coarse + 0.1) is None
+    assert unsharpened_threshold(2.0) == fine_b + UNSHARPENED_MARGIN                    # finer: the finest's
+
+
+def test_a_sharp_map_low_passed_at_6_angstrom_is_not_called_unsharpened(rng):
+    """Atoms with B = 0 low-passed at 6 A: the fit from 10 A reads the low-pass's fall-off as a
+    B far above 100 Å², which a fixed threshold of 100 Å² called unsharpened."""
+    volume, mask = _simulated(0.0, rng, noise=0.0)
+    noisy = lowpass_filter(volume, 1.0, 6.0) + 0.05 * rng.standard_normal(volume.shape).astype(np.float32)
+    coarse = measure_map(noisy, 1.0, mask)
+    assert coarse.bfactor > 150.0 and coarse.sharpened is not False            # 100 Å² fixed: "unsharpened"
+    assert map_warnings(coarse, 1.0, (64, 64, 64), WIDE) == []
