@@ -2,7 +2,8 @@
 ../shared/data/realmaps and ../shared/data/maps), against the resolutions their publications
 report.
 
-For every map: ``deepres predict`` with the shipped wide network (automatic mask), the
+For every map: ``deepres predict`` with the shipped networks and ``--range auto`` (or a
+given wide network: ``--wide``; automatic mask), the range used, the
 median and 20th/80th percentiles against the reported resolution, the map's B-factor
 estimate (Guinier, :mod:`deepres_plugin.core.diagnostics`), its solvent and the run time. A
 map whose B-factor says it is unsharpened is also sharpened as post-processing would do it
@@ -107,6 +108,7 @@ def run(model: Path | None, work: Path) -> list[dict]:
             continue
         condition = summary["map_condition"]
         row.update(median=summary["median_A"], p20=summary["percentile_20_A"], p80=summary["percentile_80_A"],
+                   range=summary["range"]["name"],
                    seconds=round(seconds, 1), condition=condition, warnings=summary["warnings"],
                    voxel_size=summary["input_voxel_size_A"], values=values)
         if real_map.model_path is not None:
@@ -130,14 +132,14 @@ def deviation(median: float, reported: float) -> str:
 
 
 def markdown_table(rows: list[dict], model: str) -> str:
-    head = ["map", "voxel (Å)", "reported (Å)", "map-model FSC 0.5 (Å)", "median (p20–p80) (Å)", "deviation",
+    head = ["map", "voxel (Å)", "reported (Å)", "map-model FSC 0.5 (Å)", "range", "median (p20–p80) (Å)", "deviation",
             "map B (Å²)", "solvent",
             "sharpened to B = 35 Å²: median (p20–p80)", "deviation", "time (s)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "refused" in r:
-            lines.append(f"| {r['entry']} ({r['what']}) | | | | refused: {r['refused']} |"
-                         + " |" * (len(head) - 5))
+            lines.append(f"| {r['entry']} ({r['what']}) | | | | | refused: {r['refused']} |"
+                         + " |" * (len(head) - 6))
             continue
         c = r["condition"]
         fsc = "" if r["fsc_threshold"] == 0.143 else f" (FSC {r['fsc_threshold']:g})"
@@ -148,6 +150,7 @@ def markdown_table(rows: list[dict], model: str) -> str:
         bfactor = f"{c['bfactor_A2']:.0f}" + {False: " (unsharpened)", None: " (not judged)"}.get(c["sharpened"], "")
         model_fsc = f"{r['map_model_fsc']:.2f}" if "map_model_fsc" in r else "–"
         lines.append(f"| {r['entry']} ({r['what']}) | {r['voxel_size']:g} | {r['reported']:g}{fsc} | {model_fsc} | "
+                     f"{r['range']} | "
                      f"{r['median']:.2f} ({r['p20']:.2f}–{r['p80']:.2f}) | {deviation(r['median'], r['reported'])} | "
                      f"{bfactor} | {c['solvent']} | {sharp[0]} | {sharp[1]} | {r['seconds']:.1f} |")
     lines.append(f"\nNetwork: {model}; automatic masks. Deviations beyond ±{100 * TARGET_FRACTION:.0f} % in bold; "
@@ -187,7 +190,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="deepres-real-") as work:
         rows = run(args.wide, Path(work))
-    table = markdown_table(rows, str(args.wide or "shipped wide network"))
+    table = markdown_table(rows, str(args.wide or "shipped networks, `--range auto`"))
     print("\n" + table)
     if args.figure:
         draw(rows, args.figure)
