@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import functools
 import importlib
+import io
 import logging
+import os
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .core.errors import DeepResError
 from .core.interrupts import Interrupted, interrupts_as_exceptions
@@ -115,6 +119,40 @@ def one_line(message: str) -> str:
 COMPUTATION_MODULES = ("tensorflow", "keras", "dask", "distributed", "dask_jobqueue")
 
 
+def flush_stdout(status: int) -> int:
+    """Flush standard output before the exit, so that a closed or full one ends the run with
+    ``status`` or :data:`EXIT_ERROR`, not with the interpreter's "Exception ignored" lines.
+
+    A reader that left (``deepres ... | head``) wants nothing more: exit 1 silently. Any other
+    failure (``>/dev/full``) is one line on stderr. Either way the unwritten output is
+    discarded (standard output then goes to ``os.devnull``), so the exit does not retry it.
+    """
+    stream = sys.stdout
+    if stream is None:                   # started with stdout closed
+        return status
+    try:
+        stream.flush()
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        if exc.errno != errno.EPIPE:
+            print(f"deepres: error: cannot write the standard output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return status
+
+
+def stdout_flushed(function: Callable[..., int]) -> Callable[..., int]:
+    """``function`` (a ``main``) whose exit status goes through :func:`flush_stdout`."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs) -> int:
+        return flush_stdout(function(*args, **kwargs))
+
+    return wrapper
+
+
+@stdout_flushed
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 128 + the
     signal when interrupted: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
@@ -151,6 +189,8 @@ def _run(args: argparse.Namespace, command: str) -> int:
         module = sys.modules.get(args.run.__module__)
         print(f"{command}: error: out of memory; {getattr(module, 'MEMORY_HINT', MEMORY_HINT)}", file=sys.stderr)
     except OSError as exc:               # the output place: read-only, full, missing, a file size limit
+        if isinstance(exc, BrokenPipeError) and exc.filename is None:   # standard output's reader left (| head)
+            return flush_stdout(EXIT_ERROR)
         where = f" ({exc.filename})" if exc.filename else ""
         hint = f"; {WRITE_HINTS[exc.errno]}" if exc.errno in WRITE_HINTS else ""
         print(f"{command}: error: cannot read or write{where}: {exc.strerror or exc}{hint}", file=sys.stderr)

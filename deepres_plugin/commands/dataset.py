@@ -27,7 +27,7 @@ from pathlib import Path
 from ..core.dataset import CONDITION_SCHEMES, DatasetConfig, generate_dataset
 from ..core.ranges import RANGES
 from .cluster_options import add_cluster_args, cluster_options
-from .options import FRACTION, INTEGER, POSITIVE_INT, RESOLUTION, number
+from .options import FRACTION, POSITIVE_INT, RESOLUTION, SEED, number
 
 logger = logging.getLogger(__name__)
 _DEFAULTS = DatasetConfig("wide")
@@ -38,7 +38,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--range", dest="range_name", choices=sorted(RANGES), required=True,
                         help="resolution range: wide (1.0 A/px, 2.5-13 Å) or high (0.5 A/px, 1.5-6 Å)")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder (created, or resumed)")
-    parser.add_argument("--seed", type=INTEGER, default=_DEFAULTS.seed, help="random seed (default 0)")
+    parser.add_argument("--seed", type=SEED, default=_DEFAULTS.seed, help="random seed (default 0)")
     parser.add_argument("--labels-per-structure", type=POSITIVE_INT, default=_DEFAULTS.labels_per_structure,
                         help=f"filter resolutions per structure (default {_DEFAULTS.labels_per_structure})")
     parser.add_argument("--boxes-per-label", type=POSITIVE_INT, default=_DEFAULTS.boxes_per_label,

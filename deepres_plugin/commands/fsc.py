@@ -16,6 +16,7 @@ from ..core.fileio import RunFolder
 from ..core.fsc import (
     FSC_THRESHOLD,
     THRESHOLDS,
+    check_half_map_placement,
     check_half_maps,
     fsc_csv,
     fsc_curve,
@@ -51,6 +52,7 @@ def main(args: argparse.Namespace) -> int:
         half1, geometry = read_map(args.half1)
         half2, geometry2 = read_map(args.half2)
         check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
+        check_half_map_placement(geometry, geometry2, str(args.half1), str(args.half2))
         for half, path in ((half1, args.half1), (half2, args.half2)):
             map_scale(half, str(path))                         # refuses a flat half map
         weights = None

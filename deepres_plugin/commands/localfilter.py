@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 
 from ..core.pipeline import LocalFilterOptions, run_localfilter
-from .options import BFACTOR, POSITIVE_INT
+from .options import BFACTOR, PALETTE, POSITIVE_INT
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                             help="global B-factor in Å² applied first: < 0 sharpens, > 0 blurs")
     sharpening.add_argument("--auto-bfactor", action="store_true",
                             help="sharpen with minus the map's Guinier B-factor (measured inside the mask)")
-    parser.add_argument("--palette", help="matplotlib colour map of the figure and script "
+    parser.add_argument("--palette", type=PALETTE, help="matplotlib colour map of the figure and script "
                         "(default: that of the resolution map's report, or jet)")
     parser.add_argument("--threads", type=POSITIVE_INT, metavar="N",
                         help="FFT threads (default: the CPUs this process may use)")

@@ -25,7 +25,7 @@ from ..core.localfsc import DEFAULT_METHOD, DEFAULT_STRIDE, METHODS, WINDOW_RESO
 from ..core.pipeline import LocalFscOptions, run_local_fsc
 from ..core.report import DEFAULT_PALETTE
 from .fsc import add_half_map_args
-from .options import POSITIVE_INT, SAMPLING, number
+from .options import PALETTE, POSITIVE_INT, SAMPLING, number
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def add_local_fsc_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=POSITIVE_INT, default=DEFAULT_STRIDE, metavar="N",
                         help=f"evaluate every N-th voxel and interpolate (default {DEFAULT_STRIDE}; 1: every voxel)")
     parser.add_argument("--sampling", type=SAMPLING, metavar="A", help="voxel size in Å/px, overriding the headers")
-    parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
+    parser.add_argument("--palette", type=PALETTE, default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

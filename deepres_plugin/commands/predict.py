@@ -39,7 +39,7 @@ from ..core.ranges import AUTO_HIGH_BELOW_A, AUTO_HIGH_SHARE, AUTO_RANGE, RANGE_
 from ..core.report import DEFAULT_PALETTE
 from ..core.tfquiet import quiet_tensorflow
 from .cluster_options import add_cluster_args, cluster_options
-from .options import POSITIVE_INT, SAMPLING
+from .options import PALETTE, POSITIVE_INT, SAMPLING
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default=PRECISIONS[0],
                         help="arithmetic of the network (default float32; bfloat16 needs an AVX-512 BF16 CPU, "
                              "float16 a GPU; both are slower on CPUs without them)")
-    parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
+    parser.add_argument("--palette", type=PALETTE, default=DEFAULT_PALETTE, help="matplotlib colour map of plots and scripts")
     parser.add_argument("--slab-mb", type=POSITIVE_INT, default=DEFAULT_SLAB_BYTES // MIB, metavar="MB",
                         help="memory for the network's first layer per slab of the map, in MB (default "
                              f"{DEFAULT_SLAB_BYTES // MIB}); lower it when memory runs out")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core.pipeline import run_report
 from ..core.report import DEFAULT_PALETTE
-from .options import RESOLUTION
+from .options import PALETTE, RESOLUTION
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--map", type=Path, required=True, help="the density map it was computed from")
     parser.add_argument("--mask", type=Path, help="mask of the estimated voxels (default: values > 0)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--palette", default=DEFAULT_PALETTE, help="matplotlib colour map (default jet: blue = high)")
+    parser.add_argument("--palette", type=PALETTE, default=DEFAULT_PALETTE, help="matplotlib colour map (default jet: blue = high)")
     parser.add_argument("--range-min", type=RESOLUTION, metavar="A", help="resolution at the blue end of the scale")
     parser.add_argument("--range-max", type=RESOLUTION, metavar="A", help="resolution at the red end of the scale")
 

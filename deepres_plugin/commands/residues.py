@@ -24,6 +24,7 @@ import logging
 from pathlib import Path
 
 from ..core.pipeline import ResidueOptions, run_residues
+from .options import PALETTE
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         "shown in the ChimeraX script)")
     parser.add_argument("--compare-bfactors", action="store_true",
                         help="rank correlation of the residues' resolution with their refined B-factors")
-    parser.add_argument("--palette", help="matplotlib colour map of the plot and script "
+    parser.add_argument("--palette", type=PALETTE, help="matplotlib colour map of the plot and script "
                         "(default: that of the resolution map's report, or jet)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
 

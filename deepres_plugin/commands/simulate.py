@@ -20,7 +20,7 @@ from ..core.fileio import atomic_outputs, check_writable_dir
 from ..core.masks import ATOM_MASK_RADIUS_A
 from ..core.mrc import write_map
 from ..core.simulate import DEFAULT_PADDING_A, AtomSelection, simulate_map
-from .options import BFACTOR, INTEGER, RESOLUTION, SAMPLING, number
+from .options import BFACTOR, RESOLUTION, SAMPLING, SEED, number
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="SD of Gaussian white noise, relative to the map maximum of 1 (default 0)")
     parser.add_argument("--bfactor", type=BFACTOR, default=0.0, metavar="B",
                         help="global B-factor in Å² applied before the low-pass: >0 blurs, <0 sharpens")
-    parser.add_argument("--seed", type=INTEGER, default=0, help="seed of the noise (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the noise (default 0)")
     parser.add_argument("--padding", type=number(minimum=0.0, unit="Å"), default=DEFAULT_PADDING_A,
                         help=f"margin around the model in A (default {DEFAULT_PADDING_A:g})")
     parser.add_argument("--keep-hydrogens", action="store_true", help="simulate hydrogen atoms too")
@@ -64,9 +64,10 @@ def main(args: argparse.Namespace) -> int:
     simulated, volume = simulate_map(args.model, args.sampling, args.resolution, args.bfactor, args.noise,
                                      args.seed, args.padding, selection, args.use_atom_bfactors)
     with atomic_outputs(*outputs) as temporaries:
-        write_map(temporaries[0], volume, simulated.geometry)
+        write_map(temporaries[0], volume, simulated.geometry, final_name=args.out)
         if args.mask_out:
-            write_map(temporaries[1], simulated.atom_mask(args.mask_radius).astype("float32"), simulated.geometry)
+            write_map(temporaries[1], simulated.atom_mask(args.mask_radius).astype("float32"), simulated.geometry,
+                      final_name=args.mask_out)
     logger.info("wrote %s: %s voxels at %g Å/px%s", args.out, "x".join(map(str, volume.shape[::-1])),
                 args.sampling, f", mask {args.mask_out}" if args.mask_out else "")
     return 0

@@ -23,7 +23,7 @@ from ..core.networks import ARCHITECTURES
 from ..core.ranges import RANGES
 from ..core.tfquiet import quiet_tensorflow
 from ..core.train_config import TrainConfig
-from .options import INTEGER, POSITIVE_INT, number
+from .options import POSITIVE_INT, SEED, number
 
 logger = logging.getLogger(__name__)
 _DEFAULTS = TrainConfig("wide")
@@ -37,7 +37,7 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", choices=ARCHITECTURES, default=_DEFAULTS.architecture,
                         help="deepres (fully convolutional, default) or xmipp (Flatten head, box by box only)")
     parser.add_argument("--epochs", type=POSITIVE_INT, default=_DEFAULTS.epochs, help=f"at most (default {_DEFAULTS.epochs})")
-    parser.add_argument("--seed", type=INTEGER, default=_DEFAULTS.seed, help="initialisation and shuffling seed")
+    parser.add_argument("--seed", type=SEED, default=_DEFAULTS.seed, help="initialisation and shuffling seed")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=_DEFAULTS.batch_size,
                         help=f"boxes per step and per GPU (default {_DEFAULTS.batch_size}; with several "
                              "GPUs a step takes GPUs x this)")

@@ -19,7 +19,7 @@ from .errors import MapFormatError, MaskError, ParameterError
 from .fourier import frequency_magnitude, rfft_map
 from .mapscale import check_not_flat, map_scale, unit_scale
 from .masks import automatic_mask, log_automatic_mask, read_mask
-from .mrc import read_map, same_voxel_size
+from .mrc import MapGeometry, different_placements, read_map, same_voxel_size
 from .outputs import FSC_FILES
 
 #: Gold-standard FSC threshold (Rosenthal & Henderson 2003); 0.5 is the older choice.
@@ -46,6 +46,20 @@ def check_half_maps(half1: np.ndarray, half2: np.ndarray, voxel1: float, voxel2:
         raise MapFormatError(f"half maps differ in voxel size: {voxel1:g} and {voxel2:g} Å/px")
     if np.array_equal(half1, half2):
         raise ParameterError("the two half maps are identical: they must come from independent halves of the data")
+
+
+def check_half_map_placement(geometry1: MapGeometry, geometry2: MapGeometry, name1: str, name2: str) -> None:
+    """Refuse half maps whose headers both state where their first voxel lies, and state
+    places more than half a voxel apart (:func:`.mrc.different_placements`); halves that
+    state one place, or none, are one grid.
+
+    Raises:
+        MapFormatError: naming both files and both places in Å.
+    """
+    places = different_placements(geometry1, geometry2)
+    if places is not None:
+        raise MapFormatError(f"the half maps {name1} and {name2} start at ({places[0]}) Å and ({places[1]}) Å: they "
+                             "lie on different grids; give the two halves of one reconstruction")
 
 
 def fsc_curve(half1: np.ndarray, half2: np.ndarray, voxel_size: float,
@@ -214,6 +228,7 @@ def load_half_maps(half1_path: str | os.PathLike, half2_path: str | os.PathLike,
     half1, geometry = read_map(half1_path, voxel_size=sampling)
     half2, geometry2 = read_map(half2_path, voxel_size=sampling)
     check_half_maps(half1, half2, geometry.voxel_size, geometry2.voxel_size)
+    check_half_map_placement(geometry, geometry2, str(half1_path), str(half2_path))
     # one common scale (the FSC does not change): halves stored at 1e-30 or 1e38 work as at 1
     sd = map_scale(half1, str(half1_path))
     map_scale(half2, str(half2_path))

@@ -25,9 +25,19 @@ ISOTROPY_TOLERANCE = 1e-3
 STANDARD_AXIS_ORDER = (1, 2, 3)
 #: File suffix of image stacks (RELION, cryoSPARC); compression suffixes are looked through.
 STACK_SUFFIX = ".mrcs"
-COMPRESSION_SUFFIXES = (".gz", ".bz2")
+#: Compression suffixes of map files and mrcfile's name of each: maps are read and written
+#: compressed as their names say.
+COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bzip2"}
+COMPRESSION_SUFFIXES = tuple(COMPRESSION_BY_SUFFIX)
 #: MRC2014 space groups of volume stacks (401-630): nz / mz volumes of mz sections each.
 VOLUME_STACK_SPACE_GROUPS = (401, 630)
+#: Voxel sizes (Å/px) a map can have, from finer than any detector's super-resolution pixel
+#: or crystallographic grid to coarser than any binned tomogram. A value outside is a wrong
+#: header or option (a unit cell written as the voxel size), and work sized in voxels from
+#: lengths in Å (the automatic mask's Gaussian) would not end.
+VOXEL_SIZE_RANGE_A = (0.1, 100.0)
+#: Axis names of a map's shape as [z, y, x].
+ZYX_AXES = ("z", "y", "x")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,15 +83,20 @@ def _file_to_zyx_axes(axis_order: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 def check_voxel_size(voxel_size: float, source: str = "map") -> float:
-    """Return ``voxel_size`` as a float if it is finite and positive.
+    """Return ``voxel_size`` as a float if it is finite, positive and within
+    :data:`VOXEL_SIZE_RANGE_A`.
 
     Raises:
-        MapFormatError: zero, negative or non-finite voxel size.
+        MapFormatError: zero, negative, non-finite or implausible voxel size.
     """
     value = float(voxel_size)
     if not np.isfinite(value) or value <= 0:
         raise MapFormatError(
             f"{source} has voxel size {value:g} Å/px; give the real pixel size", option="--sampling")
+    low, high = VOXEL_SIZE_RANGE_A
+    if not low <= value <= high:
+        raise MapFormatError(f"{source} has voxel size {value:g} Å/px, outside the plausible {low:g}-{high:g} Å/px; "
+                             "give the real pixel size", option="--sampling")
     return value
 
 
@@ -121,6 +136,19 @@ def same_voxel_size(first_A: float, second_A: float) -> bool:
     return abs(first_A - second_A) <= ISOTROPY_TOLERANCE * max(abs(first_A), abs(second_A))
 
 
+def different_placements(first: MapGeometry, second: MapGeometry) -> tuple[str, str] | None:
+    """Where two maps of one grid put their first voxel (:meth:`MapGeometry.first_voxel_xyz`),
+    as ``"x, y, z"`` texts in Å, when both headers state a place (not 0, 0, 0) and the places
+    differ by more than half a voxel; else None (a header that states no place is read as
+    lying on the other's grid)."""
+    starts = [np.array(geometry.first_voxel_xyz()) for geometry in (first, second)]
+    if not all(np.any(start) for start in starts) \
+            or np.max(np.abs(starts[0] - starts[1])) <= 0.5 * max(first.voxel_size, second.voxel_size):
+        return None
+    text = [", ".join(f"{v:g}" for v in start) for start in starts]
+    return text[0], text[1]
+
+
 def _anisotropy_error(path: Path, file_voxel: np.ndarray) -> MapFormatError | None:
     """The error for a header whose (valid) voxel sizes differ along x, y and z, else None."""
     if np.all(file_voxel > 0) and np.all(np.isfinite(file_voxel)) \
@@ -130,17 +158,35 @@ def _anisotropy_error(path: Path, file_voxel: np.ndarray) -> MapFormatError | No
     return None
 
 
-def check_map_file(path: str | os.PathLike) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+def thin_axes_error(path: str | os.PathLike, shape_zyx: tuple[int, ...]) -> MapFormatError | None:
+    """The error for a map at most one voxel thick along any axis (a 2D image, whichever
+    axis is thin), else None."""
+    thin = [axis for axis, n in zip(ZYX_AXES, shape_zyx) if n < 2]
+    if not thin:
+        return None
+    size = "x".join(str(n) for n in shape_zyx[::-1])
+    return MapFormatError(f"{path} is a 2D image ({size} voxels, at most one along {' and '.join(thin)}); "
+                          "a single 3D volume is required")
+
+
+def check_map_file(path: str | os.PathLike,
+                   voxel_size: float | None = None) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
     """Check from its header alone that a file is one 3D volume with cubic voxels.
 
-    Cheap (the data are not read): Scipion's ``_validate`` uses it before a run.
+    Cheap (the data are not read): Scipion's ``_validate`` uses it before a run. A volume
+    stack holding one volume (space group 401, mz = nz) is one volume.
+
+    Args:
+        path: the map file.
+        voxel_size: A/px given to replace the header's: the header's voxel sizes, anisotropic
+            ones included (a unit cell that is not the box), are then not checked.
 
     Returns:
         ``(shape_zyx, voxel_xyz)``: the volume's shape and the header's voxel sizes (A/px).
 
     Raises:
-        MapFormatError: missing or non-MRC file, ``.mrcs`` stack, volume stack, 2D image,
-            invalid axis order, anisotropic voxels.
+        MapFormatError: missing or non-MRC file, ``.mrcs`` stack, volume stack, 2D image
+            (one voxel thick along any axis), invalid axis order, anisotropic voxels.
     """
     path = Path(path)
     if not path.is_file():
@@ -163,14 +209,12 @@ def check_map_file(path: str | os.PathLike) -> tuple[tuple[int, int, int], tuple
     if volumes > 1:
         raise MapFormatError(f"{path} is a stack of {volumes} volumes (space group {int(header.ispg)}); "
                              "a single 3D volume is required")
-    if min(dims) < 1 or dims[0] == 1:
-        raise MapFormatError(f"{path} is a 2D image; a single 3D volume is required")
     if sorted(axis_order) != [1, 2, 3]:
         raise MapFormatError(f"{path} has an invalid axis order MAPC/MAPR/MAPS = {axis_order}")
-    error = _anisotropy_error(path, file_voxel)
+    shape_zyx = tuple(int(n) for n in np.array(dims)[list(_file_to_zyx_axes(axis_order))])
+    error = thin_axes_error(path, shape_zyx) or (_anisotropy_error(path, file_voxel) if voxel_size is None else None)
     if error is not None:
         raise error
-    shape_zyx = tuple(int(n) for n in np.array(dims)[list(_file_to_zyx_axes(axis_order))])
     return shape_zyx, tuple(float(v) for v in file_voxel)
 
 
@@ -179,32 +223,39 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
 
     Args:
         path: the map file.
-        voxel_size: A/px to use instead of the header's value (for headers that lie: a zero
-            or unit cell). A header with valid but anisotropic voxel sizes is refused either way.
+        voxel_size: A/px to use instead of the header's values (for headers that lie: a zero
+            or unit cell, isotropic or not).
 
     Returns:
         ``(data, geometry)``: float32 array indexed [z, y, x] and the map's geometry.
 
     A file with nz > 1 is one volume whatever its space group (0 included, as UCSF Chimera
-    writes it); ``.mrcs`` files and volume stacks (several volumes in one file) are refused.
+    writes it, and a volume stack of one volume); ``.mrcs`` files and volume stacks of several
+    volumes are refused. The voxel size is checked (:func:`check_voxel_size`) before the
+    data are read.
 
     Raises:
         MapFormatError: missing or non-MRC file, data that is not a single 3D volume,
-            complex data, NaN/Inf values, zero/negative or anisotropic voxel size.
+            complex data, NaN/Inf values, zero/negative, implausible or anisotropic voxel size.
     """
     path = Path(path)
-    check_map_file(path)
+    _, header_voxel = check_map_file(path, voxel_size)
+    if voxel_size is None:
+        if min(header_voxel) <= 0 or not np.all(np.isfinite(header_voxel)):
+            check_voxel_size(min(header_voxel), str(path))
+        voxel_size = float(np.mean(header_voxel))
+    voxel_size = check_voxel_size(voxel_size, str(path))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with mrcfile.open(path, mode="r", permissive=False) as mrc:
                 data = np.asarray(mrc.data)
-                header = mrc.header
-                file_voxel = np.array([mrc.voxel_size.x, mrc.voxel_size.y, mrc.voxel_size.z], float)
-                origin, nstart, axis_order = _header_placement(header)
+                origin, nstart, axis_order = _header_placement(mrc.header)
     except (ValueError, OSError, EOFError) as exc:
         raise MapFormatError(f"{path} is not a readable MRC/CCP4 map ({exc})") from None
 
+    if data is not None and data.ndim == 4 and data.shape[0] == 1:
+        data = data[0]                     # a volume stack of one volume
     if data is None or data.ndim != 3 or data.shape[0] == 1:
         kind = "a 2D image" if data is not None and data.ndim >= 2 else f"{0 if data is None else data.ndim}-dimensional"
         raise MapFormatError(f"{path} is {kind}; a single 3D volume is required")
@@ -213,12 +264,6 @@ def read_map(path: str | os.PathLike, voxel_size: float | None = None) -> tuple[
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
         raise MapFormatError(f"{path} contains {bad} NaN or infinite values")
-
-    if voxel_size is None:
-        if np.any(file_voxel <= 0) or not np.all(np.isfinite(file_voxel)):
-            check_voxel_size(float(file_voxel.min()), str(path))
-        voxel_size = float(file_voxel.mean())
-    voxel_size = check_voxel_size(voxel_size, str(path))
 
     zyx = np.transpose(data, _file_to_zyx_axes(axis_order)).astype(np.float32, copy=True)
     return zyx, MapGeometry(voxel_size, origin, nstart, axis_order)
@@ -251,14 +296,24 @@ def read_header_geometry(path: str | os.PathLike) -> MapGeometry:
 COMPACT_DTYPES = (np.float16, np.int8, np.int16)
 
 
-def write_map(path: str | os.PathLike, data: np.ndarray, geometry: MapGeometry | float) -> None:
+def compression_of(path: str | os.PathLike) -> str | None:
+    """mrcfile's name of the compression a map file's name asks for (``.gz``: gzip, ``.bz2``:
+    bzip2), else None."""
+    return COMPRESSION_BY_SUFFIX.get(Path(path).suffix.lower())
+
+
+def write_map(path: str | os.PathLike, data: np.ndarray, geometry: MapGeometry | float,
+              final_name: str | os.PathLike | None = None) -> None:
     """Write a 3D map atomically (a temporary file renamed on success).
 
     Args:
-        path: destination file, replaced if it exists.
+        path: destination file, replaced if it exists; compressed when its name (or
+            ``final_name``) ends in ``.gz`` or ``.bz2`` (:func:`compression_of`).
         data: array indexed [z, y, x]; stored as float32 (mode 2) unless it is float16,
             int8 or int16 (modes 12, 0, 1: compact masks and label maps).
         geometry: a :class:`MapGeometry`, or just a voxel size in A/px.
+        final_name: the name the file will have when ``path`` is a temporary that the
+            caller renames (:func:`.fileio.atomic_outputs`).
 
     Raises:
         MapFormatError: ``data`` is not 3D or has NaN/Inf values.
@@ -275,7 +330,8 @@ def write_map(path: str | os.PathLike, data: np.ndarray, geometry: MapGeometry |
     dtype = data.dtype if data.dtype in COMPACT_DTYPES else np.float32
     file_data = np.ascontiguousarray(np.transpose(data.astype(dtype), file_axes))
     with atomic_outputs(path) as (tmp,):
-        with mrcfile.new(tmp, overwrite=True) as mrc, np.errstate(over="ignore", invalid="ignore"):
+        with mrcfile.new(tmp, overwrite=True, compression=compression_of(final_name or path)) as mrc, \
+                np.errstate(over="ignore", invalid="ignore"):
             mrc.set_data(file_data)        # header statistics of a map near float32's limit overflow: harmless
             mrc.set_volume()
             mrc.voxel_size = geometry.voxel_size

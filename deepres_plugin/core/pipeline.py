@@ -225,7 +225,7 @@ def _prediction_warnings(map_path, shape: tuple[int, ...], geometry, condition, 
     warnings += limit_warnings(values, prediction.clamp, resolution_range)
     warnings += selection.warnings()
     if options.sampling:
-        header = check_map_file(map_path)[1][0]
+        header = check_map_file(map_path, options.sampling)[1][0]
         warnings += [w for w in [voxel_size_warning(geometry.voxel_size, header, Path(map_path).name)] if w]
     for warning in warnings:
         logger.warning(warning)

@@ -21,6 +21,9 @@ from .outputs import REPORT_FILES, ReportSummary
 
 #: Histogram bin width in A (as Xmipp's DeepRes viewer).
 HISTOGRAM_BIN_A = 0.25
+#: Most bins of a histogram: more would be too thin to see and slow to draw; a wider range
+#: of values gets wider bins (whole multiples of :data:`HISTOGRAM_BIN_A`).
+MAX_HISTOGRAM_BINS = 1000
 #: Default colour map: blue for high resolution (low A), red for low resolution.
 #: Axis and colour-bar label of every resolution figure.
 RESOLUTION_AXIS_LABEL = "Resolution (Å)"
@@ -52,15 +55,26 @@ def summary_statistics(values: np.ndarray) -> dict[str, float | int]:
     }
 
 
-def histogram(values: np.ndarray, bin_width: float = HISTOGRAM_BIN_A) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of ``values`` in bins of ``bin_width`` A aligned on multiples of the width.
+def histogram_bin_width(low: float, high: float, bin_width: float = HISTOGRAM_BIN_A,
+                        max_bins: int = MAX_HISTOGRAM_BINS) -> float:
+    """``bin_width`` (A), or the smallest whole multiple of it that covers [low, high] in at
+    most ``max_bins`` bins."""
+    return bin_width * max(1.0, float(np.ceil((high - low) / (bin_width * (max_bins - 1)))))
+
+
+def histogram(values: np.ndarray, bin_width: float = HISTOGRAM_BIN_A,
+              max_bins: int = MAX_HISTOGRAM_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of ``values`` in bins of ``bin_width`` A aligned on multiples of the width,
+    widened (:func:`histogram_bin_width`) so that there are at most ``max_bins`` bins.
 
     Returns:
         ``(edges, counts)``; the counts sum to ``values.size``.
     """
-    first = np.floor(values.min() / bin_width) * bin_width
-    last = (np.floor(values.max() / bin_width) + 1) * bin_width
-    edges = np.round(np.arange(first, last + bin_width / 2, bin_width), 6)
+    low, high = float(values.min()), float(values.max())
+    width = histogram_bin_width(low, high, bin_width, max_bins)
+    first = np.floor(low / width)
+    bins = int(np.floor(high / width) - first) + 1
+    edges = np.round((first + np.arange(bins + 1)) * width, 6)
     counts, _ = np.histogram(values, bins=edges)
     return edges, counts
 

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from .errors import MapFormatError
-from .mrc import MapGeometry, read_map, same_voxel_size
+from .mrc import MapGeometry, different_placements, read_map, same_voxel_size
 from .outputs import ReportSummary
 from .report import DEFAULT_PALETTE
 
@@ -115,10 +115,8 @@ def check_same_grid(resolution_shape: tuple[int, ...], resolution_geometry: MapG
         raise MapFormatError(f"the resolution map {resolution_name} ({describe(resolution_shape, resolution_geometry)}) "
                              f"and the map {map_name} ({describe(map_shape, map_geometry)}) lie on different grids; "
                              "compute the local resolution on the map's grid")
-    starts = [np.array(g.first_voxel_xyz()) for g in (resolution_geometry, map_geometry)]
-    if all(np.any(start) for start in starts) \
-            and np.max(np.abs(starts[0] - starts[1])) > 0.5 * map_geometry.voxel_size:
-        text = [", ".join(f"{v:g}" for v in start) for start in starts]
+    text = different_placements(resolution_geometry, map_geometry)
+    if text is not None:
         raise MapFormatError(f"the resolution map {resolution_name} starts at ({text[0]}) Å, the map {map_name} at "
                              f"({text[1]}) Å: they lie on different grids")
 

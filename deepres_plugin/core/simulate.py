@@ -60,6 +60,21 @@ DEFAULT_PADDING_A = 16.0
 MODEL_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".pdb.gz", ".ent.gz", ".cif.gz", ".mmcif.gz")
 #: Refuse grids larger than this many voxels (about 1 GB per float64 copy).
 MAX_GRID_VOXELS = 128 * 1024 ** 2
+#: Seeds of every random stream (simulated noise, datasets, training): whole numbers that
+#: NumPy's generators and ``numpy.random.seed`` (which Keras seeds) all take.
+SEED_RANGE = (0, 2 ** 32 - 1)
+
+
+def check_seed(seed: int) -> int:
+    """Return ``seed`` if it is a whole number within :data:`SEED_RANGE`.
+
+    Raises:
+        ParameterError: another value (NumPy refuses negative seeds).
+    """
+    low, high = SEED_RANGE
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not low <= seed <= high:
+        raise ParameterError(f"the seed must be a whole number from {low} to {high}, got {seed!r}", option="--seed")
+    return int(seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,6 +253,8 @@ def simulate_map(model_path: str | os.PathLike, voxel_size: float, resolution: f
     Returns:
         ``(simulated, final_map)``: the clean density record and the processed map.
     """
+    if seed is not None:
+        check_seed(seed)
     if resolution is not None:
         check_resolution(resolution, voxel_size)
     # the finest frequency the map keeps: the low-pass's zero, or Nyquist

@@ -15,23 +15,30 @@ lines are dropped and anything else captured is written back to stderr. With
 Call :func:`quiet_tensorflow` before anything imports TensorFlow (the ``deepres`` commands do
 it first thing in ``main``; a protocol step can do it before running the core). It imports
 nothing itself, so a command that fails on its input never pays for loading TensorFlow.
+
+Once TensorFlow is imported, the modules AutoGraph generates are imported without writing
+their bytecode into ``$TMPDIR/__pycache__`` (:func:`keep_autograph_bytecode_out`).
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import importlib.abc
 import importlib.util
 import os
 import re
 import sys
 import tempfile
-from typing import Iterator
+from typing import Callable, Iterator
 
 #: TensorFlow's C++ log threshold: 0 all, 1 no INFO, 2 no WARNING (errors still shown), 3 nothing.
 TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 #: Errors from TensorFlow after start-up are still shown.
 QUIET_TF_LOG_LEVEL = "2"
 TENSORFLOW = "tensorflow"
+#: The module through which AutoGraph imports the code it generates (``load_source``).
+AUTOGRAPH_LOADER = "tensorflow.python.autograph.pyct.loader"
 
 #: Lines TensorFlow prints while it starts, dropped unless verbose. Glog-style records are
 #: ``<severity>MMDD hh:mm:ss.uuuuuu  thread file:line] message`` (before abseil's logging is
@@ -48,7 +55,8 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     """Hide TensorFlow's start-up messages from the first import of TensorFlow on.
 
     Does nothing visible if TensorFlow is already imported (its start-up is over). Calling it
-    again only changes ``verbose``.
+    again only changes ``verbose``. Either way, AutoGraph's generated modules leave no
+    bytecode behind (:func:`keep_autograph_bytecode_out`).
 
     Args:
         verbose: show everything TensorFlow prints (its start-up lines and its C++ INFO and
@@ -57,6 +65,7 @@ def quiet_tensorflow(verbose: bool = False) -> None:
     if not verbose:
         os.environ.setdefault(TF_LOG_LEVEL_VARIABLE, QUIET_TF_LOG_LEVEL)   # this process (and children) only
     if TENSORFLOW in sys.modules:
+        keep_autograph_bytecode_out()
         return
     finder = next((f for f in sys.meta_path if isinstance(f, _QuietTensorFlowFinder)), None)
     if finder is None:
@@ -100,6 +109,44 @@ def captured_stderr_fd(verbose: bool) -> Iterator[None]:
                 sys.stderr.flush()
 
 
+def keep_autograph_bytecode_out() -> bool:
+    """Make AutoGraph load the modules it generates without caching their bytecode.
+
+    AutoGraph writes each function it converts to a temporary ``.py`` file, imports it, and
+    deletes the file at exit; the import caches the bytecode in ``$TMPDIR/__pycache__``,
+    which nothing deletes. Its loader (:data:`AUTOGRAPH_LOADER`) is wrapped so that those
+    imports, and only those, run with ``sys.dont_write_bytecode`` set. Idempotent.
+
+    Returns:
+        whether the loader was found (TensorFlow versions without it cache nothing there).
+    """
+    try:
+        loader = importlib.import_module(AUTOGRAPH_LOADER)
+    except ImportError:
+        return False
+    load_source = getattr(loader, "load_source", None)
+    if load_source is None:
+        return False
+    if not getattr(load_source, "_deepres_no_bytecode", False):
+        loader.load_source = _without_bytecode(load_source)
+    return True
+
+
+def _without_bytecode(function: Callable) -> Callable:
+    """``function`` run with ``sys.dont_write_bytecode`` set (restored afterwards)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        saved = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            return function(*args, **kwargs)
+        finally:
+            sys.dont_write_bytecode = saved
+
+    wrapper._deepres_no_bytecode = True
+    return wrapper
+
+
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
     """Finds ``tensorflow`` once, with a loader that imports it under :func:`captured_stderr_fd`."""
 
@@ -130,6 +177,7 @@ class _QuietLoader(importlib.abc.Loader):
         with captured_stderr_fd(self.verbose):
             self.loader.exec_module(module)
             module.config.list_physical_devices()
+        keep_autograph_bytecode_out()
 
     def __getattr__(self, name):          # get_resource_reader, is_package, ... of the real loader
         return getattr(self.loader, name)

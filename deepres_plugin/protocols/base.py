@@ -17,10 +17,10 @@ from pyworkflow import BETA
 from pyworkflow.protocol import params
 
 from .. import constants
-from ..core.errors import ParameterError
+from ..core.errors import DeepResError, ParameterError
 from ..core.masks import automatic_mask_description
 from ..core.models import shipped_model_path
-from ..core.mrc import same_voxel_size
+from ..core.mrc import check_voxel_size, same_voxel_size
 from ..core.networks import read_model_info
 from ..core.outputs import RESOLUTION_FILE, ReportSummary
 from ..core.ranges import AUTO_RANGE, RANGES
@@ -68,6 +68,17 @@ def gridErrors(volume, reference, what, referenceWhat="the map", checkOrigin=Tru
         text = [", ".join(f"{v:g}" for v in shift) for shift in shifts]
         return [f"{what} and {referenceWhat} have different origins in Scipion (shifts {text[0]} and {text[1]} Å): "
                 "they lie on different grids; give both the same origin."]
+    return []
+
+
+def samplingErrors(volume, what="the map"):
+    """The core's voxel-size check (:func:`~deepres_plugin.core.mrc.check_voxel_size`) on a
+    Volume's sampling rate, as ``_validate`` errors: the command line refuses the same."""
+    try:
+        check_voxel_size(volume.getSamplingRate(), what)
+    except DeepResError as exc:
+        message = str(exc)
+        return [f"{message[0].upper()}{message[1:]} (the sampling rate of its import)."]
     return []
 
 

@@ -12,7 +12,7 @@ from pwem.emlib.image import ImageHandler
 from pyworkflow.protocol import params
 
 from ..core.errors import ParameterError
-from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase, gridErrors, scipionOrigin
+from .base import COMPRESSED_SUFFIXES, MRC_SUFFIXES, ProtDeepResBase, gridErrors, samplingErrors, scipionOrigin
 from .files import INPUT_HALVES, INPUT_MASK
 
 #: BibTeX key of BlocRes (see ``bibtex.py``), the moving-window local FSC this follows.
@@ -184,7 +184,8 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
                         else self._twoVolumesErrors())
         if grid is None:
             return errors
-        return errors + self._maskErrors() + self._localFscErrors(grid)
+        return (errors + samplingErrors(self.getReferenceVolume(), "the half maps") + self._maskErrors()
+                + self._localFscErrors(grid))
 
     def _halvesOfVolumeErrors(self):
         """``(grid, errors)`` of a Volume's half maps (grid None: nothing more to check)."""
@@ -208,7 +209,7 @@ class ProtDeepResHalfMapsBase(ProtDeepResBase):
         half1, half2 = self.inputHalf1.get(), self.inputHalf2.get()
         if half1 is None or half2 is None:
             return None, ["Choose both half maps."]
-        return half1.getDim(), gridErrors(half2, half1, "the second half map", "the first", checkOrigin=False,
+        return half1.getDim(), gridErrors(half2, half1, "the second half map", "the first",
                                           advice="give the two halves of one reconstruction")
 
     def _maskErrors(self):

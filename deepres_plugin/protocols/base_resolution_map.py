@@ -18,7 +18,7 @@ from ..core.errors import DeepResError, MapFormatError
 from ..core.mrc import read_map
 from ..core.outputs import ReportSummary
 from ..core.resolution_maps import check_density_map
-from .base import ProtDeepResBase, gridErrors, sourceFile
+from .base import ProtDeepResBase, gridErrors, samplingErrors, sourceFile
 from .files import INPUT_MAP, INPUT_RESOLUTION
 
 RESOLUTION_HELP = ("A local-resolution map in Å on the map's grid (0 = no estimate): the resolution_Volume of "
@@ -120,8 +120,8 @@ class ProtDeepResResolutionMapBase(ProtDeepResBase):
         if resolution is None:
             return ["Choose a local resolution map."]
         if self.inputVolume.hasValue():
-            return self._densityMapErrors() or gridErrors(resolution, self.inputVolume.get(),
-                                                          "the local resolution map")
+            return (samplingErrors(self.inputVolume.get()) or self._densityMapErrors()
+                    or gridErrors(resolution, self.inputVolume.get(), "the local resolution map"))
         mapPath = self.getMapPath()
         if mapPath is None:
             return (["Choose the map: the local resolution map is not the output of a DeepRes protocol, so its "

@@ -34,6 +34,7 @@ from .base import (
     defineGpuParams,
     defineNetworkParams,
     gridErrors,
+    samplingErrors,
     sourceFile,
     validateNetwork,
 )
@@ -261,6 +262,7 @@ class ProtDeepResLocalResolution(ProtDeepResBase):
     def _volumeErrors(self, volume):
         """The errors about one map and the mask on its grid."""
         errors = []
+        errors += samplingErrors(volume)
         if self.inputMask.hasValue():
             errors += gridErrors(self.inputMask.get(), volume, "the mask", checkOrigin=False,
                                  advice="give a mask on the map's grid")

@@ -119,6 +119,7 @@ class ProtDeepResTrain(ProtDeepResBase):
     # --------------------------- INFO functions ------------------------------------------
     def _validate(self):
         from ..core.errors import ParameterError
+        from ..core.simulate import check_seed
 
         try:
             files = self.getStructureFiles()
@@ -129,6 +130,11 @@ class ProtDeepResTrain(ProtDeepResBase):
             return ["Give at least two structures: whole structures are held out for validation."]
         if len(set(names)) != len(names):
             return ["Two structures have the same file name; rename one."]
+        try:
+            check_seed(self.seed.get())                 # the core's check: the command refuses the same
+        except ParameterError as exc:
+            message = str(exc)
+            return [f"{message[0].upper()}{message[1:]}."]
         return []
 
     def _summary(self):

@@ -12,24 +12,27 @@ import gzip
 import json
 import os
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 import pytest
 
 from deepres_plugin import cli
 from deepres_plugin.core import fileio
-from deepres_plugin.core.errors import ParameterError, StructureError
-from deepres_plugin.core.filters import lowpass_filter
-from deepres_plugin.core.mrc import MapGeometry, read_map, write_map
+from deepres_plugin.core.errors import MapFormatError, ParameterError, StructureError
+from deepres_plugin.core.fsc import check_half_map_placement
+from deepres_plugin.core.mrc import MapGeometry, check_map_file, read_map, write_map
 from deepres_plugin.core.outputs import RESOLUTION_FILE
-from deepres_plugin.core.simulate import read_model
+from deepres_plugin.core.report import HISTOGRAM_BIN_A, MAX_HISTOGRAM_BINS, histogram
+from deepres_plugin.core.simulate import SEED_RANGE, check_seed, read_model
 from deepres_plugin.core.sweep import check_sharpening, monotone_verdicts, parse_bfactors, recommend
+from deepres_plugin.tests.synthetic import SHAPE, noisy, signal_and_mask
 
 PROTEIN = "BM5_1PPE_l_u.pdb.gz"
-SHAPE = (40, 40, 40)
 
 
 def _truncated_at_a_line_break(source: Path, target: Path) -> None:
@@ -38,6 +41,17 @@ def _truncated_at_a_line_break(source: Path, target: Path) -> None:
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
     target.write_bytes(compressor.compress(b"\n".join(lines[:len(lines) // 3]) + b"\n")
                        + compressor.flush(zlib.Z_SYNC_FLUSH))
+
+
+#: Voxel sizes (x, y, z, Å/px) of a header that states a unit cell other than the box's.
+ANISOTROPIC_VOXEL_XYZ = (1.0, 1.0, 1.3)
+
+
+def _anisotropic_map(path: Path, data: np.ndarray) -> None:
+    """A map whose header gives :data:`ANISOTROPIC_VOXEL_XYZ`."""
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(data.astype(np.float32))
+        mrc.voxel_size = ANISOTROPIC_VOXEL_XYZ
 
 
 def _nan_model(path: Path) -> None:
@@ -53,15 +67,12 @@ def inputs(tmp_path_factory, data_dir):
     """The prepared files, by name (``{name}`` in the command lines)."""
     folder = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(12)
-    signal = lowpass_filter(rng.standard_normal(SHAPE).astype(np.float32), 1.0, 5.0)
-    signal[:8] = signal[-8:] = 0
-    mask = np.zeros(SHAPE, np.float32)
-    mask[10:30, 10:30, 10:30] = 1
+    signal, mask = signal_and_mask(rng)
     files = {"data": data_dir, "protein": data_dir / PROTEIN, "tmp": folder}
     for name, data, geometry in [
-        ("map", signal + 0.02 * rng.standard_normal(SHAPE).astype(np.float32), MapGeometry(1.0)),
-        ("half1", signal + 0.3 * rng.standard_normal(SHAPE).astype(np.float32), MapGeometry(1.0)),
-        ("half2", signal + 0.3 * rng.standard_normal(SHAPE).astype(np.float32), MapGeometry(1.0)),
+        ("map", noisy(signal, 0.02, rng), MapGeometry(1.0)),
+        ("half1", noisy(signal, 0.3, rng), MapGeometry(1.0)),
+        ("half2", noisy(signal, 0.3, rng), MapGeometry(1.0)),
         ("mask", mask, MapGeometry(1.0)),
         ("zeros", np.zeros(SHAPE, np.float32), MapGeometry(1.0)),
         ("constant", np.full(SHAPE, 3.0, np.float32), MapGeometry(1.0)),
@@ -70,9 +81,18 @@ def inputs(tmp_path_factory, data_dir):
         ("placed_mask", mask, MapGeometry(1.0, origin=(30.0, 10.0, 10.0))),
         ("resolution", np.where(mask > 0, np.where(signal > 0, 4.0, 8.0), 0.0).astype(np.float32), MapGeometry(1.0)),
         ("resolution_flagged", np.where(mask > 0, 4.0, 1e30).astype(np.float32), MapGeometry(1.0)),
+        ("resolution_1e6", np.where(mask > 0, 4.0, 1e6).astype(np.float32), MapGeometry(1.0)),
+        ("tiny_voxels", signal, MapGeometry(1e-6)),
+        ("thin_y", signal[:, :1, :], MapGeometry(1.0)),
+        ("thin_x", signal[:, :, :1], MapGeometry(1.0)),
+        ("placed_half1", noisy(signal, 0.3, rng), MapGeometry(1.0, origin=(10.0, 10.0, 10.0))),
+        ("placed_half2", noisy(signal, 0.3, rng), MapGeometry(1.0, origin=(30.0, 10.0, 10.0))),
     ]:
         files[name] = folder / f"{name}.mrc"
         write_map(files[name], data, geometry)
+    for name in ("anisotropic_half1", "anisotropic_half2"):
+        files[name] = folder / f"{name}.mrc"
+        _anisotropic_map(files[name], noisy(signal, 0.3, rng))
     files["corrupt_gz"] = folder / "corrupt.pdb.gz"
     files["corrupt_gz"].write_bytes(b"not gzip at all\n\x1f\x8b")
     files["truncated_gz"] = folder / "truncated.pdb.gz"
@@ -180,6 +200,41 @@ CASES = [
     ("fsc flat half", ["fsc", "{constant}", "{half2}", "--out", "{tmp}/out"], "is flat"),
     ("fsc out is a file", ["fsc", "{half1}", "{half2}", "--out", "{a_file}"], "is a file"),
     ("unknown option", ["predict", "{map}", "--no-such-option"], "unrecognized arguments"),
+    ("report resolution map holding 1e6", ["report", "{resolution_1e6}", "--map", "{map}", "--out", "{tmp}/out"],
+     "holds values up to 1e+06"),
+    ("predict voxel size 1e-6", ["predict", "{tiny_voxels}", "--out", "{tmp}/out"],
+     "has voxel size 1e-06 Å/px, outside the plausible 0.1-100 Å/px; give the real pixel size (--sampling)"),
+    ("localfsc voxel size 1e-6", ["localfsc", "{tiny_voxels}", "{half2}", "--out", "{tmp}/out"],
+     "has voxel size 1e-06 Å/px, outside the plausible 0.1-100 Å/px"),
+    ("predict sampling 1e-6", PRED + ["--sampling", "1e-6", "--out", "{tmp}/out"],
+     "--sampling: must be at least 0.1 Å/px, got 1e-6"),
+    ("localfsc sampling 500", ["localfsc"] + HALVES + ["--sampling", "500", "--out", "{tmp}/out"],
+     "--sampling: must be at most 100 Å/px, got 500"),
+    ("simulate negative seed", SIM + ["--seed=-1"], "--seed: must be at least 0, got -1"),
+    ("dataset seed beyond NumPy's", ["dataset", "{data}", "--range", "wide", "--out", "{tmp}/out", "--seed",
+                                     "4294967296"], "--seed: must be at most 4294967295, got 4294967296"),
+    ("predict unknown palette", PRED + ["--palette", "nope", "--out", "{tmp}/out"],
+     "argument --palette: unknown palette 'nope'"),
+    ("report unknown palette", ["report", "{resolution}", "--map", "{map}", "--out", "{tmp}/out", "--palette", "nope"],
+     "argument --palette: unknown palette 'nope'"),
+    ("localfsc unknown palette", ["localfsc"] + HALVES + ["--palette", "nope", "--out", "{tmp}/out"],
+     "argument --palette: unknown palette 'nope'"),
+    ("sweep unknown palette", ["bfactor-sweep"] + HALVES + ["--palette", "nope", "--out", "{tmp}/out"],
+     "argument --palette: unknown palette 'nope'"),
+    ("localfilter unknown palette", ["localfilter", "{map}", "{resolution}", "--palette", "nope", "--out", "{tmp}/out"],
+     "argument --palette: unknown palette 'nope'"),
+    ("residues unknown palette", ["residues", "{resolution}", "{protein}", "--palette", "nope", "--out", "{tmp}/out"],
+     "argument --palette: unknown palette 'nope'"),
+    ("predict map one voxel thick along y", ["predict", "{thin_y}", "--out", "{tmp}/out"],
+     "is a 2D image (40x1x40 voxels, at most one along y); a single 3D volume is required"),
+    ("predict map one voxel thick along x", ["predict", "{thin_x}", "--out", "{tmp}/out"],
+     "is a 2D image (1x40x40 voxels, at most one along x)"),
+    ("localfsc anisotropic halves", ["localfsc", "{anisotropic_half1}", "{anisotropic_half2}", "--out", "{tmp}/out"],
+     "has anisotropic voxels (1.0, 1.0, 1.3) Å/px"),
+    ("fsc halves placed apart", ["fsc", "{placed_half1}", "{placed_half2}", "--out", "{tmp}/out"],
+     "placed_half2.mrc start at (10, 10, 10) Å and (30, 10, 10) Å: they lie on different grids"),
+    ("localfsc halves placed apart", ["localfsc", "{placed_half1}", "{placed_half2}", "--out", "{tmp}/out"],
+     "placed_half2.mrc start at (10, 10, 10) Å and (30, 10, 10) Å: they lie on different grids"),
 ]
 
 
@@ -208,9 +263,11 @@ def test_os_errors_at_write_time_are_one_line_naming_the_output(inputs, tmp_path
     err = capsys.readouterr().err.strip()
     assert status == cli.EXIT_ERROR and "\n" not in err and f"({tmp_path / 'big.mrc'})" in err, err
     assert list(tmp_path.iterdir()) == []
+    # a folder where nothing can be made, though its permission bits let root in: found before
+    # the computation, by writing a probe file there
     status = cli.main(["simulate", str(inputs["protein"]), "--sampling", "1", "--out", "/proc/deepres_test.mrc"])
     err = capsys.readouterr().err.strip()
-    assert status == cli.EXIT_ERROR and "(/proc/deepres_test.mrc)" in err and ".tmp" not in err, err
+    assert status == cli.EXIT_ERROR and err == "deepres simulate: error: output directory /proc is not writable", err
 
 
 def test_a_truncated_model_is_never_read_as_a_shorter_one(inputs):
@@ -328,3 +385,122 @@ def test_sweep_verdicts_are_monotone_and_absurd_sharpening_is_refused():
     check_sharpening([-900.0, 0.0], 3.5)
     with pytest.raises(ParameterError, match="finite"):
         parse_bfactors("0:nan:20")
+
+
+@pytest.mark.parametrize("values, width", [
+    (np.array([2.3, 4.0, 7.9]), HISTOGRAM_BIN_A),             # a usual map: the usual bins
+    (np.array([4.0, 4.0, 1e6]), 1001.0),                      # a flag value: 0.25 Å bins would be 4 million
+    (np.array([4.0, 1e30]), None),
+])
+def test_histograms_have_at_most_the_bins_one_can_draw(values, width):
+    edges, counts = histogram(values)
+    assert len(counts) <= MAX_HISTOGRAM_BINS and counts.sum() == values.size
+    assert edges[0] <= values.min() and edges[-1] >= values.max()
+    step = np.diff(edges)
+    if width is not None:
+        np.testing.assert_allclose(step, width)
+    assert np.allclose(step / HISTOGRAM_BIN_A, np.round(step / HISTOGRAM_BIN_A))   # whole multiples of the bin
+
+
+def test_seeds_outside_numpys_range_are_refused_by_the_core():
+    assert check_seed(SEED_RANGE[1]) == SEED_RANGE[1]
+    for seed in (-1, SEED_RANGE[1] + 1, 1.5, True):
+        with pytest.raises(ParameterError, match=f"whole number from 0 to {SEED_RANGE[1]}"):
+            check_seed(seed)
+
+
+def test_a_volume_stack_of_one_volume_is_read_as_a_volume(tmp_path, rng):
+    volume = rng.standard_normal((6, 7, 8)).astype(np.float32)
+    with mrcfile.new(tmp_path / "one.mrc") as mrc:
+        mrc.set_data(volume[np.newaxis])                      # space group 401, mz = nz
+        mrc.voxel_size = 1.5
+    with mrcfile.open(tmp_path / "one.mrc", header_only=True) as mrc:
+        assert int(mrc.header.ispg) == 401 and int(mrc.header.mz) == int(mrc.header.nz) == 6
+    assert check_map_file(tmp_path / "one.mrc")[0] == (6, 7, 8)
+    data, geometry = read_map(tmp_path / "one.mrc")
+    np.testing.assert_array_equal(data, volume)
+    assert geometry.voxel_size == 1.5
+
+
+def test_sampling_overrides_an_anisotropic_header(inputs, tmp_path):
+    with pytest.raises(MapFormatError, match="anisotropic voxels"):
+        read_map(inputs["anisotropic_half1"])
+    assert read_map(inputs["anisotropic_half1"], voxel_size=1.0)[1].voxel_size == 1.0
+    assert check_map_file(inputs["anisotropic_half1"], voxel_size=1.0)[1] == pytest.approx(ANISOTROPIC_VOXEL_XYZ)
+    assert cli.main(["localfsc", str(inputs["anisotropic_half1"]), str(inputs["anisotropic_half2"]), "--mask",
+                     str(inputs["mask"]), "--sampling", "1", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert read_map(tmp_path / "out" / RESOLUTION_FILE)[1].voxel_size == 1.0
+
+
+def test_half_maps_stating_one_origin_or_none_stay_accepted():
+    unset, placed = MapGeometry(1.0), MapGeometry(1.0, origin=(10.0, 10.0, 10.0))
+    check_half_map_placement(unset, unset, "a.mrc", "b.mrc")
+    check_half_map_placement(placed, unset, "a.mrc", "b.mrc")                      # one states none
+    check_half_map_placement(placed, placed, "a.mrc", "b.mrc")
+    check_half_map_placement(placed, MapGeometry(1.0, origin=(10.4, 10.0, 10.0)), "a.mrc", "b.mrc")  # < half a voxel
+    with pytest.raises(MapFormatError, match=r"the half maps a.mrc and b.mrc start at \(10, 10, 10\) Å and "
+                                             r"\(10, 12, 10\) Å: they lie on different grids"):
+        check_half_map_placement(placed, MapGeometry(1.0, origin=(10.0, 12.0, 10.0)), "a.mrc", "b.mrc")
+
+
+def test_simulate_compresses_the_maps_its_names_ask_to(inputs, tmp_path):
+    common = ["simulate", str(inputs["protein"]), "--sampling", "1", "--noise", "0.1"]
+    assert cli.main(common + ["--out", str(tmp_path / "plain.mrc")]) == 0
+    assert cli.main(common + ["--out", str(tmp_path / "map.mrc.gz"), "--mask-out", str(tmp_path / "mask.bz2")]) == 0
+    assert (tmp_path / "map.mrc.gz").read_bytes()[:2] == b"\x1f\x8b"                # gzip's magic number
+    assert (tmp_path / "mask.bz2").read_bytes()[:3] == b"BZh"
+    plain, geometry = read_map(tmp_path / "plain.mrc")
+    packed, packed_geometry = read_map(tmp_path / "map.mrc.gz")
+    np.testing.assert_array_equal(packed, plain)
+    assert packed_geometry == geometry
+    assert read_map(tmp_path / "mask.bz2")[0].shape == plain.shape
+
+
+#: A tf.function whose Python ``if`` on a tensor only AutoGraph can run (it generates a module).
+AUTOGRAPH_SCRIPT = """
+from deepres_plugin.core.tfquiet import quiet_tensorflow
+quiet_tensorflow()
+import tensorflow as tf
+
+@tf.function
+def double_if_positive(x):
+    if x > 0:
+        return 2 * x
+    return x
+
+print(float(double_if_positive(tf.constant(3.0))))
+"""
+
+
+def _environment(**changes: str) -> dict[str, str]:
+    """This process's environment with bytecode writing and block-buffered output as by default."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")}
+    return {**environment, **changes}
+
+
+def test_tensorflow_runs_leave_no_bytecode_in_tmpdir(tmp_path):
+    (tmp_path / "script").mkdir()
+    (tmp_path / "tmp").mkdir()
+    script = tmp_path / "script" / "autograph.py"
+    script.write_text(AUTOGRAPH_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          env=_environment(TMPDIR=str(tmp_path / "tmp")))
+    assert done.returncode == 0 and done.stdout.strip() == "6.0", done.stderr
+    assert list((tmp_path / "tmp").rglob("*")) == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_a_full_stdout_is_one_line_and_a_closed_one_is_silent():
+    command = [sys.executable, "-m", "deepres_plugin.cli", "--version"]
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, env=_environment())
+    assert (done.returncode, done.stderr) == (
+        cli.EXIT_ERROR, "deepres: error: cannot write the standard output: No space left on device\n")
+    read_end, write_end = os.pipe()
+    os.close(read_end)                                        # the reader left before anything was written
+    try:
+        done = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+                              env=_environment())
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (cli.EXIT_ERROR, "")

@@ -321,3 +321,20 @@ def test_out_of_memory_is_one_line_naming_what_to_change(files, tmp_path, monkey
     assert cli.main(command_line("predict", files, tmp_path / "out") + ["--slab-mb", "8"]) == cli.EXIT_ERROR
     assert capsys.readouterr().err == f"deepres predict: error: out of memory; {predict.MEMORY_HINT}\n"
     assert "--slab-mb (default 32)" in predict.MEMORY_HINT and not (tmp_path / "out").exists()
+
+
+def test_a_reader_that_leaves_while_the_command_prints_ends_it_silently(files, tmp_path):
+    """``deepres fsc ... | head -0`` with unbuffered output: the print of the resolution fails
+    inside the command; it ends with status 1 and nothing on stderr but its log."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "deepres_plugin.cli", "fsc", str(files["half1"]),
+                               str(files["half2"]), "--out", str(tmp_path / "fsc")], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    finally:
+        os.close(write_end)
+    assert done.returncode == cli.EXIT_ERROR
+    assert done.stderr.startswith("INFO: FSC resolution") and len(done.stderr.splitlines()) == 1   # its log only
+    assert (tmp_path / "fsc" / "fsc.csv").exists()                 # the outputs were written before the print

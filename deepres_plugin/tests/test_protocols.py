@@ -190,6 +190,15 @@ class TestDeepResLocalResolution(BaseTest):
         errors = prot.validate()
         self.assertTrue(any(e.startswith("The mask (") and "lie on different grids" in e for e in errors), errors)
 
+    def test_validate_refuses_the_voxel_sizes_the_command_refuses(self):
+        implausible = self.newProtocol(ProtImportVolumes, filesPath=self.mapFile, samplingRate=500.0)
+        self.launchProtocol(implausible)
+        prot = self.newProtocol(ProtDeepResLocalResolution)
+        prot.inputVolume.set(implausible)
+        prot.inputVolume.setExtended("outputVolume")
+        self.assertIn("The map has voxel size 500 Å/px, outside the plausible 0.1-100 Å/px; give the real pixel size "
+                      "(the sampling rate of its import).", prot.validate())
+
     def test_warnings_question_a_sampling_rate_far_from_the_header(self):
         """EMD-5168's case: a header of 1.742 Å/px imported at 5 Å/px. An ordinary map (and no
         mask) gives no warning."""
@@ -252,6 +261,8 @@ class TestDeepResTrain(BaseTest):
         wrong.trainedModel.set(train)
         wrong.trainedModel.setExtended("outputModel")
         self.assertTrue(any("'wide' network" in e for e in wrong.validate()))
+        negative = self.newProtocol(ProtDeepResTrain, source=SOURCE_FOLDER, structuresFolder=self.folder, seed=-1)
+        self.assertEqual(negative.validate(), ["The seed must be a whole number from 0 to 4294967295, got -1."])
 
 
 class TestDeepResTemplate(BaseTest):

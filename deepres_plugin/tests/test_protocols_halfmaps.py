@@ -203,6 +203,13 @@ class TestDeepResHalfMapProtocols(BaseTest):
             errors = self._newProt(protClass, HALVES_TWO_VOLUMES, half2=importSmall).validate()
             self.assertTrue(any(e.startswith("The second half map (40 x 40 x 40 voxels") and "lie on different grids" in e
                                 for e in errors), errors)
+        # halves placed apart (the core refuses half-map files whose headers say so, too)
+        moved = self.newProtocol(ProtImportVolumes, filesPath=self.half2File, samplingRate=1.0, setOrigCoord=True,
+                                 x=10.0, y=0.0, z=0.0)
+        self.launchProtocol(moved)
+        errors = self._newProt(ProtDeepResLocalFsc, HALVES_TWO_VOLUMES, half2=moved).validate()
+        self.assertTrue(any(e.startswith("The second half map and the first have different origins") for e in errors),
+                        errors)
         noHalves = self.newProtocol(ProtDeepResLocalFsc, halvesSource=HALVES_FROM_VOLUME)
         noHalves.inputVolume.set(importSmall)
         noHalves.inputVolume.setExtended("outputVolume")
