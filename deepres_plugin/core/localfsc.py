@@ -16,6 +16,22 @@ any band labelled beyond ``f``, so the estimate cannot read finer than the signa
 limit (the windowed FSC below can). Each band is computed on a grid just fine enough for
 the band and the products (Fourier cropping), so the coarse bands cost little.
 
+Domains (``bands``). A narrow band is spread in space (its kernel rings over several
+wavelengths) and the window reaches 1.5 wavelengths, so where compact domains of different
+resolution lie side by side the coarse ones would see the fine ones' correlated signal and
+read too fine. The mask is therefore split into domains: the components of the mask eroded
+by :data:`DOMAIN_EROSION_A` (masks that touch only across a narrow solvent gap part), pieces
+smaller than :data:`MIN_DOMAIN_VOLUME_A3` joining the nearest domain. Every voxel of the box
+belongs to the cell of its nearest domain (the cells meet in the middle of the solvent gaps);
+two domains whose cells meet in density rather than solvent (:data:`GAP_POWER_FRACTION`: a
+mask that leaves out part of a molecule) are joined again, since a cut through density adds
+fine detail of its own. Each domain is estimated on its own: the whitened halves are multiplied by its cell (edge
+softened by a Gaussian of :data:`CELL_EDGE_SD_A`), so neither the bands nor the windows see
+another domain's density. A mask in one piece (a loose mask, a connected molecule) is one
+domain, and the estimate is the plain band correlation. Everything runs in the bounding box
+of the mask (and then of each domain) plus :data:`CROP_MARGIN_A`, when that box is small
+enough to be worth it (:data:`CROP_LARGEST_FRACTION`).
+
 ``window`` (BlocRes-like, Cardone, Heymann & Steven, J. Struct. Biol. 2013): around each
 position a spherical Hann window of diameter ``window`` A weighs both whitened halves inside
 a box of that edge; the boxes are Fourier transformed and the correlation in each shell of
@@ -45,6 +61,8 @@ import time
 import numpy as np
 import scipy.fft
 import scipy.ndimage
+import scipy.sparse
+import scipy.sparse.csgraph
 
 from .errors import MaskError, ParameterError
 from .fourier import frequency_magnitude
@@ -73,6 +91,30 @@ WINDOW_SDS_PER_BOX = 4.0
 #: Products of band-passed maps are smoothed by the Gaussian window; beyond the frequency
 #: where its transfer falls under this, aliasing of the products is harmless.
 GAUSSIAN_TRANSFER_FLOOR = 1e-4
+#: Domains are the components of the mask eroded by this (A, at least one voxel): masks that
+#: reach 3 A from the atoms of two domains 5 A apart touch in a thin neck, which this parts;
+#: a compact molecule stays in one piece.
+DOMAIN_EROSION_A = 1.5
+#: A piece of the eroded mask smaller than this (A^3; a sphere of 10 A across) is no domain
+#: of its own (a side chain, an island of the mask): its voxels join the nearest domain.
+MIN_DOMAIN_VOLUME_A3 = 500.0
+#: SD (A) of the Gaussian that softens the edge of a domain's cell before it cuts the halves.
+CELL_EDGE_SD_A = 1.5
+#: Two domains are estimated apart only where solvent parts them: the correlated power of the
+#: whitened halves (smoothed by a Gaussian of :data:`GAP_POWER_SD_A`) where their cells meet
+#: must stay under this fraction of its mean inside the weaker domain's mask; otherwise the
+#: cut would cross density (a mask that leaves out part of a molecule) and they stay together.
+GAP_POWER_FRACTION = 0.25
+GAP_POWER_SD_A = 2.0
+#: Margin (A) around the bounding box of the mask, and of each domain, when cropping: more
+#: than the soft mask's edge and the cell's, so the box faces lie in solvent.
+CROP_MARGIN_A = 12.0
+#: The map is cropped only when the box keeps at most this fraction of its voxels: a face of
+#: the box that cuts density (a mask on part of a molecule) adds edges that read as fine
+#: detail, so a crop must pay for that risk in time and memory.
+CROP_LARGEST_FRACTION = 0.5
+#: Planes per slab where a whole-map operation would otherwise copy the map several times.
+SLAB_PLANES = 16
 
 #: Default window diameter of the ``window`` estimator, as a multiple of the global FSC resolution.
 WINDOW_RESOLUTION_FACTOR = 6.0
@@ -98,6 +140,7 @@ class LocalFsc:
         box: window diameter in voxels (``window`` only).
         coarsest: coarsest value the estimator can report (A).
         finest: finest value it can report (A).
+        domains: domains estimated apart (``bands``; 1: the mask is one piece).
     """
 
     resolution: np.ndarray
@@ -109,6 +152,7 @@ class LocalFsc:
     box: int | None
     coarsest: float
     finest: float
+    domains: int = 1
 
     def summary(self) -> dict:
         """The settings and bounds as ``summary.json`` keys."""
@@ -119,15 +163,16 @@ class LocalFsc:
             settings.update(window_A=self.window, window_voxels=self.box)
         else:
             settings.update(window_wavelengths=self.window, band_width_ln=BAND_WIDTH_LN,
-                            sustain_bands=SUSTAIN_BANDS)
+                            sustain_bands=SUSTAIN_BANDS, domains=self.domains)
         return settings
 
     def describe(self) -> str:
         """One phrase for logs and summaries, in A."""
         if self.method == "window":
             return f"FSC in a moving {self.window:.1f} \u00c5 window"
+        apart = f", {self.domains} domains apart" if self.domains > 1 else ""
         return (f"local correlation of band-passed halves (window SD {self.window:g} wavelengths, "
-                f"{self.finest:.2f}-{self.coarsest:.1f} \u00c5)")
+                f"{self.finest:.2f}-{self.coarsest:.1f} \u00c5{apart})")
 
 
 def window_box(window: float, voxel_size: float, shape: tuple[int, ...] | None = None) -> int:
@@ -176,16 +221,29 @@ def whitened_spectra(half1: np.ndarray, half2: np.ndarray) -> tuple[np.ndarray, 
     spectra = [scipy.fft.rfftn(half.astype(np.float64), workers=-1) for half in (half1, half2)]
     radius = frequency_magnitude(shape) * max(shape)                        # in shells
     shells = np.rint(radius).astype(np.int64)
-    power = np.bincount(shells.ravel(), (np.abs(spectra[0] - spectra[1]) ** 2).ravel())
-    count = np.bincount(shells.ravel())
+    size = int(shells.max()) + 1
+    power, count = np.zeros(size), np.zeros(size)
+    for z in range(0, shape[0], SLAB_PLANES):              # slabs: no whole-spectrum temporaries
+        slab = shells[z:z + SLAB_PLANES].ravel()
+        power += np.bincount(slab, (np.abs(spectra[0][z:z + SLAB_PLANES] - spectra[1][z:z + SLAB_PLANES]) ** 2).ravel(),
+                             minlength=size)
+        count += np.bincount(slab, minlength=size)
     rms = np.sqrt(np.divide(power, count, out=np.zeros_like(power), where=count > 0))
     # the noise amplitude between shell centres is interpolated linearly, so that a smooth
     # radial filter of both halves (a B-factor) cancels within a shell too, not only on average
     centres = np.flatnonzero(rms > 0)
-    amplitude = np.interp(radius, centres, rms[centres])
-    factor = np.divide(1.0, amplitude, out=np.zeros_like(amplitude), where=amplitude > 0)
+    factor = np.interp(radius, centres, rms[centres])       # the noise amplitude, then its inverse
+    del radius
+    np.divide(1.0, factor, out=factor, where=factor > 0)
     factor[shells == 0] = 0.0                               # no mean: the windows see fluctuations only
-    return tuple((spectrum * factor).astype(np.complex64) for spectrum in spectra)
+    del shells
+    whitened = []
+    while spectra:
+        spectrum = spectra.pop(0)
+        spectrum *= factor
+        whitened.append(spectrum.astype(np.complex64))
+        del spectrum
+    return tuple(whitened)
 
 
 def whiten(half1: np.ndarray, half2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -279,15 +337,17 @@ class _Positions:
 
     @classmethod
     def of(cls, mask: np.ndarray, stride: int) -> "_Positions":
-        inside = np.argwhere(mask)
         if stride == 1:
-            return cls(mask, 1, inside)
+            return cls(mask, 1, np.argwhere(mask))
         # the corners of every coarse cell holding a masked voxel; the coarse grid wraps like the map
         coarse_shape = tuple(-(-n // stride) for n in mask.shape)
+        padded = np.zeros(tuple(c * stride for c in coarse_shape), dtype=bool)
+        padded[tuple(slice(0, n) for n in mask.shape)] = mask
+        occupied = padded.reshape(coarse_shape[0], stride, coarse_shape[1], stride, coarse_shape[2],
+                                  stride).any(axis=(1, 3, 5))
         flags = np.zeros(coarse_shape, dtype=bool)
-        cells = inside // stride
         for corner in np.ndindex(2, 2, 2):
-            flags[tuple(((cells + np.array(corner)) % np.array(coarse_shape)).T)] = True
+            flags |= np.roll(occupied, corner, axis=(0, 1, 2))
         return cls(mask, stride, np.argwhere(flags) * stride % np.array(mask.shape), flags)
 
     def spread(self, values: np.ndarray) -> np.ndarray:
@@ -298,9 +358,10 @@ class _Positions:
             return resolution
         coarse = np.zeros(self.flags.shape, dtype=np.float32)
         coarse[self.flags] = values
-        inside = np.argwhere(self.mask)
-        resolution[self.mask] = scipy.ndimage.map_coordinates(coarse, (inside / self.stride).T, order=1,
-                                                              mode="grid-wrap")
+        for z in range(0, len(self.mask), SLAB_PLANES):       # slabs: the voxel indices take 24 bytes each
+            inside = np.argwhere(self.mask[z:z + SLAB_PLANES]) + np.array([z, 0, 0])
+            resolution[z:z + SLAB_PLANES][self.mask[z:z + SLAB_PLANES]] = scipy.ndimage.map_coordinates(
+                coarse, (inside / self.stride).T, order=1, mode="grid-wrap")
         return resolution
 
 
@@ -382,7 +443,16 @@ def _band_grid(shape: tuple[int, ...], voxel_size: float, top: float, window_sd:
     falls under :data:`GAUSSIAN_TRANSFER_FLOOR`."""
     reach = np.sqrt(np.log(1.0 / GAUSSIAN_TRANSFER_FLOOR) / 2.0) / (np.pi * window_sd)   # 1/A
     nyquist = top + reach / 2.0
-    return tuple(max(8, 2 * int(np.ceil(nyquist * n * voxel_size))) for n in shape)
+    return tuple(_even_fast_length(max(8, 2 * int(np.ceil(nyquist * n * voxel_size)))) for n in shape)
+
+
+def _even_fast_length(n: int) -> int:
+    """The smallest even length >= ``n`` that the FFT handles fast (no large prime factor:
+    a length of 2 x 43 takes 3-6 times as long as 96)."""
+    length = scipy.fft.next_fast_len(n, real=True)
+    while length % 2:
+        length = scipy.fft.next_fast_len(length + 1, real=True)
+    return length
 
 
 def _cropped_band(spectrum: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...], voxel_size: float,
@@ -394,12 +464,22 @@ def _cropped_band(spectrum: np.ndarray, shape: tuple[int, ...], grid: tuple[int,
     reach = [int(np.floor(top * n * voxel_size)) for n in shape]            # highest |k| per axis
     index = [np.r_[0:k + 1, -k:0] for k in reach[:2]] + [np.arange(reach[2] + 1)]
     block = spectrum[np.ix_(index[0] % shape[0], index[1] % shape[1], index[2])]
-    frequency = np.sqrt(sum(np.square(i / (n * voxel_size)).reshape([-1 if a == j else 1 for a in range(3)])
-                            for j, (i, n) in enumerate(zip(index, shape))))
-    u = np.log(np.maximum(frequency, 1e-12) / low) / BAND_WIDTH_LN
-    weight = np.where((u > 0) & (u < 1), np.sin(np.pi * u) ** 2, 0.0).astype(np.float32)
+    u = np.sqrt(sum(np.square(i / (n * voxel_size)).reshape([-1 if a == j else 1 for a in range(3)])
+                    for j, (i, n) in enumerate(zip(index, shape))))              # frequency (1/A)
+    # in place from here: for the finest bands the block is nearly the whole spectrum
+    np.maximum(u, 1e-12, out=u)
+    u /= low
+    np.log(u, out=u)
+    u /= BAND_WIDTH_LN                                                         # ln(f / low) / w
+    inside = (u > 0) & (u < 1)
+    u *= np.pi
+    np.sin(u, out=u)
+    np.square(u, out=u)
+    u[~inside] = 0.0
+    block *= u.astype(np.float32)                                              # the raised cosine in ln f
+    del u, inside
     band = np.zeros((grid[0], grid[1], grid[2] // 2 + 1), dtype=np.complex64)
-    band[np.ix_(index[0] % grid[0], index[1] % grid[1], index[2])] = block * weight
+    band[np.ix_(index[0] % grid[0], index[1] % grid[1], index[2])] = block
     return band
 
 
@@ -420,7 +500,9 @@ def _cropped(spectrum: np.ndarray, shape: tuple[int, ...], grid: tuple[int, ...]
     block[np.ix_(index[0] % grid[0], index[1] % grid[1], index[2])] = \
         spectrum[np.ix_(index[0] % shape[0], index[1] % shape[1], index[2])]
     scale = np.prod(grid) / np.prod(shape)
-    return scipy.fft.irfftn(block, s=grid, workers=-1) * scale
+    cropped = scipy.fft.irfftn(block, s=grid, workers=-1)
+    cropped *= scale
+    return cropped
 
 
 def band_correlations(spectrum1: np.ndarray, spectrum2: np.ndarray, shape: tuple[int, ...], voxel_size: float,
@@ -433,14 +515,23 @@ def band_correlations(spectrum1: np.ndarray, spectrum2: np.ndarray, shape: tuple
     sd = WINDOW_WAVELENGTHS / low                                              # A
     grid = _band_grid(shape, voxel_size, low * np.exp(BAND_WIDTH_LN), sd)
     spacing = tuple(n * voxel_size / m for n, m in zip(shape, grid))
+    mask = 1.0
+    if weights is not None:                          # before the bands: the finest grids are large
+        mask = _cropped(weights, shape, grid)
+        np.maximum(mask, 0.0, out=mask)              # the low-passed soft mask, never negative
     bands = [scipy.fft.irfftn(_cropped_band(s, shape, grid, voxel_size, low), s=grid, workers=-1)
              for s in (spectrum1, spectrum2)]
     transfer = _gaussian_transfer(grid, spacing, sd)
     coordinates = (centres * (np.array(grid) / np.array(shape))).T
-    mask = 1.0 if weights is None else np.clip(_cropped(weights, shape, grid), 0.0, None)
     local = []
-    for product in (bands[0] * bands[1], bands[0] * bands[0], bands[1] * bands[1]):
-        smooth = scipy.fft.irfftn(scipy.fft.rfftn(product * mask, workers=-1) * transfer, s=grid, workers=-1)
+    for first, second in ((0, 1), (0, 0), (1, 1)):            # one product at a time: the finest grids are large
+        product = bands[first] * bands[second]
+        product *= mask
+        spectrum = scipy.fft.rfftn(product, workers=-1)
+        del product
+        spectrum *= transfer
+        smooth = scipy.fft.irfftn(spectrum, s=grid, workers=-1)
+        del spectrum
         local.append(scipy.ndimage.map_coordinates(smooth, coordinates, order=1, mode="grid-wrap"))
     denominator = np.sqrt(np.maximum(local[1], 0.0) * np.maximum(local[2], 0.0))
     return np.divide(local[0], denominator, out=np.zeros_like(local[0]), where=denominator > 0).astype(np.float32)
@@ -475,9 +566,107 @@ def sustained_crossing(correlations: np.ndarray, edges: np.ndarray, threshold: f
     return (1.0 / frequency).astype(np.float32)
 
 
+def crop_box(mask: np.ndarray, voxel_size: float, margin: float = CROP_MARGIN_A) -> tuple[slice, ...]:
+    """Slices of the bounding box of ``mask`` grown by ``margin`` A on every side, each edge
+    then grown to a fast FFT length (within the map, shifted inwards at its faces)."""
+    pad = int(np.ceil(margin / voxel_size))
+    box = []
+    for axis, n in enumerate(mask.shape):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        start, stop = max(0, int(hit[0]) - pad), min(n, int(hit[-1]) + 1 + pad)
+        size = min(n, scipy.fft.next_fast_len(stop - start, real=True))
+        start = int(np.clip(start - (size - (stop - start)) // 2, 0, n - size))
+        box.append(slice(start, start + size))
+    return tuple(box)
+
+
+def _ball(radius: float) -> np.ndarray:
+    """Boolean ball of ``radius`` voxels (at least the 6 face neighbours) for morphology."""
+    reach = max(1, int(np.floor(radius)))
+    offsets = np.indices((2 * reach + 1,) * 3) - reach
+    return np.sum(np.square(offsets), axis=0) <= max(radius, 1.0) ** 2
+
+
+def domain_cells(mask: np.ndarray, voxel_size: float) -> tuple[np.ndarray | None, int]:
+    """The mask's domains (components of the mask eroded by :data:`DOMAIN_EROSION_A`, at
+    least one voxel, of :data:`MIN_DOMAIN_VOLUME_A3` or more) and the cell of every voxel
+    (the nearest domain's index, 0 to count - 1).
+
+    Returns:
+        int16 cells on the mask's grid and the number of domains; ``(None, 1)`` when the
+        mask is one domain (or none survives the erosion).
+    """
+    cores = scipy.ndimage.binary_erosion(mask, _ball(max(DOMAIN_EROSION_A / voxel_size, 1.0)))
+    labels, count = scipy.ndimage.label(cores)
+    sizes = np.bincount(labels.ravel()) * voxel_size ** 3
+    kept = np.flatnonzero(sizes >= MIN_DOMAIN_VOLUME_A3)
+    kept = kept[kept > 0]
+    if len(kept) <= 1:
+        return None, 1
+    index = np.full(count + 1, -1, dtype=np.int16)
+    index[kept] = np.arange(len(kept))
+    domains = index[labels]
+    del labels, cores
+    # every voxel takes the domain of its nearest domain voxel (the cells of a Voronoi partition)
+    nearest = scipy.ndimage.distance_transform_edt(domains < 0, return_distances=False, return_indices=True)
+    cells = np.empty_like(domains)
+    for z in range(0, len(cells), SLAB_PLANES):              # slabs: indexing makes 64-bit copies of the indices
+        cells[z:z + SLAB_PLANES] = domains[tuple(axis[z:z + SLAB_PLANES] for axis in nearest)]
+    return cells, len(kept)
+
+
+def join_across_density(cells: np.ndarray, count: int, mask: np.ndarray, white1: np.ndarray,
+                         white2: np.ndarray, voxel_size: float) -> tuple[np.ndarray, int]:
+    """The cells of :func:`domain_cells` with every two neighbouring domains joined whose cells
+    meet in density rather than solvent (:data:`GAP_POWER_FRACTION`), from the whitened halves.
+
+    Returns:
+        the new cells (0 to count - 1) and their count.
+    """
+    power = scipy.ndimage.gaussian_filter(white1 * white2, GAP_POWER_SD_A / voxel_size)
+    inside = np.bincount(cells[mask], power[mask], minlength=count) / np.maximum(
+        np.bincount(cells[mask], minlength=count), 1)
+    pairs, values = [], []
+    for axis in range(cells.ndim):               # faces between voxels of different cells
+        c, p = np.moveaxis(cells, axis, 0), np.moveaxis(power, axis, 0)
+        differ = c[1:] != c[:-1]
+        low, high = np.minimum(c[1:], c[:-1])[differ], np.maximum(c[1:], c[:-1])[differ]
+        pairs.append(low.astype(np.int64) * count + high)
+        values.append(0.5 * (p[1:][differ] + p[:-1][differ]))
+    pair, value = np.concatenate(pairs), np.concatenate(values)
+    faces = np.bincount(pair, minlength=count * count)
+    boundary = np.bincount(pair, value, minlength=count * count) / np.maximum(faces, 1)
+    reference = np.minimum.outer(inside, inside).ravel()
+    joined = np.flatnonzero((faces > 0) & (boundary > GAP_POWER_FRACTION * reference))
+    logger.debug("domains: boundary power / weaker domain's %s", np.round(boundary[faces > 0] /
+                                                                            reference[faces > 0], 3))
+    graph = scipy.sparse.coo_matrix((np.ones(len(joined)), (joined // count, joined % count)), shape=(count, count))
+    merged, labels = scipy.sparse.csgraph.connected_components(graph, directed=False)
+    return labels.astype(np.int16)[cells], int(merged)
+
+
+def _band_resolutions(spectra: tuple[np.ndarray, np.ndarray], shape: tuple[int, ...], voxel_size: float,
+                      mask: np.ndarray, edges: np.ndarray, stride: int, threshold: float,
+                      bar=None) -> tuple[np.ndarray, int]:
+    """Resolution (A) at the voxels of ``mask`` (0 elsewhere) by the band correlations of two
+    whitened rfft ``spectra`` of maps of ``shape``, bands with lower edges ``edges``; the
+    number of positions evaluated."""
+    weights = scipy.fft.rfftn(fsc_mask_weights(mask, voxel_size), workers=-1)
+    positions = _Positions.of(mask, stride)
+    crossing = StreamingCrossing(len(positions.centres), threshold)
+    for low in edges:
+        crossing.add(band_correlations(*spectra, shape, voxel_size, positions.centres, low, weights))
+        if bar is not None:
+            bar.update()
+        if crossing.done:                                         # the finer bands cannot change anything
+            break
+    values = crossing.resolution(edges * np.exp(BAND_LABEL_LN))
+    return positions.spread(values), len(positions.centres)
+
+
 def band_correlation_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask: np.ndarray,
                          stride: int = DEFAULT_STRIDE, threshold: float = FSC_THRESHOLD,
-                         finest: float | None = None, progress: bool = False) -> LocalFsc:
+                         finest: float | None = None, progress: bool = False, domains: bool = True) -> LocalFsc:
     """Local resolution (A) at every voxel of ``mask`` by local correlation of band-passed
     halves (``bands`` method; see the module's docstring).
 
@@ -489,6 +678,8 @@ def band_correlation_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float
         threshold: correlation threshold, in (0, 1).
         finest: finest resolution (A) to test, e.g. the halves' information limit
             (:func:`.fsc.information_limit`); default Nyquist.
+        domains: estimate each domain of the mask on its own (:func:`domain_cells`); False
+            correlates across the whole mask, domains together (the earlier estimate).
 
     Returns:
         resolution between the finest band's lower edge and the coarsest's, 0 outside the mask.
@@ -501,35 +692,98 @@ def band_correlation_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float
     _check(half1, mask, threshold)
     stride = _check_stride(stride, max(1, min(half1.shape) // 4))
     edges = band_edges(voxel_size, half1.shape, finest)
-    spectra = whitened_spectra(half1, half2)
-    weights = scipy.fft.rfftn(fsc_mask_weights(mask, voxel_size), workers=-1)
-    positions = _Positions.of(mask, stride)
-    logger.info("local resolution by band correlation: %d positions, %d bands from %.1f to %.2f Å, stride %d",
-                len(positions.centres), len(edges), 1 / edges[0], 1 / edges[-1], stride)
-    finest_edge = float(edges[-1])
-    correlations = np.ones((len(edges), len(positions.centres)), dtype=np.float32)
-    bands = range(len(edges))
+    box = crop_box(mask, voxel_size)
+    if np.prod([b.stop - b.start for b in box]) > CROP_LARGEST_FRACTION * mask.size:
+        box = tuple(slice(0, n) for n in mask.shape)
+    mask_box = mask[box]
+    shape = mask_box.shape
+    cells, count = domain_cells(mask_box, voxel_size) if domains else (None, 1)
+    spectra = whitened_spectra(half1[box], half2[box])
+    if cells is not None:
+        whites = [scipy.fft.irfftn(spectrum, s=shape, workers=-1).astype(np.float32) for spectrum in spectra]
+        cells, count = join_across_density(cells, count, mask_box, *whites, voxel_size)
+        if count == 1:
+            cells = whites = None
+        else:
+            spectra = None                                        # each domain transforms its own cut
+    logger.info("local resolution by band correlation: %d masked voxels in a %s box, %d domain(s), %d bands from "
+                "%.1f to %.2f Å, stride %d", int(mask_box.sum()), "x".join(map(str, shape)), count, len(edges),
+                1 / edges[0], 1 / edges[-1], stride)
+    bar = None
     if progress:
         from .progress import progress_bar
-        bands = progress_bar(bands, desc="local FSC", unit="band")
-    for b in bands:
-        correlations[b] = band_correlations(*spectra, half1.shape, voxel_size, positions.centres, edges[b], weights)
-        if _all_crossed(correlations[:b + 1], threshold):          # the finer bands cannot change anything
-            correlations, edges = correlations[:b + 1], edges[:b + 1]
-            break
-    if progress:
-        bands.close()                        # a loop left early leaves its bar open
+        bar = progress_bar(total=count * len(edges), desc="local FSC", unit="band")
+    resolution = np.zeros(half1.shape, dtype=np.float32)
+    if cells is None:
+        resolution[box], positions = _band_resolutions(spectra, shape, voxel_size, mask_box, edges, stride,
+                                                       threshold, bar)
+    else:
+        region, positions = resolution[box], 0                    # a view: filled domain by domain
+        for domain in range(count):
+            inside = mask_box & (cells == domain)
+            if not inside.any():
+                continue
+            sub = crop_box(inside, voxel_size)
+            cut = scipy.ndimage.gaussian_filter((cells[sub] == domain).astype(np.float32), CELL_EDGE_SD_A / voxel_size)
+            sub_spectra = tuple(scipy.fft.rfftn(white[sub] * cut, workers=-1).astype(np.complex64) for white in whites)
+            values, evaluated = _band_resolutions(sub_spectra, cut.shape, voxel_size, inside[sub], edges, stride,
+                                                  threshold, bar)
+            region[sub][inside[sub]] = values[inside[sub]]
+            positions += evaluated
+    if bar is not None:
+        bar.close()                          # a loop left early leaves its bar open
     labels = edges * np.exp(BAND_LABEL_LN)
-    values = sustained_crossing(correlations, labels, threshold)
-    return LocalFsc(positions.spread(values), "bands", stride, len(positions.centres), time.perf_counter() - start,
-                    WINDOW_WAVELENGTHS, None, float(1.0 / labels[0]), float(1.0 / (finest_edge * np.exp(BAND_LABEL_LN))))
+    return LocalFsc(resolution, "bands", stride, positions, time.perf_counter() - start, WINDOW_WAVELENGTHS, None,
+                    float(1.0 / labels[0]), float(1.0 / labels[-1]), count)
 
 
-def _all_crossed(correlations: np.ndarray, threshold: float) -> bool:
-    """True when every position already has a sustained crossing among these bands."""
-    if len(correlations) < SUSTAIN_BANDS:
-        return False
-    return bool(sustained_runs(correlations < threshold).any(axis=0).all())
+class StreamingCrossing:
+    """:func:`sustained_crossing` fed one band at a time: only the last ``sustain`` + 1 bands'
+    correlations are kept (a few values per position instead of one per band and position:
+    1.3 GB for a 400^3 map with most of it masked)."""
+
+    def __init__(self, positions: int, threshold: float, sustain: int = SUSTAIN_BANDS):
+        self.threshold, self.sustain, self.bands = threshold, sustain, 0
+        self.recent = np.zeros((sustain + 1, positions), dtype=np.float32)   # band b in row b % (sustain + 1)
+        self.run = np.zeros(positions, dtype=np.int32)                        # bands below in a row so far
+        self.first = np.full(positions, -1, dtype=np.int64)                   # start of the first sustained run
+        self.before = np.zeros(positions, dtype=np.float32)                   # correlation in the band before it
+        self.at = np.zeros(positions, dtype=np.float32)                       # and in its first band
+
+    def add(self, correlation: np.ndarray) -> None:
+        """The next band's correlation at every position."""
+        self.recent[self.bands % (self.sustain + 1)] = correlation
+        self.run = np.where(correlation < self.threshold, self.run + 1, 0)
+        self._found((self.first < 0) & (self.run >= self.sustain), self.bands - self.sustain + 1)
+        self.bands += 1
+
+    @property
+    def done(self) -> bool:
+        """Every position has a sustained crossing: the finer bands cannot change anything."""
+        return bool(np.all(self.first >= 0))
+
+    def _found(self, which: np.ndarray, first) -> None:
+        index = np.flatnonzero(which)
+        first = np.broadcast_to(first, which.shape)[index]
+        self.first[index] = first
+        self.at[index] = self.recent[first % (self.sustain + 1), index]
+        self.before[index] = self.recent[np.maximum(first - 1, 0) % (self.sustain + 1), index]
+
+    def resolution(self, edges: np.ndarray) -> np.ndarray:
+        """Resolution (A) per position, as :func:`sustained_crossing` of the bands added, whose
+        lower edges (or labels) are ``edges[:bands]`` (1/A): bands beyond the last count as below."""
+        edges = edges[:self.bands]
+        self._found((self.first < 0) & (self.run > 0), self.bands - self.run)
+        crossed, first = self.first >= 0, np.maximum(self.first, 0)
+        drop = self.before - self.at
+        step = np.clip(np.divide(self.before - self.threshold, drop, out=np.zeros_like(drop), where=drop > 0),
+                       0.0, 1.0)
+        log_edges = np.log(edges)
+        previous = np.maximum(first - 1, 0)
+        log_frequency = log_edges[previous] + step * (log_edges[first] - log_edges[previous])
+        frequency = np.where(first == 0, edges[0], np.exp(log_frequency))
+        frequency = np.where(crossed, frequency, edges[-1])
+        return (1.0 / frequency).astype(np.float32)
 
 
 def local_resolution_map(half1: np.ndarray, half2: np.ndarray, voxel_size: float, mask: np.ndarray,
