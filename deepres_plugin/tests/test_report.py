@@ -263,27 +263,20 @@ def test_predict_summary_keys_carry_their_units(predicted):
 
 
 def test_every_summary_is_written_and_read_through_one_definition_of_its_keys():
-    from deepres_plugin.core.outputs import (
-        ChainResolution,
-        LocalFilterSummary,
-        ReportSummary,
-        ResiduesSummary,
-        SweepRow,
-        SweepSummary,
-    )
+    from deepres_plugin.core import outputs
 
-    report = ReportSummary(median=4.0, mean=4.2, std=0.5, min=3.0, max=6.0, percentile_20=3.6, percentile_80=4.8,
+    report = outputs.ReportSummary(median=4.0, mean=4.2, std=0.5, min=3.0, max=6.0, percentile_20=3.6, percentile_80=4.8,
                            voxels=10, colour_range=(3.0, 6.0), palette="jet",
                            fields={"files": {"map": "../map.mrc"}, "run_seconds": 1.5})
-    row = SweepRow(bfactor=-50.0, deepres_median=4.0, deepres_p20=3.5, deepres_p80=4.5, localfsc_p20=3.6,
+    row = outputs.SweepRow(bfactor=-50.0, deepres_median=4.0, deepres_p20=3.5, deepres_p80=4.5, localfsc_p20=3.6,
                    difference=-0.1, verdict="good")
-    sweep = SweepSummary(recommended_bfactor=-50.0, recommended_verdict="good", global_fsc_resolution=3.8,
+    sweep = outputs.SweepSummary(recommended_bfactor=-50.0, recommended_verdict="good", global_fsc_resolution=3.8,
                          localfsc_p20=3.6, localfsc_median=4.0, threshold=0.143, rows=(row,), fields={})
-    local = LocalFilterSummary(bank_resolutions=(2.0, 3.0), bfactor=0.0, bfactor_source="none", map_bfactor=None,
+    local = outputs.LocalFilterSummary(bank_resolutions=(2.0, 3.0), bfactor=0.0, bfactor_source="none", map_bfactor=None,
                                voxels=7, colour_range=(2.0, 3.0), palette="viridis", fields={})
-    chain = ChainResolution(chain="A", residues=3, residues_estimated=2, atoms=20, atoms_outside_map=0,
+    chain = outputs.ChainResolution(chain="A", residues=3, residues_estimated=2, atoms=20, atoms_outside_map=0,
                             atoms_outside_region=1, median=4.0, percentile_20=3.5, percentile_80=4.5)
-    residues = ResiduesSummary(residues=3, residues_estimated=2, median=4.0, percentile_20=3.5, percentile_80=4.5,
+    residues = outputs.ResiduesSummary(residues=3, residues_estimated=2, median=4.0, percentile_20=3.5, percentile_80=4.5,
                                atoms=20, atoms_outside_map=0, atoms_outside_region=1, chains=(chain,),
                                colour_range=(3.0, 5.0), palette="jet", fields={})
     for summary in (report, sweep, local, residues):
@@ -298,4 +291,4 @@ def test_every_summary_is_written_and_read_through_one_definition_of_its_keys():
               if key not in ("median_A", "percentile_20_A", "percentile_80_A", "colour_range_A", "chains")},
            "median": 4.0, "percentile_20": 3.5, "percentile_80": 4.5, "colour_range": [3.0, 5.0],
            "chains": [{**dataclasses.asdict(chain)}]}
-    assert ResiduesSummary.from_dict(old).chains == (chain,) and ResiduesSummary.from_dict(old).median == 4.0
+    assert outputs.ResiduesSummary.from_dict(old).chains == (chain,) and outputs.ResiduesSummary.from_dict(old).median == 4.0
