@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import functools
 import importlib
 import io
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .core.errors import DeepResError
 from .core.interrupts import Interrupted, interrupts_as_exceptions
@@ -143,19 +142,14 @@ def flush_stdout(status: int) -> int:
     return status
 
 
-def stdout_flushed(function: Callable[..., int]) -> Callable[..., int]:
-    """``function`` (a ``main``) whose exit status goes through :func:`flush_stdout`."""
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs) -> int:
-        return flush_stdout(function(*args, **kwargs))
-
-    return wrapper
-
-
-@stdout_flushed
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``deepres``; return the exit status (0 success, 1 error, 2 usage error, 128 + the
-    signal when interrupted: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
+    signal when interrupted: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP), standard output
+    flushed (:func:`flush_stdout`)."""
+    return flush_stdout(_main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     command = "deepres"
     with interrupts_as_exceptions():
         try:

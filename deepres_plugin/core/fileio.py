@@ -117,9 +117,10 @@ def _is_stale(path: Path, tag: str, now: float) -> bool:
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A fresh hidden file name next to ``path`` (same file system, so rename is atomic)."""
+    """A fresh hidden file next to ``path`` (same file system, so rename is atomic), whose
+    folder :func:`check_writable_dir` has checked."""
     target = Path(path)
-    parent = check_writable_dir(target)
+    parent = target.resolve().parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_owner_tag()}.", suffix=TEMPORARY_SUFFIX, dir=parent)
     except OSError as exc:                 # a read-only or special file system: name the output
@@ -277,7 +278,7 @@ class RunFolder:
     Example:
         >>> with RunFolder(out_dir, expected_bytes=volume.nbytes) as run:
         ...     result = compute()
-        ...     run.write({"resolution.mrc": lambda tmp: write_map(tmp, result), "summary.json": data})
+        ...     run.write({RESOLUTION_FILE: lambda tmp: write_map(tmp, result), SUMMARY_FILE: summary.to_json()})
     """
 
     def __init__(self, path: str | os.PathLike, expected_bytes: int = 0):

@@ -31,6 +31,9 @@ COMPRESSION_BY_SUFFIX = {".gz": "gzip", ".bz2": "bzip2"}
 COMPRESSION_SUFFIXES = tuple(COMPRESSION_BY_SUFFIX)
 #: MRC2014 space groups of volume stacks (401-630): nz / mz volumes of mz sections each.
 VOLUME_STACK_SPACE_GROUPS = (401, 630)
+#: Largest distance between the first voxels of two maps on one grid, in voxels (the grid
+#: checks of the core and of the Scipion protocols).
+ORIGIN_TOLERANCE_VOXELS = 0.5
 #: Voxel sizes (Å/px) a map can have, from finer than any detector's super-resolution pixel
 #: or crystallographic grid to coarser than any binned tomogram. A value outside is a wrong
 #: header or option (a unit cell written as the voxel size), and work sized in voxels from
@@ -139,11 +142,12 @@ def same_voxel_size(first_A: float, second_A: float) -> bool:
 def different_placements(first: MapGeometry, second: MapGeometry) -> tuple[str, str] | None:
     """Where two maps of one grid put their first voxel (:meth:`MapGeometry.first_voxel_xyz`),
     as ``"x, y, z"`` texts in Å, when both headers state a place (not 0, 0, 0) and the places
-    differ by more than half a voxel; else None (a header that states no place is read as
+    differ by more than :data:`ORIGIN_TOLERANCE_VOXELS`; else None (a header that states no place is read as
     lying on the other's grid)."""
     starts = [np.array(geometry.first_voxel_xyz()) for geometry in (first, second)]
     if not all(np.any(start) for start in starts) \
-            or np.max(np.abs(starts[0] - starts[1])) <= 0.5 * max(first.voxel_size, second.voxel_size):
+            or np.max(np.abs(starts[0] - starts[1])) <= ORIGIN_TOLERANCE_VOXELS * max(first.voxel_size,
+                                                                                      second.voxel_size):
         return None
     text = [", ".join(f"{v:g}" for v in start) for start in starts]
     return text[0], text[1]

@@ -169,8 +169,13 @@ class _Record:
         return tuple(value) if isinstance(value, list) else value
 
     @classmethod
+    def _typed(cls, entry: dict[str, Any]) -> dict[str, Any]:
+        """The fields of :attr:`KEYS` read from ``entry`` (a summary.json dict)."""
+        return {field: cls._decode(field, entry[key]) for field, key in cls.KEYS.items()}
+
+    @classmethod
     def from_dict(cls, entry: dict[str, Any]):
-        return cls(**{field: cls._decode(field, entry[key]) for field, key in cls.KEYS.items()})
+        return cls(**cls._typed(entry))
 
 
 class _SummaryFields(_Record):
@@ -192,7 +197,7 @@ class _SummaryFields(_Record):
     def from_dict(cls, summary: dict[str, Any]):
         """From a summary.json's contents, of this version or an earlier one (:func:`current_summary`)."""
         summary = current_summary(summary)
-        return cls(**{field: cls._decode(field, summary[key]) for field, key in cls.KEYS.items()}, fields=summary)
+        return cls(**cls._typed(summary), fields=summary)
 
     @classmethod
     def read(cls, folder: str | os.PathLike):

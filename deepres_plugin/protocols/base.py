@@ -20,7 +20,7 @@ from .. import constants
 from ..core.errors import DeepResError, ParameterError
 from ..core.masks import automatic_mask_description
 from ..core.models import shipped_model_path
-from ..core.mrc import check_voxel_size, same_voxel_size
+from ..core.mrc import ORIGIN_TOLERANCE_VOXELS, check_voxel_size, same_voxel_size
 from ..core.networks import read_model_info
 from ..core.outputs import RESOLUTION_FILE, ReportSummary
 from ..core.ranges import AUTO_RANGE, RANGES
@@ -41,11 +41,6 @@ def scipionOrigin(image):
     writes as the MRC header origin (``Ccp4Header.fixFile``) and gives ChimeraX as ``volume
     origin``; the import form's x, y, z are their negatives (the wizard reads minus the header)."""
     return tuple(float(v) for v in image.getShiftsFromOrigin())
-
-
-#: Largest difference between the origins of two grids that are one grid, in voxels (the
-#: core's ``check_same_grid`` allows the same).
-ORIGIN_TOLERANCE_VOXELS = 0.5
 
 
 def gridErrors(volume, reference, what, referenceWhat="the map", checkOrigin=True,
